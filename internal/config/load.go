@@ -1,0 +1,630 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Options tune Load.
+type Options struct {
+	// Now, when set, makes a cutover_at in the past a problem. Leave it
+	// zero when resuming a run whose window has already opened.
+	Now time.Time
+}
+
+// Defaults applied when a key is absent.
+const (
+	DefaultSSHUser         = "root"
+	DefaultSSHPort         = 22
+	DefaultKnownHosts      = "~/.ssh/known_hosts"
+	DefaultLoweredTTL      = 5 * time.Minute
+	DefaultRestoreTTLAfter = time.Hour
+	DefaultConvergeTimeout = 2 * time.Hour
+	DefaultHookTimeout     = 30 * time.Minute
+)
+
+// HookNames lists the hooks in the order they run.
+var HookNames = []string{"prepare", "disable", "activate", "reenable"}
+
+// Load reads and validates the file at path.
+func Load(path string, opts Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path, opts)
+}
+
+// Parse validates data as a config file named file. On failure the error is
+// an *Error holding every problem found.
+func Parse(data []byte, file string, opts Options) (*Config, error) {
+	var raw map[string]any
+	if err := toml.Unmarshal(data, &raw); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			line, col := de.Position()
+			return nil, &Error{Problems: []Problem{{File: file, Line: line, Col: col, Msg: "not valid TOML: " + de.Error()}}}
+		}
+		return nil, &Error{Problems: []Problem{{File: file, Msg: "not valid TOML: " + err.Error()}}}
+	}
+	l := &loader{file: file, pos: keyPositions(data)}
+	cfg := l.config(raw, opts)
+	if len(l.problems) > 0 {
+		// In file order; problems with no position (a missing table) last.
+		slices.SortStableFunc(l.problems, func(a, b Problem) int {
+			if (a.Line == 0) != (b.Line == 0) {
+				if a.Line == 0 {
+					return 1
+				}
+				return -1
+			}
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Col - b.Col
+		})
+		return nil, &Error{Problems: l.problems}
+	}
+	return cfg, nil
+}
+
+type loader struct {
+	file     string
+	pos      map[string]Pos
+	problems []Problem
+}
+
+func (l *loader) problem(key, format string, args ...any) {
+	p := Problem{File: l.file, Key: key, Msg: fmt.Sprintf(format, args...)}
+	// Point at the key, or at the closest enclosing table that is written.
+	for k := key; k != ""; {
+		if at, ok := l.pos[k]; ok {
+			p.Line, p.Col = at.Line, at.Col
+			break
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	l.problems = append(l.problems, p)
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// table checks m's keys against allowed and reports the others.
+func (l *loader) table(m map[string]any, prefix string, allowed ...string) {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(allowed, k) {
+			l.problem(join(prefix, k), "unknown key (valid here: %s)", strings.Join(allowed, ", "))
+		}
+	}
+}
+
+func (l *loader) sub(m map[string]any, prefix, key string, required bool) map[string]any {
+	v, ok := m[key]
+	if !ok {
+		if required {
+			l.problem(join(prefix, key), "required table [%s] is missing", join(prefix, key))
+		}
+		return nil
+	}
+	t, ok := v.(map[string]any)
+	if !ok {
+		l.problem(join(prefix, key), "must be a table, not %s", typeName(v))
+		return nil
+	}
+	return t
+}
+
+func (l *loader) str(m map[string]any, prefix, key, def string) (string, bool) {
+	v, ok := m[key]
+	if !ok {
+		return def, false
+	}
+	s, ok := v.(string)
+	if !ok {
+		l.problem(join(prefix, key), "must be a string, not %s", typeName(v))
+		return def, false
+	}
+	return s, true
+}
+
+func (l *loader) boolean(m map[string]any, prefix, key string) bool {
+	v, ok := m[key]
+	if !ok {
+		return false
+	}
+	b, ok := v.(bool)
+	if !ok {
+		l.problem(join(prefix, key), "must be true or false, not %s", typeName(v))
+	}
+	return b
+}
+
+func (l *loader) oneOf(m map[string]any, prefix, key, def string, valid ...string) string {
+	s, set := l.str(m, prefix, key, def)
+	if set && !slices.Contains(valid, s) {
+		l.problem(join(prefix, key), "%q is not one of %s", s, strings.Join(valid, ", "))
+		return def
+	}
+	return s
+}
+
+func (l *loader) duration(m map[string]any, prefix, key string, def time.Duration) time.Duration {
+	s, set := l.str(m, prefix, key, "")
+	if !set {
+		return def
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		l.problem(join(prefix, key), "%v", err)
+		return def
+	}
+	return d
+}
+
+func (l *loader) strList(m map[string]any, prefix, key string) ([]string, bool) {
+	v, ok := m[key]
+	if !ok {
+		return nil, false
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		l.problem(join(prefix, key), "must be an array of strings, not %s", typeName(v))
+		return nil, true
+	}
+	out := make([]string, 0, len(arr))
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			l.problem(fmt.Sprintf("%s[%d]", join(prefix, key), i), "must be a string, not %s", typeName(e))
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+func (l *loader) path(m map[string]any, prefix, key, def string) string {
+	s, _ := l.str(m, prefix, key, def)
+	if s == "" {
+		return ""
+	}
+	p, err := expandHome(s)
+	if err != nil {
+		l.problem(join(prefix, key), "%v", err)
+		return ""
+	}
+	if !filepath.IsAbs(p) {
+		l.problem(join(prefix, key), "%q is a relative path; write it absolute (or starting with ~/)", s)
+		return ""
+	}
+	return filepath.Clean(p)
+}
+
+func expandHome(p string) (string, error) {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot expand %q: %w", p, err)
+	}
+	return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
+}
+
+func (l *loader) config(raw map[string]any, opts Options) *Config {
+	cfg := &Config{File: l.file}
+	l.table(raw, "", "cutover_at", "state_dir", "on_failure", "old", "new", "ssh", "dns", "providers", "sync", "hooks", "notify")
+
+	switch v := raw["cutover_at"].(type) {
+	case nil:
+		l.problem("cutover_at", "required: when the window opens, as a TOML datetime with offset, e.g. 2026-12-01T03:00:00Z")
+	case time.Time:
+		cfg.CutoverAt = v
+		if !opts.Now.IsZero() && v.Before(opts.Now) {
+			l.problem("cutover_at", "%s is in the past (now is %s)", v.UTC().Format(time.RFC3339), opts.Now.UTC().Format(time.RFC3339))
+		}
+	case toml.LocalDateTime, toml.LocalDate, toml.LocalTime:
+		l.problem("cutover_at", "needs a UTC offset, e.g. 2026-12-01T03:00:00Z or 2026-12-01T04:00:00+01:00")
+	case string:
+		l.problem("cutover_at", "must be a TOML datetime, written without quotes, e.g. cutover_at = 2026-12-01T03:00:00Z")
+	default:
+		l.problem("cutover_at", "must be a TOML datetime, not %s", typeName(v))
+	}
+
+	cfg.StateDir = l.path(raw, "", "state_dir", "")
+	if cfg.StateDir == "" {
+		cfg.StateDir = defaultStateDir(l.file)
+	}
+	cfg.OnFailure = l.oneOf(raw, "", "on_failure", OnFailureRollback, OnFailureRollback, OnFailureStop)
+
+	cfg.Old = l.host(l.sub(raw, "", "old", true), "old")
+	cfg.New = l.host(l.sub(raw, "", "new", true), "new")
+	if cfg.Old.Address.IsValid() && cfg.Old.Address == cfg.New.Address {
+		l.problem("new.address", "is the same as old.address (%s)", cfg.Old.Address)
+	}
+	if cfg.Old.Address6.IsValid() && cfg.Old.Address6 == cfg.New.Address6 {
+		l.problem("new.address6", "is the same as old.address6 (%s)", cfg.Old.Address6)
+	}
+
+	ssh := l.sub(raw, "", "ssh", false)
+	l.table(ssh, "ssh", "identity_file", "known_hosts", "transfer")
+	cfg.SSH = SSH{
+		IdentityFile: l.path(ssh, "ssh", "identity_file", ""),
+		KnownHosts:   l.path(ssh, "ssh", "known_hosts", DefaultKnownHosts),
+		Transfer:     l.oneOf(ssh, "ssh", "transfer", TransferDirect, TransferDirect, TransferAgent, TransferRelay),
+	}
+
+	cfg.Providers = l.providers(l.sub(raw, "", "providers", true))
+	cfg.DNS = l.dns(l.sub(raw, "", "dns", true), cfg)
+	cfg.Sync = l.syncs(raw)
+	cfg.Hooks = l.hooks(l.sub(raw, "", "hooks", false), cfg)
+
+	notify := l.sub(raw, "", "notify", false)
+	l.table(notify, "notify", "command")
+	cfg.Notify.Command, _ = l.str(notify, "notify", "command", "")
+	return cfg
+}
+
+func defaultStateDir(file string) string {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = "/root"
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	stem := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	return filepath.Join(base, "cutover", stem)
+}
+
+func (l *loader) host(m map[string]any, role string) Host {
+	h := Host{Role: role, SSHUser: DefaultSSHUser, SSHPort: DefaultSSHPort}
+	if m == nil {
+		return h
+	}
+	l.table(m, role, "address", "address6", "ssh_user", "ssh_port")
+	if s, set := l.str(m, role, "address", ""); !set {
+		if _, present := m["address"]; !present {
+			l.problem(role+".address", "required: the host's IPv4 address")
+		}
+	} else if a, err := netip.ParseAddr(s); err != nil || !a.Is4() {
+		l.problem(role+".address", "%q is not an IPv4 address", s)
+	} else {
+		h.Address = a
+	}
+	if s, set := l.str(m, role, "address6", ""); set {
+		if a, err := netip.ParseAddr(s); err != nil || !a.Is6() || a.Is4In6() {
+			l.problem(role+".address6", "%q is not an IPv6 address", s)
+		} else {
+			h.Address6 = a
+		}
+	}
+	h.SSHUser, _ = l.str(m, role, "ssh_user", DefaultSSHUser)
+	if h.SSHUser == "" {
+		l.problem(role+".ssh_user", "must not be empty")
+	}
+	if v, ok := m["ssh_port"]; ok {
+		n, ok := v.(int64)
+		if !ok || n < 1 || n > 65535 {
+			l.problem(role+".ssh_port", "must be a port number from 1 to 65535")
+		} else {
+			h.SSHPort = int(n)
+		}
+	}
+	return h
+}
+
+func (l *loader) providers(m map[string]any) map[string]*ProviderSettings {
+	out := map[string]*ProviderSettings{}
+	for name, v := range m {
+		key := "providers." + name
+		t, ok := v.(map[string]any)
+		if !ok {
+			l.problem(key, "must be a table, not %s", typeName(v))
+			continue
+		}
+		typ, set := l.str(t, key, "type", "")
+		if !set || typ == "" {
+			l.problem(key+".type", "required: the provider type, e.g. \"cloudflare\" or \"rfc2136\"")
+		}
+		values := map[string]any{}
+		for k, v := range t {
+			if k != "type" {
+				values[k] = v
+			}
+		}
+		ps := NewProviderSettings(name, typ, values)
+		ps.file, ps.pos = l.file, l.pos
+		out[name] = ps
+	}
+	return out
+}
+
+func normalizeName(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
+}
+
+var labelRE = regexp.MustCompile(`^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+$`)
+
+func (l *loader) dns(m map[string]any, cfg *Config) DNS {
+	d := DNS{LoweredTTL: DefaultLoweredTTL, RestoreTTLAfter: DefaultRestoreTTLAfter, ConvergeTimeout: DefaultConvergeTimeout}
+	if m == nil {
+		return d
+	}
+	l.table(m, "dns", "provider", "zone", "names", "lowered_ttl", "restore_ttl_after", "authoritative", "resolvers", "quorum", "converge_timeout")
+
+	d.Provider, _ = l.str(m, "dns", "provider", "")
+	switch {
+	case d.Provider == "":
+		l.problem("dns.provider", "required: the name of a [providers.NAME] table")
+	case cfg.Providers[d.Provider] == nil:
+		var names []string
+		for n := range cfg.Providers {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		if len(names) == 0 {
+			l.problem("dns.provider", "%q: there is no [providers.%s] table", d.Provider, d.Provider)
+		} else {
+			l.problem("dns.provider", "%q: there is no [providers.%s] table (defined: %s)", d.Provider, d.Provider, strings.Join(names, ", "))
+		}
+	}
+
+	zone, _ := l.str(m, "dns", "zone", "")
+	if zone == "" {
+		l.problem("dns.zone", "required: the zone that holds the names, e.g. \"example.org.\"")
+	} else if d.Zone = normalizeName(zone); !labelRE.MatchString(d.Zone) {
+		l.problem("dns.zone", "%q is not a valid domain name", zone)
+		d.Zone = ""
+	}
+
+	names, _ := l.strList(m, "dns", "names")
+	if len(names) == 0 {
+		l.problem("dns.names", "required: the names whose A/AAAA records move, e.g. [\"mail.example.org.\"]")
+	}
+	for i, n := range names {
+		key := fmt.Sprintf("dns.names[%d]", i)
+		fq := normalizeName(n)
+		switch {
+		case !labelRE.MatchString(fq):
+			l.problem(key, "%q is not a valid domain name", n)
+		case d.Zone != "" && fq != d.Zone && !strings.HasSuffix(fq, "."+d.Zone):
+			l.problem(key, "%q is not inside zone %q", n, d.Zone)
+		case slices.Contains(d.Names, fq):
+			l.problem(key, "%q is listed twice", n)
+		default:
+			d.Names = append(d.Names, fq)
+		}
+	}
+
+	d.LoweredTTL = l.duration(m, "dns", "lowered_ttl", DefaultLoweredTTL)
+	if d.LoweredTTL < time.Second || d.LoweredTTL%time.Second != 0 {
+		l.problem("dns.lowered_ttl", "must be a whole number of seconds, at least 1s")
+	}
+	if s, set := l.str(m, "dns", "restore_ttl_after", ""); set && s == "never" {
+		d.RestoreNever = true
+	} else if set {
+		d.RestoreTTLAfter = l.duration(m, "dns", "restore_ttl_after", DefaultRestoreTTLAfter)
+	}
+	d.ConvergeTimeout = l.duration(m, "dns", "converge_timeout", DefaultConvergeTimeout)
+	if d.ConvergeTimeout <= 0 {
+		l.problem("dns.converge_timeout", "must be longer than 0s")
+	}
+
+	auth, _ := l.strList(m, "dns", "authoritative")
+	d.Authoritative = l.servers(auth, "dns.authoritative")
+	res, set := l.strList(m, "dns", "resolvers")
+	d.Resolvers = l.servers(res, "dns.resolvers")
+	if !set || len(res) == 0 {
+		l.problem("dns.resolvers", `required: the resolvers that must see the change, e.g. ["1.1.1.1", "8.8.8.8", "9.9.9.9", "208.67.222.222"]`)
+	}
+
+	switch v := m["quorum"].(type) {
+	case nil:
+	case string:
+		if v != "all" {
+			l.problem("dns.quorum", "%q: must be \"all\" or a number of resolvers", v)
+		}
+	case int64:
+		if v < 1 || (len(d.Resolvers) > 0 && int(v) > len(d.Resolvers)) {
+			l.problem("dns.quorum", "%d: must be from 1 to the number of resolvers (%d)", v, len(d.Resolvers))
+		} else {
+			d.Quorum = int(v)
+		}
+	default:
+		l.problem("dns.quorum", "must be \"all\" or a number, not %s", typeName(v))
+	}
+	return d
+}
+
+// ParseServer parses "host", "host:port", "v6" or "[v6]:port" with an IP
+// literal host; the port defaults to 53.
+func ParseServer(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q is not an IP address with an optional port (host names are not accepted here)", s)
+	}
+	return netip.AddrPortFrom(a.Unmap(), 53), nil
+}
+
+func (l *loader) servers(list []string, key string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for i, s := range list {
+		ap, err := ParseServer(s)
+		if err != nil {
+			l.problem(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+			continue
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+var ownerRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*[$]?:([a-z_][a-z0-9_.-]*[$]?)?$`)
+
+func (l *loader) syncs(raw map[string]any) []Sync {
+	v, ok := raw["sync"]
+	if !ok {
+		return nil
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		l.problem("sync", "must be an array of tables ([[sync]]), not %s", typeName(v))
+		return nil
+	}
+	var out []Sync
+	for i, e := range arr {
+		prefix := fmt.Sprintf("sync[%d]", i)
+		m, ok := e.(map[string]any)
+		if !ok {
+			l.problem(prefix, "must be a table, not %s", typeName(e))
+			continue
+		}
+		l.table(m, prefix, "path", "initial", "delete", "owner", "verify")
+		s := Sync{
+			Initial: l.boolean(m, prefix, "initial"),
+			Delete:  l.boolean(m, prefix, "delete"),
+			Verify:  l.oneOf(m, prefix, "verify", VerifyMetadata, VerifyMetadata, VerifyContent),
+		}
+		p, _ := l.str(m, prefix, "path", "")
+		switch {
+		case p == "":
+			l.problem(prefix+".path", "required: the absolute path to copy")
+		case !filepath.IsAbs(p):
+			l.problem(prefix+".path", "%q is a relative path; write it absolute", p)
+		case filepath.Clean(p) == "/":
+			l.problem(prefix+".path", "refusing to sync the whole file system")
+		default:
+			s.Path = filepath.Clean(p)
+		}
+		s.Owner, _ = l.str(m, prefix, "owner", "")
+		if s.Owner != "" && !ownerRE.MatchString(s.Owner) {
+			l.problem(prefix+".owner", "%q is not \"user:\" or \"user:group\"", s.Owner)
+		}
+		if s.Path != "" {
+			for _, o := range out {
+				if o.Path == "" {
+					continue
+				}
+				if o.Path == s.Path {
+					l.problem(prefix+".path", "%q is listed twice", s.Path)
+				} else if within(s.Path, o.Path) || within(o.Path, s.Path) {
+					l.problem(prefix+".path", "%q overlaps %q: list each directory once", s.Path, o.Path)
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func within(p, dir string) bool { return strings.HasPrefix(p, dir+"/") }
+
+var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
+
+// Placeholders lists the names a hook command may use as {name}.
+func Placeholders(cfg *Config) map[string]string {
+	m := map[string]string{"dns.zone": cfg.DNS.Zone}
+	for _, h := range []Host{cfg.Old, cfg.New} {
+		m[h.Role+".address"] = addrString(h.Address)
+		m[h.Role+".address6"] = addrString(h.Address6)
+		m[h.Role+".ssh_user"] = h.SSHUser
+		m[h.Role+".ssh_port"] = fmt.Sprint(h.SSHPort)
+	}
+	return m
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func (l *loader) hooks(m map[string]any, cfg *Config) Hooks {
+	var hs Hooks
+	l.table(m, "hooks", HookNames...)
+	vars := Placeholders(cfg)
+	var valid []string
+	for k := range vars {
+		valid = append(valid, k)
+	}
+	slices.Sort(valid)
+	for i, k := range valid {
+		valid[i] = "{" + k + "}"
+	}
+	for _, name := range HookNames {
+		prefix := "hooks." + name
+		t := l.sub(m, "hooks", name, false)
+		if t == nil {
+			continue
+		}
+		l.table(t, prefix, "on", "run", "timeout")
+		h := &Hook{Name: name, Timeout: DefaultHookTimeout}
+		h.On, _ = l.str(t, prefix, "on", "")
+		if !slices.Contains([]string{OnLocal, OnOld, OnNew}, h.On) {
+			l.problem(prefix+".on", "%q: must be \"local\", \"old\" or \"new\"", h.On)
+		}
+		run, _ := l.str(t, prefix, "run", "")
+		if strings.TrimSpace(run) == "" {
+			l.problem(prefix+".run", "required: the command to run")
+		}
+		h.Run = placeholderRE.ReplaceAllStringFunc(run, func(ph string) string {
+			v, ok := vars[strings.Trim(ph, "{}")]
+			if !ok {
+				l.problem(prefix+".run", "unknown placeholder %s (valid: %s)", ph, strings.Join(valid, " "))
+				return ph
+			}
+			if v == "" {
+				l.problem(prefix+".run", "placeholder %s is empty: that key is not set", ph)
+			}
+			return v
+		})
+		h.Timeout = l.duration(t, prefix, "timeout", DefaultHookTimeout)
+		if h.Timeout <= 0 {
+			l.problem(prefix+".timeout", "must be longer than 0s")
+		}
+		switch name {
+		case "prepare":
+			hs.Prepare = h
+		case "disable":
+			hs.Disable = h
+		case "activate":
+			hs.Activate = h
+		case "reenable":
+			hs.Reenable = h
+		}
+	}
+	return hs
+}

@@ -1,0 +1,89 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Pos is a place in the config file.
+type Pos struct {
+	Line, Col int
+}
+
+// keyPositions maps every key's full name ("dns.names", "sync[1].path",
+// "hooks.disable.run") to where it is written. Array-of-tables entries are
+// numbered from 0 in the order they appear; tables themselves are recorded
+// under their header name.
+func keyPositions(data []byte) map[string]Pos {
+	pos := map[string]Pos{}
+	arrayCount := map[string]int{}
+	var p unstable.Parser
+	p.Reset(data)
+	prefix := ""
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			name, at := joinKey(&p, e.Key())
+			if e.Kind == unstable.ArrayTable {
+				i := arrayCount[name]
+				arrayCount[name] = i + 1
+				name = fmt.Sprintf("%s[%d]", name, i)
+			}
+			prefix = name
+			pos[name] = at
+		case unstable.KeyValue:
+			recordKeyValue(&p, e, prefix, pos)
+		}
+	}
+	return pos
+}
+
+func recordKeyValue(p *unstable.Parser, kv *unstable.Node, prefix string, pos map[string]Pos) {
+	name, at := joinKey(p, kv.Key())
+	if prefix != "" {
+		name = prefix + "." + name
+	}
+	pos[name] = at
+	v := kv.Value()
+	if v != nil && v.Kind == unstable.InlineTable {
+		it := v.Children()
+		for it.Next() {
+			if c := it.Node(); c.Kind == unstable.KeyValue {
+				recordKeyValue(p, c, name, pos)
+			}
+		}
+	}
+}
+
+func joinKey(p *unstable.Parser, it unstable.Iterator) (string, Pos) {
+	var parts []string
+	var at Pos
+	first := true
+	for it.Next() {
+		n := it.Node()
+		if first {
+			at = shapePos(p, n)
+			first = false
+		}
+		parts = append(parts, string(n.Data))
+	}
+	return strings.Join(parts, "."), at
+}
+
+func shapePos(p *unstable.Parser, n *unstable.Node) (at Pos) {
+	defer func() {
+		// Shape panics for ranges outside the input (synthetic nodes); a
+		// missing position is better than a crash while reporting errors.
+		if recover() != nil {
+			at = Pos{}
+		}
+	}()
+	if n.Raw.Length == 0 {
+		return Pos{}
+	}
+	s := p.Shape(n.Raw)
+	return Pos{Line: s.Start.Line, Col: s.Start.Column}
+}

@@ -1,0 +1,67 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Secret is a reference to a secret value: "env:NAME" or "file:PATH". The
+// value itself is read only by Resolve and never stored in the Config, so a
+// Secret can be printed safely.
+type Secret struct {
+	ref string
+}
+
+// ErrInlineSecret reports a secret written into the file instead of referenced.
+var ErrInlineSecret = errors.New(`secrets must not be written inline: use "env:NAME" or "file:PATH"`)
+
+// ParseSecret checks a secret reference. It never echoes s, which might be
+// the secret itself.
+func ParseSecret(s string) (Secret, error) {
+	kind, rest, ok := strings.Cut(s, ":")
+	switch {
+	case !ok || (kind != "env" && kind != "file"):
+		return Secret{}, ErrInlineSecret
+	case rest == "":
+		return Secret{}, fmt.Errorf("%s: needs a name after %q", kind, kind+":")
+	case kind == "file":
+		p, err := expandHome(rest)
+		if err != nil {
+			return Secret{}, err
+		}
+		return Secret{ref: "file:" + p}, nil
+	}
+	return Secret{ref: s}, nil
+}
+
+// IsZero reports whether no secret was configured.
+func (s Secret) IsZero() bool { return s.ref == "" }
+
+// String shows the reference, never the value.
+func (s Secret) String() string { return s.ref }
+
+// Resolve reads the secret. Errors name the variable or file, never the value.
+func (s Secret) Resolve() (string, error) {
+	kind, rest, _ := strings.Cut(s.ref, ":")
+	switch kind {
+	case "env":
+		v, ok := os.LookupEnv(rest)
+		if !ok || v == "" {
+			return "", fmt.Errorf("config: secret: environment variable %q is not set", rest)
+		}
+		return v, nil
+	case "file":
+		b, err := os.ReadFile(rest)
+		if err != nil {
+			return "", fmt.Errorf("config: secret: %w", err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("config: secret: file %q is empty", rest)
+		}
+		return v, nil
+	}
+	return "", errors.New("config: secret: not configured")
+}
