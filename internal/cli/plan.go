@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/scheduler"
+)
+
+func init() {
+	c := &command{
+		name: "plan", args: "FILE [--offline] [--json] [--accept-slow-propagation]", summary: "show the timeline; changes nothing",
+		help: `Computes the cutover's timeline from the config, the TTLs the authoritative servers
+serve now, and the current time, and prints every step with its absolute time (UTC and
+local), why it runs then, and exactly what it will do. Nothing is changed anywhere.
+
+  --offline                  do not query DNS; times that depend on the served TTLs are unknown
+  --json                     print the plan as JSON
+  --accept-slow-propagation  exit 0 even when the TTL can no longer be lowered in time
+
+Exit 1 when the TTL cannot be lowered in time (the plan names the earliest safe cutover_at).`,
+	}
+	var offline, asJSON, acceptSlow bool
+	c.run = func(ctx context.Context, e *env, args []string) error {
+		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		fs.BoolVar(&offline, "offline", false, "")
+		fs.BoolVar(&asJSON, "json", false, "")
+		fs.BoolVar(&acceptSlow, "accept-slow-propagation", false, "")
+		pos, err := parse(c, fs, args, 1, 1)
+		if err != nil {
+			return err
+		}
+		cfg, err := loadConfig(e, pos[0], true)
+		if err != nil {
+			return err
+		}
+		p, err := makePlan(ctx, e, cfg, offline)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(p); err != nil {
+				return err
+			}
+		} else {
+			p.Render(e.stdout, time.Local)
+		}
+		if p.TooLate && !acceptSlow {
+			return tooLate(cfg, p)
+		}
+		return nil
+	}
+	register(c)
+}
+
+func tooLate(cfg *config.Config, p *scheduler.Plan) error {
+	return withHint(fmt.Errorf("plan: too late to lower the TTL before the window: caches may serve the old address until %s",
+		p.CachesUntil.UTC().Format("2006-01-02 15:04:05 UTC")), ExitFailure,
+		"set cutover_at = %s in %s, or accept a slower switch: cutover run %s --accept-slow-propagation",
+		p.EarliestSafe.UTC().Format(time.RFC3339), cfg.File, cfg.File)
+}
+
+// makePlan gathers the provider's capabilities and, unless offline, the
+// records the authoritative servers serve, and computes the plan.
+func makePlan(ctx context.Context, e *env, cfg *config.Config, offline bool) (*scheduler.Plan, error) {
+	info, err := providerInfo(cfg)
+	if err != nil {
+		return nil, err
+	}
+	in := scheduler.Input{Config: cfg, Provider: info, Now: e.now()}
+	if !offline {
+		facts, err := observe(ctx, cfg)
+		if err != nil {
+			return nil, withHint(err, ExitFailure, "check [dns] resolvers and authoritative, or plan without DNS: cutover plan %s --offline", cfg.File)
+		}
+		in.Facts = facts
+	}
+	p, err := scheduler.MakePlan(in)
+	var pe *scheduler.PlanError
+	if errors.As(err, &pe) {
+		return nil, withHint(err, ExitUsage, "%s", pe.Hint)
+	}
+	return p, err
+}
