@@ -1,0 +1,104 @@
+// Package lab owns the real-server test support of cutover: BIND 9 primaries and secondaries,
+// Unbound caches and OpenSSH hosts in their own mount namespaces, all on reserved 127.A.B.0/24
+// blocks of the loopback interface. Everything it starts is tracked by PID (and by mount namespace
+// for hosts), torn down by Stop, and cleaned up on the next reservation of the same block if a
+// previous run was killed before it could stop its servers.
+//
+// The package serves tests (the New* functions take a testing.TB, call Require, fail the test on
+// error and register Stop with t.Cleanup) and non-test code such as a demo command (the Start*
+// functions return a value and an error; the caller calls Stop). It needs root, iproute2,
+// util-linux (unshare, nsenter), bind9, unbound and openssh-server; nothing it starts listens
+// outside 127.0.0.0/8 and nothing ever sends a query off the machine.
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// requirements maps the names Require accepts to the binary that must exist (empty: special)
+// and the hint printed when it is missing.
+var requirements = map[string]struct{ bin, hint string }{
+	"root":    {"", "run the tests as root"},
+	"sshd":    {"sshd", "apt-get install openssh-server"},
+	"ssh":     {"ssh", "apt-get install openssh-client"},
+	"named":   {"named", "apt-get install bind9"},
+	"unbound": {"unbound", "apt-get install unbound"},
+	"rsync":   {"rsync", "apt-get install rsync"},
+	"ip":      {"ip", "apt-get install iproute2"},
+	"unshare": {"unshare", "apt-get install util-linux"},
+	"nsenter": {"nsenter", "apt-get install util-linux"},
+}
+
+// extraPath is searched after $PATH: sbin directories are often missing from a non-login PATH.
+var extraPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+// lookBin finds a binary in $PATH or the usual system directories.
+func lookBin(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range extraPath {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("lab: %q not found in $PATH or %s", name, strings.Join(extraPath, ":"))
+}
+
+// mustBin is lookBin for the Start functions: the error names the package to install.
+func mustBin(what, name string) (string, error) {
+	p, err := lookBin(name)
+	if err != nil {
+		hint := "install it"
+		if r, ok := requirements[what]; ok {
+			hint = r.hint
+		}
+		return "", fmt.Errorf("%w (%s)", err, hint)
+	}
+	return p, nil
+}
+
+// Require skips t with a clear message when a needed binary is missing or we are not root;
+// when the environment variable CI is "true" it calls t.Fatalf instead of skipping.
+// what: any of "root", "sshd", "ssh", "named", "unbound", "rsync", "ip", "unshare", "nsenter".
+// An unknown name is a programming error and always fails the test.
+func Require(t testing.TB, what ...string) {
+	t.Helper()
+	require(t, os.Getenv("CI") == "true", os.Geteuid(), lookBin, what)
+}
+
+func require(t testing.TB, ci bool, euid int, look func(string) (string, error), what []string) {
+	t.Helper()
+	var missing []string
+	for _, w := range what {
+		r, ok := requirements[w]
+		if !ok {
+			t.Fatalf("lab: Require: unknown requirement %q", w)
+			return
+		}
+		if w == "root" {
+			if euid != 0 {
+				missing = append(missing, fmt.Sprintf("root (%s)", r.hint))
+			}
+			continue
+		}
+		if _, err := look(r.bin); err != nil {
+			missing = append(missing, fmt.Sprintf("%s (%s)", w, r.hint))
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "lab: real-server test needs " + strings.Join(missing, ", ")
+	if ci {
+		t.Fatalf("%s; CI=true, so this is a failure, not a skip", msg)
+		return
+	}
+	t.Skipf("%s; skipping (with CI=true this fails)", msg)
+}
