@@ -1,0 +1,134 @@
+package providers_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/libdns/libdns"
+
+	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/providers"
+)
+
+// fakeFactory reads the keys a typical API provider has.
+func fakeFactory(opened *int) providers.Factory {
+	return func(s *config.ProviderSettings, env providers.Env) (providers.Client, error) {
+		tok := s.Secret("token", true)
+		_ = s.String("endpoint", true)
+		var errs []error
+		if ep := s.String("mode", false); ep != "" && ep != "fast" {
+			errs = append(errs, &providers.SettingError{Key: "mode", Msg: `must be "fast"`})
+		}
+		if err := providers.Ready(s, env, errs...); err != nil {
+			return nil, err
+		}
+		if _, err := tok.Resolve(); err != nil {
+			return nil, err
+		}
+		*opened++
+		return &memory{zone: env.Zone}, nil
+	}
+}
+
+func TestRegisterDuplicatePanics(t *testing.T) {
+	var n int
+	providers.Register("test-dup", fakeFactory(&n), providers.Capabilities{})
+	defer func() {
+		r := recover()
+		if r != `providers: Register called twice for type "test-dup"` {
+			t.Fatalf("recovered %v", r)
+		}
+	}()
+	providers.Register("test-dup", fakeFactory(&n), providers.Capabilities{})
+	t.Fatal("no panic")
+}
+
+func TestLookupUnknown(t *testing.T) {
+	_, _, err := providers.Lookup("nope")
+	want := `providers: unknown type "nope" (valid: ` + strings.Join(providers.Types(), ", ") + ")"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	if !errors.Is(err, providers.ErrUnknownType) {
+		t.Fatal("not ErrUnknownType")
+	}
+	if !slices.IsSorted(providers.Types()) {
+		t.Fatal("Types not sorted")
+	}
+}
+
+func TestCheckAndOpen(t *testing.T) {
+	var opened int
+	providers.Register("test-api", fakeFactory(&opened), providers.Capabilities{})
+	t.Setenv("CUTOVER_TEST_TOKEN", "s3cr3t-t0ken")
+	tests := []struct {
+		desc string
+		typ  string
+		kv   map[string]any
+		want []string
+	}{
+		{desc: "good", typ: "test-api", kv: map[string]any{"token": "env:CUTOVER_TEST_TOKEN", "endpoint": "x"}},
+		{
+			desc: "every problem at once",
+			typ:  "test-api",
+			kv:   map[string]any{"token": "s3cr3t-t0ken", "mode": "slow", "colour": "red"},
+			want: []string{
+				"providers.dns.token: " + config.ErrInlineSecret.Error(),
+				"providers.dns.endpoint: required",
+				`providers.dns.colour: unknown key for provider type "test-api"`,
+				`providers.dns.mode: must be "fast"`,
+			},
+		},
+		{
+			desc: "unknown type",
+			typ:  "nope",
+			want: []string{`providers.dns.type: unknown type "nope" (valid: ` + strings.Join(providers.Types(), ", ") + ")"},
+		},
+		{
+			desc: "unset env var is not resolved by Check",
+			typ:  "test-api",
+			kv:   map[string]any{"token": "env:CUTOVER_TEST_UNSET", "endpoint": "x"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			var got []string
+			for _, p := range providers.Check(config.NewProviderSettings("dns", tc.typ, tc.kv)) {
+				got = append(got, p.String())
+				if strings.Contains(p.String(), "s3cr3t-t0ken") {
+					t.Errorf("problem shows the secret: %s", p)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+	if opened != 0 {
+		t.Fatalf("Check built %d clients", opened)
+	}
+
+	z, err := providers.Open(config.NewProviderSettings("dns", "test-api", map[string]any{"token": "env:CUTOVER_TEST_TOKEN", "endpoint": "x"}), providers.Env{Zone: "example.org."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened != 1 || z.Name() != "example.org." {
+		t.Fatalf("opened %d, zone %q", opened, z.Name())
+	}
+	if _, err := z.Snapshot(context.Background(), []string{"mail.example.org."}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = providers.Open(config.NewProviderSettings("dns", "test-api", map[string]any{"token": "env:CUTOVER_TEST_UNSET", "endpoint": "x"}), providers.Env{Zone: "example.org."})
+	if want := `config: secret: environment variable "CUTOVER_TEST_UNSET" is not set`; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	_, err = providers.Open(config.NewProviderSettings("dns", "test-api", nil), providers.Env{})
+	if want := "providers: open: no zone given"; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+var _ libdns.RecordGetter = (*memory)(nil)

@@ -1,0 +1,474 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libdns/libdns"
+)
+
+// RRset is the addresses of one name and type with their TTL. Empty Addrs
+// means there is no such RRset.
+type RRset struct {
+	Addrs []netip.Addr  `json:"addrs,omitempty"`
+	TTL   time.Duration `json:"ttl,omitempty"`
+}
+
+// NameRecords is the A and AAAA RRsets of one name.
+type NameRecords struct {
+	Name string `json:"name"` // FQDN with trailing dot
+	A    RRset  `json:"a"`
+	AAAA RRset  `json:"aaaa"`
+}
+
+// Snapshot is what the zone held for the names before cutover changed
+// anything. It goes into the journal.
+type Snapshot struct {
+	Zone  string        `json:"zone"`
+	Taken time.Time     `json:"taken"`
+	Names []NameRecords `json:"names"`
+}
+
+// Target is the host the names move to. An invalid AAAA means the host has no
+// IPv6 address: Swap removes the AAAA RRsets.
+type Target struct {
+	A    netip.Addr
+	AAAA netip.Addr
+}
+
+// Zone runs the record operations on one zone of one provider.
+type Zone struct {
+	c    Client
+	zone string
+	caps Capabilities
+}
+
+// NewZone returns the operations for zone (made fully qualified, lower case)
+// over c.
+func NewZone(c Client, zone string, caps Capabilities) *Zone {
+	return &Zone{c: c, zone: fqdn(zone), caps: caps}
+}
+
+// Capabilities returns the provider's capabilities.
+func (z *Zone) Capabilities() Capabilities { return z.caps }
+
+// Name returns the zone name (FQDN with trailing dot).
+func (z *Zone) Name() string { return z.zone }
+
+// ConflictError says a record holds neither the value an operation expects
+// before it nor the value it writes: someone else changed it. The operation
+// changed nothing.
+type ConflictError struct {
+	Op         string       // "lower-ttl", "swap", "restore-ttl", "revert"
+	Name, Type string       // "mail.example.org.", "A"
+	Want       []netip.Addr // the value expected before the operation
+	Other      []netip.Addr // the value the operation writes
+	Got        []netip.Addr // what the zone holds
+}
+
+func (e *ConflictError) Error() string {
+	if sameAddrs(e.Want, e.Other) {
+		return fmt.Sprintf("providers: %s: %s %s holds %s, expected %s: changed outside cutover, nothing was changed",
+			e.Op, e.Name, e.Type, fmtAddrs(e.Got), fmtAddrs(e.Want))
+	}
+	return fmt.Sprintf("providers: %s: %s %s holds %s, expected %s (before) or %s (after): changed outside cutover, nothing was changed",
+		e.Op, e.Name, e.Type, fmtAddrs(e.Got), fmtAddrs(e.Want), fmtAddrs(e.Other))
+}
+
+// NotOldError is returned by Snapshot.Check when a name does not point at the
+// old host.
+type NotOldError struct {
+	Name, Type string
+	Want, Got  []netip.Addr
+}
+
+func (e *NotOldError) Error() string {
+	return fmt.Sprintf("providers: %s %s is %s, not the old host's %s", e.Name, e.Type, fmtAddrs(e.Got), fmtAddrs(e.Want))
+}
+
+// ErrTTLTooLow is wrapped when an operation is asked for a TTL below the
+// provider's minimum.
+var ErrTTLTooLow = errors.New("TTL below the provider's minimum")
+
+// Check says whether the snapshot shows every name pointing at old: each A
+// RRset exactly {old.A} and each AAAA exactly {old.AAAA} (none when old has
+// no IPv6). It returns one *NotOldError per mismatch, joined. Check(new) == nil
+// means the swap has already happened.
+func (s *Snapshot) Check(old Target) error {
+	var errs []error
+	for _, n := range s.Names {
+		for _, t := range []struct {
+			typ  string
+			want netip.Addr
+			got  RRset
+		}{{"A", old.A, n.A}, {"AAAA", old.AAAA, n.AAAA}} {
+			want := single(t.want)
+			if !sameAddrs(t.got.Addrs, want) {
+				errs = append(errs, &NotOldError{Name: n.Name, Type: t.typ, Want: want, Got: t.got.Addrs})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Lookup returns the snapshot's records of name, if it has them.
+func (s *Snapshot) Lookup(name string) (NameRecords, bool) {
+	name = fqdn(name)
+	for _, n := range s.Names {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return NameRecords{}, false
+}
+
+// Snapshot reads the current A and AAAA RRsets of names (FQDNs inside the
+// zone). It only reads.
+func (z *Zone) Snapshot(ctx context.Context, names []string) (*Snapshot, error) {
+	ns, err := z.canonNames(names)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := z.read(ctx, ns)
+	if err != nil {
+		return nil, fmt.Errorf("providers: snapshot: %w", err)
+	}
+	snap := &Snapshot{Zone: z.zone, Taken: time.Now().UTC()}
+	for _, n := range ns {
+		snap.Names = append(snap.Names, NameRecords{Name: n, A: cur[key{n, "A"}], AAAA: cur[key{n, "AAAA"}]})
+	}
+	return snap, nil
+}
+
+// LowerTTL rewrites the snapshot's A and AAAA RRsets with the same data and
+// TTL ttl (an RRset whose TTL is already lower keeps it).
+func (z *Zone) LowerTTL(ctx context.Context, snap *Snapshot, ttl time.Duration) error {
+	if err := z.checkTTL("lower-ttl", ttl); err != nil {
+		return err
+	}
+	return z.run(ctx, "lower-ttl", snap, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+		after = old
+		if len(old.Addrs) > 0 && (old.TTL == 0 || old.TTL > ttl) {
+			after.TTL = ttl
+		}
+		return old, after
+	})
+}
+
+// Swap makes each name's A RRset exactly {to.A} and its AAAA RRset exactly
+// {to.AAAA}, or removes it when to has no IPv6 address. The new RRsets carry
+// ttl (the lowered TTL). Other types and other names are untouched.
+func (z *Zone) Swap(ctx context.Context, snap *Snapshot, to Target, ttl time.Duration) error {
+	if !to.A.Is4() {
+		return fmt.Errorf("providers: swap: target A %q is not an IPv4 address", to.A)
+	}
+	if to.AAAA.IsValid() && !(to.AAAA.Is6() && !to.AAAA.Is4In6()) {
+		return fmt.Errorf("providers: swap: target AAAA %q is not an IPv6 address", to.AAAA)
+	}
+	if err := z.checkTTL("swap", ttl); err != nil {
+		return err
+	}
+	return z.run(ctx, "swap", snap, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+		want := single(to.A)
+		if typ == "AAAA" {
+			want = single(to.AAAA)
+		}
+		after = RRset{Addrs: want}
+		if len(want) > 0 {
+			after.TTL = ttl
+		}
+		return old, after
+	})
+}
+
+// RestoreTTL gives every RRset its snapshot TTL back, keeping the data it
+// holds now (the snapshot's or to's). An AAAA RRset the snapshot did not have
+// gets the name's A TTL from the snapshot.
+func (z *Zone) RestoreTTL(ctx context.Context, snap *Snapshot, to Target) error {
+	if snap == nil {
+		return errors.New("providers: restore-ttl: empty snapshot")
+	}
+	var fallback time.Duration
+	for _, n := range snap.Names {
+		fallback = max(fallback, n.A.TTL, n.AAAA.TTL)
+	}
+	return z.run(ctx, "restore-ttl", snap, func(n NameRecords, typ string, old RRset, cur RRset) (before, after RRset) {
+		ttl := origTTL(n, typ)
+		if ttl == 0 {
+			ttl = fallback
+		}
+		toSet := single(to.A)
+		if typ == "AAAA" {
+			toSet = single(to.AAAA)
+		}
+		if sameAddrs(cur.Addrs, toSet) && !sameAddrs(cur.Addrs, old.Addrs) {
+			after = RRset{Addrs: toSet}
+			if len(toSet) > 0 {
+				after.TTL = ttl
+			}
+			return old, after
+		}
+		after = old
+		if len(old.Addrs) > 0 {
+			after.TTL = ttl
+		}
+		// Before is what the swap wrote, so a record holding neither the
+		// snapshot's nor the target's data is a conflict.
+		return RRset{Addrs: toSet}, after
+	})
+}
+
+// Revert puts back the snapshot's data and TTLs. from is the host cutover
+// swapped the names to: a record holding neither from's nor the snapshot's
+// data is a conflict.
+func (z *Zone) Revert(ctx context.Context, snap *Snapshot, from Target) error {
+	return z.run(ctx, "revert", snap, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+		b := single(from.A)
+		if typ == "AAAA" {
+			b = single(from.AAAA)
+		}
+		return RRset{Addrs: b}, old
+	})
+}
+
+func origTTL(n NameRecords, typ string) time.Duration {
+	own, other := n.A, n.AAAA
+	if typ == "AAAA" {
+		own, other = n.AAAA, n.A
+	}
+	if len(own.Addrs) > 0 {
+		return own.TTL
+	}
+	return other.TTL
+}
+
+func (z *Zone) checkTTL(op string, ttl time.Duration) error {
+	if ttl < time.Second || ttl%time.Second != 0 {
+		return fmt.Errorf("providers: %s: TTL %s must be a whole number of seconds, at least 1s", op, ttl)
+	}
+	if ttl < z.caps.MinTTL {
+		return fmt.Errorf("providers: %s: %w: %s < %s (%s)", op, ErrTTLTooLow, ttl, z.caps.MinTTL, z.caps.MinTTLReason)
+	}
+	return nil
+}
+
+type key struct{ name, typ string }
+
+// planFunc gives, for one RRset of the snapshot (old) and what the zone holds
+// now (cur), the data expected before the operation and the RRset it writes.
+type planFunc func(n NameRecords, typ string, old, cur RRset) (before, after RRset)
+
+type step struct {
+	key
+	cur, after RRset
+}
+
+// run checks the precondition for every RRset of the snapshot, then writes
+// what is not already done in one SetRecords call (and one DeleteRecords call
+// for RRsets that must go), then reads back and verifies.
+func (z *Zone) run(ctx context.Context, op string, snap *Snapshot, plan planFunc) error {
+	if snap == nil || len(snap.Names) == 0 {
+		return fmt.Errorf("providers: %s: empty snapshot", op)
+	}
+	if fqdn(snap.Zone) != z.zone {
+		return fmt.Errorf("providers: %s: snapshot is of zone %q, not %q", op, snap.Zone, z.zone)
+	}
+	names := make([]string, len(snap.Names))
+	for i, n := range snap.Names {
+		names[i] = n.Name
+	}
+	cur, err := z.read(ctx, names)
+	if err != nil {
+		return fmt.Errorf("providers: %s: %w", op, err)
+	}
+	var (
+		conflicts []error
+		todo      []step
+	)
+	for _, n := range snap.Names {
+		for _, typ := range []string{"A", "AAAA"} {
+			old := n.A
+			if typ == "AAAA" {
+				old = n.AAAA
+			}
+			k := key{n.Name, typ}
+			c := cur[k]
+			before, after := plan(n, typ, old, c)
+			if !sameAddrs(c.Addrs, before.Addrs) && !sameAddrs(c.Addrs, after.Addrs) {
+				conflicts = append(conflicts, &ConflictError{Op: op, Name: n.Name, Type: typ, Want: before.Addrs, Other: after.Addrs, Got: c.Addrs})
+				continue
+			}
+			if done(c, after) {
+				continue
+			}
+			todo = append(todo, step{k, c, after})
+		}
+	}
+	if len(conflicts) > 0 {
+		return errors.Join(conflicts...)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	var set, del []libdns.Record
+	for _, s := range todo {
+		rel := libdns.RelativeName(s.name, z.zone)
+		if len(s.after.Addrs) == 0 {
+			for _, a := range s.cur.Addrs {
+				del = append(del, libdns.Address{Name: rel, IP: a})
+			}
+			continue
+		}
+		for _, a := range s.after.Addrs {
+			set = append(set, libdns.Address{Name: rel, TTL: s.after.TTL, IP: a})
+		}
+	}
+	if len(set) > 0 {
+		if _, err := z.c.SetRecords(ctx, z.zone, set); err != nil {
+			return fmt.Errorf("providers: %s: set records: %w", op, err)
+		}
+	}
+	if len(del) > 0 {
+		if _, err := z.c.DeleteRecords(ctx, z.zone, del); err != nil {
+			return fmt.Errorf("providers: %s: delete records: %w", op, err)
+		}
+	}
+	got, err := z.read(ctx, names)
+	if err != nil {
+		return fmt.Errorf("providers: %s: read back: %w", op, err)
+	}
+	var bad []error
+	for _, s := range todo {
+		if g := got[s.key]; !done(g, s.after) {
+			bad = append(bad, fmt.Errorf("providers: %s: after writing, %s %s is %s, want %s", op, s.name, s.typ, fmtRRset(g), fmtRRset(s.after)))
+		}
+	}
+	return errors.Join(bad...)
+}
+
+func done(cur, after RRset) bool {
+	if !sameAddrs(cur.Addrs, after.Addrs) {
+		return false
+	}
+	return len(after.Addrs) == 0 || cur.TTL == after.TTL
+}
+
+// read returns the A and AAAA RRsets of names (RRsets with mixed TTLs get the
+// largest one).
+func (z *Zone) read(ctx context.Context, names []string) (map[key]RRset, error) {
+	var (
+		recs []libdns.Record
+		err  error
+	)
+	if nr, ok := z.c.(NameReader); ok {
+		recs, err = nr.GetNameRecords(ctx, z.zone, names)
+	} else {
+		recs, err = z.c.GetRecords(ctx, z.zone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get records: %w", err)
+	}
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[key]RRset{}
+	for _, r := range recs {
+		rr := r.RR()
+		if rr.Type != "A" && rr.Type != "AAAA" {
+			continue
+		}
+		name := fqdn(libdns.AbsoluteName(rr.Name, z.zone))
+		if !want[name] {
+			continue
+		}
+		a, err := netip.ParseAddr(rr.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: bad address %q", name, rr.Type, rr.Data)
+		}
+		k := key{name, rr.Type}
+		s := out[k]
+		if !slices.Contains(s.Addrs, a) {
+			s.Addrs = append(s.Addrs, a)
+		}
+		s.TTL = max(s.TTL, rr.TTL)
+		out[k] = s
+	}
+	for k, s := range out {
+		slices.SortFunc(s.Addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+		out[k] = s
+	}
+	return out, nil
+}
+
+func (z *Zone) canonNames(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, errors.New("providers: no names given")
+	}
+	var out []string
+	for _, n := range names {
+		f := fqdn(n)
+		if f != z.zone && !strings.HasSuffix(f, "."+z.zone) {
+			return nil, fmt.Errorf("providers: name %q is not in zone %q", n, z.zone)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func fqdn(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
+}
+
+func single(a netip.Addr) []netip.Addr {
+	if !a.IsValid() {
+		return nil
+	}
+	return []netip.Addr{a}
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
+}
+
+func fmtAddrs(as []netip.Addr) string {
+	if len(as) == 0 {
+		return "none"
+	}
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func fmtRRset(r RRset) string {
+	if len(r.Addrs) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%s (ttl %s)", fmtAddrs(r.Addrs), r.TTL)
+}
