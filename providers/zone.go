@@ -57,6 +57,9 @@ func NewZone(c Client, zone string, caps Capabilities) *Zone {
 // Capabilities returns the provider's capabilities.
 func (z *Zone) Capabilities() Capabilities { return z.caps }
 
+// Client returns the provider's client.
+func (z *Zone) Client() Client { return z.c }
+
 // Name returns the zone name (FQDN with trailing dot).
 func (z *Zone) Name() string { return z.zone }
 
