@@ -1,0 +1,475 @@
+package sshops
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Entry is one synced directory: the same absolute path on both hosts.
+type Entry struct {
+	Path    string
+	Delete  bool   // the final pass removes on new what is gone on old
+	Owner   string // "user:", "user:group" or "user" for chown -R on new; "" leaves owners as copied
+	Content bool   // verify compares sha256 of every file, not only metadata
+}
+
+// Mode is how data moves from old to new.
+type Mode string
+
+// Transfer modes.
+const (
+	ModeDirect Mode = "direct" // old pushes to new with rsync and a one-time key
+	ModeAgent  Mode = "agent"  // old pushes to new with rsync and the operator's forwarded agent
+	ModeRelay  Mode = "relay"  // a tar stream old -> this machine -> new
+)
+
+// Progress reports a copy in flight.
+type Progress struct {
+	Path       string // the entry
+	Bytes      int64  // transferred so far (relay: tar stream bytes)
+	TotalBytes int64  // estimate; 0 when unknown
+	Files      int64  // files transferred so far (rsync), or the entry's files when Done (relay)
+	Rate       float64
+	ETA        time.Duration
+	Done       bool
+}
+
+// Pair is the two hosts of a migration.
+type Pair struct {
+	Old, New    *Client
+	Mode        Mode // "" means ModeDirect
+	Log         io.Writer
+	Progress    func(Progress) // nil ok; called from the copying goroutine
+	AgentSocket string         // for ModeAgent; default os.Getenv("SSH_AUTH_SOCK")
+	TempDir     string         // where temp dirs are made on the hosts; default /tmp
+
+	// testHookAbandon, when set, makes Copy skip its cleanup (to simulate a crash).
+	testHookAbandon bool
+}
+
+// onetimeMarker starts the comment of one-time keys and the names of temp dirs.
+const onetimeMarker = "cutover-onetime-"
+
+func (p *Pair) tempDir() string {
+	if p.TempDir == "" {
+		return "/tmp"
+	}
+	return strings.TrimSuffix(p.TempDir, "/")
+}
+
+func (p *Pair) mode() Mode {
+	if p.Mode == "" {
+		return ModeDirect
+	}
+	return p.Mode
+}
+
+func (p *Pair) logf(format string, args ...any) {
+	newLineLog(p.Log, "cutover").printf(format, args...)
+}
+
+func (p *Pair) check(entries []Entry) error {
+	if p.Old == nil || p.New == nil {
+		return errors.New("sshops: pair needs both Old and New clients")
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Path, "/") || e.Path == "/" || strings.Contains(e.Path, "\x00") {
+			return fmt.Errorf("sshops: entry %q: want an absolute path other than /", e.Path)
+		}
+	}
+	switch p.mode() {
+	case ModeDirect, ModeAgent, ModeRelay:
+		return nil
+	}
+	return fmt.Errorf("sshops: unknown transfer mode %q (want direct, agent or relay)", p.Mode)
+}
+
+// cleanupCtx is a context for cleanup that survives the cancellation of ctx.
+func cleanupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// Copy copies every entry from old to new. The initial pass (final false) never deletes; the
+// final pass deletes on new what is gone on old for entries with Delete. Temporary keys and
+// directories are removed before Copy returns, also on failure and cancellation.
+func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error) {
+	if err := p.check(entries); err != nil {
+		return err
+	}
+	pass := "initial"
+	if final {
+		pass = "final"
+	}
+	for _, e := range entries {
+		if _, err := p.New.output(ctx, "mkdir -p -- "+shellQuote(e.Path), "mkdir -p -- "+shellQuote(e.Path), nil); err != nil {
+			return err
+		}
+	}
+	switch p.mode() {
+	case ModeRelay:
+		for _, e := range entries {
+			if err := p.relay(ctx, e, final); err != nil {
+				return err
+			}
+		}
+		return nil
+	case ModeAgent:
+		if err := p.Old.forwardAgent(p.AgentSocket); err != nil {
+			return err
+		}
+	}
+	t, err := p.setupTransfer(ctx)
+	if t != nil && !p.testHookAbandon {
+		defer func() {
+			cctx, cancel := cleanupCtx(ctx)
+			defer cancel()
+			err = errors.Join(err, p.removeTransfer(cctx, t.marker))
+		}()
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		start := time.Now()
+		p.logf("%s sync of %s (%s)", pass, e.Path, p.mode())
+		if err := p.rsync(ctx, t, e, final); err != nil {
+			return err
+		}
+		p.logf("%s sync of %s done in %s", pass, e.Path, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// transfer is the state on the hosts for one direct or agent Copy.
+type transfer struct {
+	marker string // "cutover-onetime-<hex>", the temp dir's base name and the key's comment
+	dir    string // temp dir on old
+	sshCmd string // ssh command for rsync -e
+}
+
+// setupTransfer creates the temp dir on old with new's host key as known_hosts and, for
+// ModeDirect, a one-time key authorized on new for old's address only. On error the returned
+// transfer (if not nil) still needs removeTransfer.
+func (p *Pair) setupTransfer(ctx context.Context) (*transfer, error) {
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("sshops: %w", err)
+	}
+	t := &transfer{marker: onetimeMarker + hex.EncodeToString(rnd[:])}
+	t.dir = p.tempDir() + "/" + t.marker
+	newEp := p.New.Endpoint()
+	khLine := knownhosts.Line([]string{knownhosts.Normalize(newEp.hostPort())}, p.New.HostKey())
+	kh := t.dir + "/known_hosts"
+	if p.mode() == ModeAgent {
+		cmd := fmt.Sprintf("umask 077 && mkdir -m 700 -- %s && printf '%%s\\n' %s > %s",
+			shellQuote(t.dir), shellQuote(khLine), shellQuote(kh))
+		if _, err := p.Old.output(ctx, cmd, cmd, nil); err != nil {
+			return t, err
+		}
+		t.sshCmd = sshCommand(newEp.port(), "", kh, "")
+		return t, nil
+	}
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("sshops: one-time key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, t.marker)
+	if err != nil {
+		return nil, fmt.Errorf("sshops: one-time key: %w", err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("sshops: one-time key: %w", err)
+	}
+	oldAddr := p.Old.Endpoint().Addr
+	bind := ""
+	if local, err := p.Old.hasAddress(ctx, oldAddr); err != nil {
+		return nil, err
+	} else if local {
+		bind = oldAddr.String()
+	}
+	authLine := fmt.Sprintf(`from="%s",restrict %s %s`, oldAddr, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))), t.marker)
+	addKey := fmt.Sprintf(`umask 077 && mkdir -p ~/.ssh && printf '%%s\n' %s >> ~/.ssh/authorized_keys`, shellQuote(authLine))
+	if _, err := p.New.output(ctx, addKey, addKey, nil); err != nil {
+		return t, err
+	}
+	p.New.log.printf("authorized one-time key %s for %s", t.marker, oldAddr)
+	id := t.dir + "/id"
+	// The private key travels on stdin only: the command line (logged, in errors) never holds it.
+	write := fmt.Sprintf("umask 077 && mkdir -m 700 -- %s && cat > %s && printf '%%s\\n' %s > %s",
+		shellQuote(t.dir), shellQuote(id), shellQuote(khLine), shellQuote(kh))
+	if _, err := p.Old.output(ctx, write, write, strings.NewReader(string(pem.EncodeToMemory(block)))); err != nil {
+		return t, err
+	}
+	p.Old.log.printf("wrote one-time key and known_hosts to %s", t.dir)
+	t.sshCmd = sshCommand(newEp.port(), id, kh, bind)
+	return t, nil
+}
+
+// hasAddress reports whether addr is configured on an interface of the host (then old's ssh binds
+// to it, so that new sees the address its from= option names).
+func (c *Client) hasAddress(ctx context.Context, addr netip.Addr) (bool, error) {
+	const cmd = "ip -o addr show 2>/dev/null || true"
+	out, err := c.output(ctx, cmd, cmd, nil)
+	if err != nil {
+		return false, err
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "inet" || f[i] == "inet6" {
+				if pfx, err := netip.ParsePrefix(f[i+1]); err == nil && pfx.Addr() == addr {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+// removeTransfer removes the one-time key with marker from new's authorized_keys and the temp dir
+// from old, and checks that both are gone.
+func (p *Pair) removeTransfer(ctx context.Context, marker string) error {
+	var errs []error
+	if p.mode() == ModeDirect {
+		if _, err := p.New.output(ctx, removeKeyCmd(marker), removeKeyCmd(marker), nil); err != nil {
+			errs = append(errs, fmt.Errorf("sshops: removing one-time key %s from new: %w", marker, err))
+		} else {
+			p.New.log.printf("removed one-time key %s", marker)
+		}
+	}
+	dir := p.tempDir() + "/" + marker
+	rm := fmt.Sprintf("rm -rf -- %s && ! test -e %s", shellQuote(dir), shellQuote(dir))
+	if _, err := p.Old.output(ctx, rm, rm, nil); err != nil {
+		errs = append(errs, fmt.Errorf("sshops: removing %s from old: %w", dir, err))
+	} else {
+		p.Old.log.printf("removed %s", dir)
+	}
+	return errors.Join(errs...)
+}
+
+// removeKeyCmd removes every authorized_keys line containing pattern (a plain word) and fails
+// unless none is left.
+func removeKeyCmd(pattern string) string {
+	return fmt.Sprintf(`f=~/.ssh/authorized_keys; if [ -f "$f" ] && grep -qF -- %[1]s "$f"; then sed -i --follow-symlinks '/%[1]s/d' "$f"; fi; ! grep -qsF -- %[1]s "$f"`, pattern)
+}
+
+// rsync runs rsync on old for one entry.
+func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) error {
+	newEp := p.New.Endpoint()
+	host := newEp.Addr.String()
+	if newEp.Addr.Is6() {
+		host = "[" + host + "]"
+	}
+	args := rsyncArgs(t.sshCmd, e.Path, newEp.user()+"@"+host, final, e.Delete)
+	cmd := "exec " + shellJoin(args)
+	var last Progress
+	onLine := func(line string) {
+		pr, ok := parseProgress(line)
+		if !ok {
+			return
+		}
+		pr.Path = e.Path
+		last = pr
+		if p.Progress != nil {
+			p.Progress(pr)
+		}
+	}
+	spec := runSpec{cmd: cmd, display: cmd, onLine: onLine}
+	if p.mode() == ModeAgent {
+		spec.prepare = agent.RequestAgentForwarding
+	}
+	if _, err := p.Old.run(ctx, spec); err != nil {
+		return err
+	}
+	if !last.Done && p.Progress != nil {
+		last.Path, last.Done, last.ETA = e.Path, true, 0
+		p.Progress(last)
+	}
+	return nil
+}
+
+// forwardAgent registers forwarding of the agent at sock (default SSH_AUTH_SOCK) on the client.
+func (c *Client) forwardAgent(sock string) error {
+	c.fwdOnce.Do(func() {
+		if sock == "" {
+			sock = os.Getenv("SSH_AUTH_SOCK")
+		}
+		if sock == "" {
+			c.fwdErr = errors.New("sshops: agent transfer: no agent socket (SSH_AUTH_SOCK is not set)")
+			return
+		}
+		if err := agent.ForwardToRemote(c.conn, sock); err != nil {
+			c.fwdErr = fmt.Errorf("sshops: agent transfer: forwarding %q: %w", sock, err)
+		}
+	})
+	return c.fwdErr
+}
+
+// Cleanup removes what a crashed run left behind on both hosts: one-time keys in the SSH user's
+// authorized_keys and cutover temp dirs in TempDir. It is safe when nothing is left.
+func (p *Pair) Cleanup(ctx context.Context) error {
+	if p.Old == nil || p.New == nil {
+		return errors.New("sshops: pair needs both Old and New clients")
+	}
+	var errs []error
+	for _, c := range []*Client{p.Old, p.New} {
+		cmd := fmt.Sprintf(`f=~/.ssh/authorized_keys; n=$(grep -csF -- %[1]s "$f" || true); echo "keys ${n:-0}"; %[2]s || exit 1; for d in %[3]s/%[1]s*; do [ -e "$d" ] || continue; rm -rf -- "$d" && echo "removed $d" || exit 1; done`,
+			onetimeMarker, removeKeyCmd(onetimeMarker), shellQuote(p.tempDir()))
+		out, err := c.output(ctx, cmd, "cleanup of one-time keys and "+p.tempDir()+"/"+onetimeMarker+"*", nil)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, l := range trimLines(out) {
+			if l == "keys 0" {
+				continue
+			}
+			if n, ok := strings.CutPrefix(l, "keys "); ok {
+				c.log.printf("removed %s left-over one-time key(s) from authorized_keys", n)
+				continue
+			}
+			c.log.line(l)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Verify compares manifests of every entry on both hosts and returns a *VerifyError listing the
+// first differences. Paths only on new count as differences for entries with Delete.
+func (p *Pair) Verify(ctx context.Context, entries []Entry) error {
+	if err := p.check(entries); err != nil {
+		return err
+	}
+	var diffs []Difference
+	for _, e := range entries {
+		om, nm, err := p.manifests(ctx, e.Path, e.Content)
+		if err != nil {
+			return err
+		}
+		if om == nil {
+			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
+		}
+		diffs = append(diffs, compareManifests(e.Path, om, nm, e.Delete)...)
+		p.logf("verified %s: %d paths, %d difference(s)", e.Path, len(om), len(diffs))
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	ve := &VerifyError{Total: len(diffs), Differences: diffs}
+	if len(diffs) > maxDifferences {
+		ve.Differences = diffs[:maxDifferences]
+	}
+	return ve
+}
+
+// manifests reads the manifest of dir on both hosts at once.
+func (p *Pair) manifests(ctx context.Context, dir string, content bool) (old, new manifest, err error) {
+	cmd := manifestCmd(dir, content)
+	display := "manifest of " + dir
+	var wg sync.WaitGroup
+	var oerr, nerr error
+	wg.Go(func() {
+		var out []byte
+		if out, oerr = p.Old.output(ctx, cmd, display, nil); oerr == nil {
+			old, oerr = parseManifest(out)
+		}
+	})
+	wg.Go(func() {
+		var out []byte
+		if out, nerr = p.New.output(ctx, cmd, display, nil); nerr == nil {
+			new, nerr = parseManifest(out)
+		}
+	})
+	wg.Wait()
+	if err := errors.Join(oerr, nerr); err != nil {
+		return nil, nil, err
+	}
+	return old, new, nil
+}
+
+// OwnerError lists paths under an entry that do not have the expected owner after Fixup's chown.
+type OwnerError struct {
+	Path  string   // the entry
+	Owner string   // "user:group" expected
+	Bad   []string // "path (user:group)", the first 20
+}
+
+func (e *OwnerError) Error() string {
+	return fmt.Sprintf("sshops: fixup %q: not owned by %s after chown: %s", e.Path, e.Owner, strings.Join(e.Bad, ", "))
+}
+
+// Fixup runs chown -R Owner on new for every entry with an Owner and then checks that nothing
+// under the path has another owner (user, and group when Owner names or implies one); a path
+// left with another owner is an *OwnerError.
+func (p *Pair) Fixup(ctx context.Context, entries []Entry) error {
+	if err := p.check(entries); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Owner == "" {
+			continue
+		}
+		user, group, _ := strings.Cut(e.Owner, ":")
+		if user == "" {
+			return fmt.Errorf("sshops: fixup %q: owner %q has no user", e.Path, e.Owner)
+		}
+		cmd := fmt.Sprintf("chown -R -h -- %s %s", shellQuote(e.Owner), shellQuote(e.Path))
+		if _, err := p.New.output(ctx, cmd, cmd, nil); err != nil {
+			return err
+		}
+		if err := p.checkOwners(ctx, e.Path, user, group, strings.Contains(e.Owner, ":")); err != nil {
+			return err
+		}
+		p.New.log.printf("%s owned by %s", e.Path, e.Owner)
+	}
+	return nil
+}
+
+// checkOwners lists paths under dir on new not owned by user (and group: the given one, or the
+// user's login group when group is "" and withGroup).
+func (p *Pair) checkOwners(ctx context.Context, dir, user, group string, withGroup bool) error {
+	g := shellQuote(group)
+	if group == "" {
+		g = `"$(id -gn -- ` + shellQuote(user) + `)"`
+	}
+	cond := "! -user " + shellQuote(user)
+	if withGroup {
+		cond = `\( ! -user ` + shellQuote(user) + ` -o ! -group "$g" \)`
+	}
+	cmd := fmt.Sprintf(`g=%s && [ -n "$g" ] && printf '%%s\0' "$g" && find %s %s -printf '%%u:%%g\0%%p\0'`, g, shellQuote(dir), cond)
+	out, err := p.New.output(ctx, cmd, "owner check of "+dir, nil)
+	if err != nil {
+		return err
+	}
+	fields := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	want := user
+	if withGroup {
+		want += ":" + fields[0]
+	}
+	if len(fields) < 3 {
+		return nil
+	}
+	oe := &OwnerError{Path: dir, Owner: want}
+	for i := 1; i+1 < len(fields) && len(oe.Bad) < maxDifferences; i += 2 {
+		oe.Bad = append(oe.Bad, fmt.Sprintf("%s (%s)", strconv.Quote(fields[i+1]), fields[i]))
+	}
+	return oe
+}

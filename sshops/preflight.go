@@ -1,0 +1,195 @@
+package sshops
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// HostReport is what preflight found on one host.
+type HostReport struct {
+	Reachable bool
+	Missing   []string      // commands not found, e.g. "rsync"
+	Clock     time.Duration // the host's clock minus this machine's (estimate)
+}
+
+// SpaceReport compares the space the synced paths need on one filesystem of new with what it has.
+type SpaceReport struct {
+	Mount string // mount point on new
+	Need  int64  // bytes: used on old for the paths on it, plus 10%, minus what new already holds there
+	Avail int64  // bytes available
+}
+
+// PreflightReport is the result of Preflight.
+type PreflightReport struct {
+	Old, New  HostReport
+	UsedOld   int64 // bytes the entries use on old (du)
+	Space     []SpaceReport
+	ClockSkew time.Duration // old's clock minus new's (reported, never a failure)
+	Problems  []string      // every failed check; empty when all passed
+}
+
+// PreflightError lists every failed preflight check.
+type PreflightError struct{ Problems []string }
+
+func (e *PreflightError) Error() string {
+	return "sshops: preflight failed:\n\t" + strings.Join(e.Problems, "\n\t")
+}
+
+// aptPackage is the Debian package holding a command preflight needs.
+var aptPackage = map[string]string{
+	"tar": "tar", "rsync": "rsync", "sha256sum": "coreutils", "find": "findutils", "ssh": "openssh-client",
+	"du": "coreutils", "df": "coreutils", "xargs": "findutils",
+}
+
+// Preflight checks both hosts: reachable; tar, rsync, sha256sum, find (and ssh on old for the
+// direct and agent modes) present; every entry a directory on old; free space on new at least
+// the space the entries use on old plus 10% (less what new already holds of them); clock skew
+// reported. The error is a *PreflightError listing every failed check, the report is returned
+// in both cases.
+func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport, error) {
+	r := &PreflightReport{}
+	if p.Old == nil || p.New == nil {
+		r.Problems = append(r.Problems, "old and new must both be connected")
+		return r, &PreflightError{Problems: r.Problems}
+	}
+	if err := p.check(entries); err != nil {
+		return r, err
+	}
+	oldTools := []string{"tar", "rsync", "sha256sum", "find", "xargs", "du"}
+	if p.mode() != ModeRelay {
+		oldTools = append(oldTools, "ssh")
+	}
+	newTools := []string{"tar", "rsync", "sha256sum", "find", "xargs", "du", "df"}
+
+	var oldScript, newScript strings.Builder
+	tools := func(b *strings.Builder, ts []string) {
+		fmt.Fprintf(b, "for t in %s; do command -v \"$t\" >/dev/null 2>&1 || echo \"missing $t\"; done\n", strings.Join(ts, " "))
+	}
+	tools(&oldScript, oldTools)
+	tools(&newScript, newTools)
+	for i, e := range entries {
+		q := shellQuote(e.Path)
+		fmt.Fprintf(&oldScript, "if [ -d %s ]; then echo \"used %d $(du -s -B1 -- %s | cut -f1)\"; else echo \"nodir %d\"; fi\n", q, i, q, i)
+		fmt.Fprintf(&newScript, "d=%s; while [ ! -e \"$d\" ]; do d=$(dirname -- \"$d\"); done; echo \"df %d $(df -B1 --output=avail,target -- \"$d\" | tail -n 1)\"\n", q, i)
+		fmt.Fprintf(&newScript, "if [ -d %s ]; then echo \"used %d $(du -s -B1 -- %s | cut -f1)\"; fi\n", q, i, q)
+	}
+	for _, b := range []*strings.Builder{&oldScript, &newScript} {
+		b.WriteString("echo \"time $(date +%s.%N)\"\n")
+	}
+
+	type hostOut struct {
+		lines    []string
+		err      error
+		from, to time.Time
+	}
+	var wg sync.WaitGroup
+	var oldOut, newOut hostOut
+	for _, h := range []struct {
+		c      *Client
+		script string
+		out    *hostOut
+	}{{p.Old, oldScript.String(), &oldOut}, {p.New, newScript.String(), &newOut}} {
+		wg.Go(func() {
+			h.out.from = time.Now()
+			out, err := h.c.output(ctx, h.script, "preflight checks", nil)
+			h.out.to = time.Now()
+			h.out.lines, h.out.err = trimLines(out), err
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return r, fmt.Errorf("sshops: preflight: %w", err)
+	}
+
+	usedOld := map[int]int64{}
+	usedNew := map[int]int64{}
+	type dfInfo struct {
+		avail int64
+		mount string
+	}
+	dfNew := map[int]dfInfo{}
+	parse := func(role string, ho hostOut, hr *HostReport) {
+		if ho.err != nil {
+			r.Problems = append(r.Problems, fmt.Sprintf("%s: %v", role, ho.err))
+			return
+		}
+		hr.Reachable = true
+		for _, l := range ho.lines {
+			f := strings.Fields(l)
+			switch {
+			case len(f) == 2 && f[0] == "missing":
+				hr.Missing = append(hr.Missing, f[1])
+			case len(f) == 2 && f[0] == "nodir":
+				i, _ := strconv.Atoi(f[1])
+				r.Problems = append(r.Problems, fmt.Sprintf("%s: %s is not a directory", role, entries[i].Path))
+			case len(f) == 3 && f[0] == "used":
+				i, _ := strconv.Atoi(f[1])
+				n, _ := strconv.ParseInt(f[2], 10, 64)
+				if role == "old" {
+					usedOld[i] = n
+				} else {
+					usedNew[i] = n
+				}
+			case len(f) >= 4 && f[0] == "df":
+				i, _ := strconv.Atoi(f[1])
+				n, _ := strconv.ParseInt(f[2], 10, 64)
+				dfNew[i] = dfInfo{avail: n, mount: strings.Join(f[3:], " ")}
+			case len(f) == 2 && f[0] == "time":
+				sec, err := strconv.ParseFloat(f[1], 64)
+				if err == nil {
+					mid := ho.from.Add(ho.to.Sub(ho.from) / 2)
+					hr.Clock = time.Unix(0, int64(sec*1e9)).Sub(mid)
+				}
+			}
+		}
+		if len(hr.Missing) > 0 {
+			var pkgs []string
+			for _, t := range hr.Missing {
+				pkgs = append(pkgs, aptPackage[t])
+			}
+			slices.Sort(pkgs)
+			pkgs = slices.Compact(pkgs)
+			r.Problems = append(r.Problems, fmt.Sprintf("%s: missing %s: apt-get install -y %s",
+				role, strings.Join(hr.Missing, ", "), strings.Join(pkgs, " ")))
+		}
+	}
+	parse("old", oldOut, &r.Old)
+	parse("new", newOut, &r.New)
+	if r.Old.Reachable && r.New.Reachable {
+		r.ClockSkew = r.Old.Clock - r.New.Clock
+		need := map[string]*SpaceReport{}
+		var mounts []string
+		for i := range entries {
+			r.UsedOld += usedOld[i]
+			d, ok := dfNew[i]
+			if !ok {
+				continue
+			}
+			s := need[d.mount]
+			if s == nil {
+				s = &SpaceReport{Mount: d.mount, Avail: d.avail}
+				need[d.mount] = s
+				mounts = append(mounts, d.mount)
+			}
+			s.Need += max(0, usedOld[i]+usedOld[i]/10-usedNew[i])
+		}
+		for _, m := range mounts {
+			s := need[m]
+			r.Space = append(r.Space, *s)
+			if s.Avail < s.Need {
+				r.Problems = append(r.Problems, fmt.Sprintf("new: %s has %s free, the synced paths need %s (used on old plus 10%%)",
+					m, humanBytes(s.Avail), humanBytes(s.Need)))
+			}
+		}
+		p.logf("preflight: old uses %s for the synced paths; clock skew old-new %s", humanBytes(r.UsedOld), r.ClockSkew.Round(time.Millisecond))
+	}
+	if len(r.Problems) > 0 {
+		return r, &PreflightError{Problems: r.Problems}
+	}
+	return r, nil
+}

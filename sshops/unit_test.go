@@ -1,0 +1,260 @@
+package sshops
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseProgress(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		line string
+		want Progress
+		ok   bool
+	}{
+		{desc: "running", line: "     52,428,800  42%   12.50MB/s    0:00:06 (xfr#12, to-chk=100/2000)",
+			want: Progress{Bytes: 52428800, TotalBytes: 124830476, Files: 12, Rate: 12.5 * (1 << 20), ETA: 6 * time.Second}, ok: true},
+		{desc: "incremental recursion", line: "        1,024   0%    1.00kB/s    1:02:03 (xfr#1, ir-chk=1000/1002)",
+			want: Progress{Bytes: 1024, Files: 1, Rate: 1024, ETA: time.Hour + 2*time.Minute + 3*time.Second}, ok: true},
+		{desc: "done", line: "  1,000,000 100%  953.67kB/s    0:00:01 (xfr#3, to-chk=0/5)",
+			want: Progress{Bytes: 1000000, TotalBytes: 1000000, Files: 3, Rate: 953.67 * 1024, Done: true}, ok: true},
+		{desc: "before the first file", line: "              0   0%    0.00kB/s    0:00:00",
+			want: Progress{}, ok: true},
+		{desc: "plain bytes rate", line: "            512  50%  512.00B/s    0:00:01 (xfr#1, to-chk=1/3)",
+			want: Progress{Bytes: 512, TotalBytes: 1024, Files: 1, Rate: 512, ETA: time.Second}, ok: true},
+		{desc: "error line", line: "rsync: [sender] link_stat \"/x\" failed: No such file or directory (2)", ok: false},
+		{desc: "empty", line: "", ok: false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			got, ok := parseProgress(tc.line)
+			if ok != tc.ok {
+				t.Fatalf("parseProgress(%q) ok = %v, want %v", tc.line, ok, tc.ok)
+			}
+			if got != tc.want {
+				t.Errorf("parseProgress(%q) = %+v, want %+v", tc.line, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRsyncArgs(t *testing.T) {
+	ssh := sshCommand(2222, "/tmp/cutover-onetime-ab/id", "/tmp/cutover-onetime-ab/known_hosts", "127.0.0.10")
+	wantSSH := "ssh -F /dev/null -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/tmp/cutover-onetime-ab/known_hosts -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=15 -o ServerAliveInterval=15 -o IdentitiesOnly=yes -o IdentityAgent=none -i /tmp/cutover-onetime-ab/id -o BindAddress=127.0.0.10"
+	if ssh != wantSSH {
+		t.Fatalf("sshCommand =\n%s\nwant\n%s", ssh, wantSSH)
+	}
+	for _, tc := range []struct {
+		desc       string
+		final, del bool
+		src        string
+		want       string
+	}{
+		{desc: "initial never deletes", del: true, src: "/home/vmail/mail",
+			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
+		{desc: "final with delete", final: true, del: true, src: "/home/vmail/mail/",
+			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' --delete -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
+		{desc: "final without delete", final: true, src: "/etc/dkim keys",
+			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' -- '/etc/dkim keys/' 'root@127.0.0.20:/etc/dkim keys/'"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			got := shellJoin(rsyncArgs("ssh -p 22", tc.src, "root@127.0.0.20", tc.final, tc.del))
+			if got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct{ desc, in, want string }{
+		{desc: "plain", in: "/home/vmail/mail", want: "/home/vmail/mail"},
+		{desc: "empty", in: "", want: "''"},
+		{desc: "space", in: "a b", want: "'a b'"},
+		{desc: "quote", in: "it's", want: `'it'\''s'`},
+		{desc: "dollar", in: "$HOME", want: "'$HOME'"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := shellQuote(tc.in); got != tc.want {
+				t.Errorf("shellQuote(%q) = %s, want %s", tc.in, got, tc.want)
+			}
+			out, err := exec.Command("sh", "-c", "printf %s "+shellQuote(tc.in)).Output()
+			if err != nil || string(out) != tc.in {
+				t.Errorf("sh printed %q (%v), want %q", out, err, tc.in)
+			}
+		})
+	}
+}
+
+// TestManifestLocal runs manifestCmd with the local shell on a tree with awkward names and
+// parses it.
+func TestManifestLocal(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"cur/1700000000.M1P2.host:2,S", "new/with space", "new/line\nbreak", "-dash"}
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"+n), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(dir, names[0]), filepath.Join(dir, "hard")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("cur", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sh", "-c", manifestCmd(dir, true)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parseManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := []string{"-dash", ".", "cur", "cur/1700000000.M1P2.host:2,S", "hard", "link", "new", "new/line\nbreak", "new/with space"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("paths %q, want %q", keys, want)
+	}
+	f := m["new/line\nbreak"]
+	if f.Type != 'f' || f.Size != int64(len("xnew/line\nbreak")) || f.Mode != "640" || len(f.Sum) != 64 || f.Nlink != 1 {
+		t.Errorf("file info %+v", f)
+	}
+	if m["hard"].Nlink != 2 || m["hard"].Sum != m[names[0]].Sum {
+		t.Errorf("hard link info %+v vs %+v", m["hard"], m[names[0]])
+	}
+	if m["link"].Type != 'l' || m["link"].Link != "cur" {
+		t.Errorf("symlink info %+v", m["link"])
+	}
+
+	missing, err := exec.Command("sh", "-c", manifestCmd(filepath.Join(dir, "nope"), true)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mm, err := parseManifest(missing); err != nil || mm != nil {
+		t.Errorf("missing dir: manifest %v, err %v; want nil, nil", mm, err)
+	}
+}
+
+func TestParseManifestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		desc, in, want string
+	}{
+		{desc: "no final NUL", in: "f", want: "sshops: manifest: output does not end with NUL"},
+		{desc: "truncated", in: "f\x001\x00", want: "sshops: manifest: truncated record at field 0"},
+		{desc: "bad size", in: "f\x00x\x001.5\x00644\x00root\x00root\x001\x00\x00./a\x00", want: `sshops: manifest: size "x": strconv.ParseInt: parsing "x": invalid syntax`},
+		{desc: "bad sum", in: "f\x001\x001.5\x00644\x00root\x00root\x001\x00\x00./a\x00cutover-sha256\x00abc\x00", want: `sshops: manifest: bad sha256sum record "abc"`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := parseManifest([]byte(tc.in))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCompareManifests(t *testing.T) {
+	file := fileInfo{Type: 'f', Size: 5, Mtime: 1700000000, Mode: "644", User: "vmail", Group: "vmail", Nlink: 1, Sum: "aa"}
+	dir := fileInfo{Type: 'd', Size: 4096, Mtime: 1700000000, Mode: "755", User: "vmail", Group: "vmail", Nlink: 2}
+	with := func(f fileInfo, mod func(*fileInfo)) fileInfo { mod(&f); return f }
+	old := manifest{".": dir, "cur": dir, "cur/a:2,S": file, "cur/b": file}
+	for _, tc := range []struct {
+		desc  string
+		new   manifest
+		extra bool
+		want  []Difference
+	}{
+		{desc: "equal, directory sizes ignored", new: manifest{".": with(dir, func(f *fileInfo) { f.Size = 60 }), "cur": dir, "cur/a:2,S": file, "cur/b": file}},
+		{desc: "missing dir on new", new: nil, want: []Difference{{"/m", "missing on new"}}},
+		{desc: "extra ignored without delete", new: manifest{".": dir, "cur": dir, "cur/a:2,S": file, "cur/b": file, "x": file}},
+		{desc: "extra counted with delete", extra: true, new: manifest{".": dir, "cur": dir, "cur/a:2,S": file, "cur/b": file, "x": file},
+			want: []Difference{{"/m/x", "only on new"}}},
+		{desc: "every kind", new: manifest{
+			".":         with(dir, func(f *fileInfo) { f.Mtime++ }),
+			"cur":       with(dir, func(f *fileInfo) { f.Type = 'l'; f.Link = "x" }),
+			"cur/a:2,S": with(file, func(f *fileInfo) { f.Size = 6; f.Sum = "bb"; f.User = "root"; f.Nlink = 2 }),
+		}, want: []Difference{
+			{"/m", "mtime 2023-11-14T22:13:20Z on old, 2023-11-14T22:13:21Z on new"},
+			{"/m/cur", "type directory on old, symlink on new"},
+			{"/m/cur/a:2,S", "size 5 on old, 6 on new, hard links 1 on old, 2 on new, sha256 aa on old, bb on new, owner vmail:vmail on old, root:vmail on new"},
+			{"/m/cur/b", "missing on new"},
+		}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			got := compareManifests("/m", old, tc.new, tc.extra)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifyErrorText(t *testing.T) {
+	e := &VerifyError{Total: 22, Differences: []Difference{{"/m/a", "missing on new"}, {"/m/b", "size 1 on old, 2 on new"}}}
+	want := "sshops: verify: 22 difference(s) between old and new\n\t/m/a: missing on new\n\t/m/b: size 1 on old, 2 on new\n\t(20 more)"
+	if e.Error() != want {
+		t.Errorf("got  %q\nwant %q", e.Error(), want)
+	}
+}
+
+func TestRemovals(t *testing.T) {
+	f := fileInfo{Type: 'f'}
+	d := fileInfo{Type: 'd'}
+	old := manifest{".": d, "a": d, "a/x": f, "b": f, "c": d}
+	new := manifest{".": d, "a": d, "a/x": f, "a/gone": f, "b": d, "b/inner": f, "c": f, "z": d, "z/deep": d, "z b": f}
+	for _, tc := range []struct {
+		desc string
+		del  bool
+		want []string
+	}{
+		{desc: "type changes only", want: []string{"b", "c"}},
+		{desc: "with delete", del: true, want: []string{"a/gone", "b", "c", "z", "z b"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := removals(old, new, tc.del); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLineSink(t *testing.T) {
+	var buf bytes.Buffer
+	tl := &tail{}
+	var progress []string
+	s := &lineSink{log: newLineLog(&buf, "old"), tail: tl, onCR: func(l string) {
+		if isProgressLine(l) {
+			progress = append(progress, l)
+		}
+	}}
+	in := "first\n  1,024  50%  1.00kB/s    0:00:01 (xfr#1, to-chk=1/2)\r  2,048 100%  2.00kB/s    0:00:01 (xfr#2, to-chk=0/2)\nlast without newline"
+	for _, b := range []byte(in) { // byte by byte: lines split across writes
+		s.Write([]byte{b})
+	}
+	s.flush()
+	if got, want := buf.String(), "[old] first\n[old] last without newline\n"; got != want {
+		t.Errorf("log %q, want %q", got, want)
+	}
+	if len(progress) != 2 {
+		t.Errorf("progress lines %q, want 2", progress)
+	}
+	for i := range 30 {
+		tl.add(strings.Repeat("x", i))
+	}
+	if got := tl.get(); len(got) != 20 || got[19] != strings.Repeat("x", 29) {
+		t.Errorf("tail %q", got)
+	}
+}
