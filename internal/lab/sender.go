@@ -1,0 +1,271 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// SenderOptions configures a Sender.
+type SenderOptions struct {
+	Resolver   netip.AddrPort // the cache asked for Name's A record before every attempt (required)
+	Name       string         // default "mail.example.org."
+	Port       int            // default MailPort
+	Users      []string       // recipients, in turn; default SeedUsers(20)
+	Interval   time.Duration  // pause after an accepted message; default 20ms
+	MinBackoff time.Duration  // first pause after a failed attempt; default 20ms
+	MaxBackoff time.Duration  // the pause doubles up to this; default 500ms
+	IDPrefix   string         // message ids are IDPrefix + a 6-digit sequence number; default "m"
+	// Logf receives a line per accepted message and per failed attempt; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// Delivery is one accepted message.
+type Delivery struct {
+	ID, User string
+	Addr     netip.Addr // where it was accepted
+	At       time.Time  // when the acknowledgement arrived
+}
+
+// Sender plays an MTA delivering to mail.example.org: for every attempt it resolves the name
+// through the given cache (never the system resolver), connects to that address on MailPort,
+// and retries the same message with exponential backoff until it is acknowledged.
+type Sender struct {
+	opts     SenderOptions
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	mu         sync.Mutex
+	accepted   []Delivery
+	failures   int
+	lastErr    error
+	notify     chan struct{} // closed and replaced on every accepted message
+	dnsClient  *dns.Client
+	dialer     net.Dialer
+	deliverTTL time.Duration
+}
+
+// StartSender validates opts and starts sending in a goroutine.
+func StartSender(opts SenderOptions) (*Sender, error) {
+	if !opts.Resolver.IsValid() {
+		return nil, errors.New("lab: sender: Resolver is required")
+	}
+	if !opts.Resolver.Addr().IsLoopback() {
+		return nil, fmt.Errorf("lab: sender: resolver %q is not on loopback", opts.Resolver)
+	}
+	if opts.Name == "" {
+		opts.Name = "mail.example.org."
+	}
+	opts.Name = dns.Fqdn(opts.Name)
+	if opts.Port == 0 {
+		opts.Port = MailPort
+	}
+	if len(opts.Users) == 0 {
+		opts.Users = SeedUsers(20)
+	}
+	if opts.Interval == 0 {
+		opts.Interval = 20 * time.Millisecond
+	}
+	if opts.MinBackoff == 0 {
+		opts.MinBackoff = 20 * time.Millisecond
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 500 * time.Millisecond
+	}
+	if opts.IDPrefix == "" {
+		opts.IDPrefix = "m"
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	s := &Sender{
+		opts: opts, stop: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}),
+		dnsClient:  &dns.Client{Net: "udp", Timeout: time.Second},
+		dialer:     net.Dialer{Timeout: 2 * time.Second},
+		deliverTTL: 5 * time.Second,
+	}
+	go s.run()
+	return s, nil
+}
+
+func (s *Sender) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Sender) sleep(d time.Duration) {
+	select {
+	case <-s.stop:
+	case <-time.After(d):
+	}
+}
+
+func (s *Sender) run() {
+	defer close(s.done)
+	for seq := 1; ; seq++ {
+		id := fmt.Sprintf("%s%06d", s.opts.IDPrefix, seq)
+		user := s.opts.Users[(seq-1)%len(s.opts.Users)]
+		body := fmt.Sprintf("Subject: lab message %s\n\nHello %s,\n.this line starts with a dot\nbye\n", id, user)
+		backoff := s.opts.MinBackoff
+		for {
+			if s.stopped() {
+				return
+			}
+			// The attempt in flight is finished even when Stop is called meanwhile, so an
+			// acknowledged message is always recorded.
+			ctx, cancel := context.WithTimeout(context.Background(), s.deliverTTL)
+			addr, err := s.resolve(ctx)
+			if err == nil {
+				err = DeliverMessage(ctx, netip.AddrPortFrom(addr, uint16(s.opts.Port)), id, user, body)
+			}
+			cancel()
+			if err == nil {
+				d := Delivery{ID: id, User: user, Addr: addr, At: time.Now()}
+				s.mu.Lock()
+				s.accepted = append(s.accepted, d)
+				close(s.notify)
+				s.notify = make(chan struct{})
+				s.mu.Unlock()
+				s.opts.Logf("sender: %s accepted by %s", id, addr)
+				break
+			}
+			s.mu.Lock()
+			s.failures++
+			s.lastErr = err
+			s.mu.Unlock()
+			s.opts.Logf("sender: %s: %v; retrying in %s", id, err, backoff)
+			s.sleep(backoff)
+			backoff = min(2*backoff, s.opts.MaxBackoff)
+		}
+		s.sleep(s.opts.Interval)
+	}
+}
+
+// resolve asks the cache for the A record of Name.
+func (s *Sender) resolve(ctx context.Context) (netip.Addr, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(s.opts.Name, dns.TypeA)
+	m.RecursionDesired = true
+	r, _, err := s.dnsClient.ExchangeContext(ctx, m, s.opts.Resolver.String())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("lab: sender: resolve %q at %s: %w", s.opts.Name, s.opts.Resolver, err)
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return netip.Addr{}, fmt.Errorf("lab: sender: resolve %q at %s: %s", s.opts.Name, s.opts.Resolver, dns.RcodeToString[r.Rcode])
+	}
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			if ip, ok := netip.AddrFromSlice(a.A.To4()); ok {
+				return ip, nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("lab: sender: resolve %q at %s: no A record", s.opts.Name, s.opts.Resolver)
+}
+
+// Stop lets the attempt in flight finish and stops sending. It is idempotent.
+func (s *Sender) Stop() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+	return nil
+}
+
+// Accepted returns the ids of the acknowledged messages, in order.
+func (s *Sender) Accepted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, len(s.accepted))
+	for i, d := range s.accepted {
+		ids[i] = d.ID
+	}
+	return ids
+}
+
+// Deliveries returns the acknowledged messages with where and when, in order.
+func (s *Sender) Deliveries() []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Delivery(nil), s.accepted...)
+}
+
+// Failures returns the number of failed attempts and the last failure.
+func (s *Sender) Failures() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failures, s.lastErr
+}
+
+// WaitAccepted waits until at least n messages have been acknowledged in total.
+func (s *Sender) WaitAccepted(ctx context.Context, n int) error {
+	for {
+		s.mu.Lock()
+		got, ch := len(s.accepted), s.notify
+		s.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-s.done:
+			return fmt.Errorf("lab: sender: stopped after %d of %d accepted messages", got, n)
+		case <-ctx.Done():
+			failures, last := s.Failures()
+			return fmt.Errorf("lab: sender: %d of %d messages accepted, %d failed attempts (last: %v): %w", got, n, failures, last, ctx.Err())
+		}
+	}
+}
+
+// DeliverMessage sends one message to a labmail service at addr and waits for its
+// acknowledgement. A nil error means the message is stored and synced on the service's host.
+func DeliverMessage(ctx context.Context, addr netip.AddrPort, id, user, body string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return fmt.Errorf("lab: deliver %s: %w", id, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "MSG %s %s\n", id, user)
+	for _, l := range strings.SplitAfter(body, "\n") {
+		if l == "" {
+			continue
+		}
+		if strings.HasPrefix(l, ".") {
+			msg.WriteString(".")
+		}
+		msg.WriteString(l)
+		if !strings.HasSuffix(l, "\n") {
+			msg.WriteString("\n")
+		}
+	}
+	msg.WriteString(".\n")
+	if _, err := c.Write([]byte(msg.String())); err != nil {
+		return fmt.Errorf("lab: deliver %s to %s: %w", id, addr, err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("lab: deliver %s to %s: no acknowledgement: %w", id, addr, err)
+	}
+	if line != "250 "+id+"\n" {
+		return fmt.Errorf("lab: deliver %s to %s: refused: %q", id, addr, strings.TrimSpace(line))
+	}
+	return nil
+}
