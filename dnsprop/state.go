@@ -1,0 +1,270 @@
+package dnsprop
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Sets are the complete A and AAAA address sets of a name. An empty set means
+// the name must have no record of that type (NODATA or NXDOMAIN).
+type Sets struct{ A, AAAA []netip.Addr }
+
+// SetsOf splits addresses into A and AAAA by family (the CLI's --expect).
+func SetsOf(addrs []netip.Addr) Sets {
+	var s Sets
+	for _, a := range addrs {
+		a = a.Unmap()
+		if a.Is4() {
+			s.A = append(s.A, a)
+		} else {
+			s.AAAA = append(s.AAAA, a)
+		}
+	}
+	return s
+}
+
+func (s Sets) of(qtype string) []netip.Addr {
+	if qtype == "AAAA" {
+		return s.AAAA
+	}
+	return s.A
+}
+
+// State is what one server serves for one (name, type) compared with the old and
+// the expected set.
+type State string
+
+const (
+	// StateNew: exactly the expected set (for an empty expected set: no record).
+	StateNew State = "new"
+	// StateOld: exactly the set being replaced (for an empty old set: no record).
+	StateOld State = "old"
+	// StateMixed: records, but neither exactly the old nor exactly the new set
+	// (both sets at once, part of one, or a foreign address).
+	StateMixed State = "mixed"
+	// StateMissing: no record (NODATA or NXDOMAIN) where the expected set is not empty.
+	StateMissing State = "missing"
+	// StateUnknown: no usable answer (timeout, SERVFAIL, REFUSED, no AA flag from
+	// an authoritative server, ...). Never counts as converged.
+	StateUnknown State = "unknown"
+)
+
+// Roles of a server in an Observation.
+const (
+	RoleAuthoritative = "authoritative"
+	RoleResolver      = "resolver"
+)
+
+// classify compares the set a server serves with the old and expected sets, as
+// whole sets both ways (order and duplicates do not matter).
+func classify(got, old, want []netip.Addr) State {
+	switch {
+	case sameSet(got, want):
+		return StateNew
+	case sameSet(got, old):
+		return StateOld
+	case len(got) == 0:
+		return StateMissing
+	default:
+		return StateMixed
+	}
+}
+
+func sameSet(a, b []netip.Addr) bool {
+	return slices.Equal(normSet(a), normSet(b))
+}
+
+// normSet returns the sorted, de-duplicated, unmapped copy of a.
+func normSet(a []netip.Addr) []netip.Addr {
+	out := make([]netip.Addr, 0, len(a))
+	for _, x := range a {
+		out = append(out, x.Unmap())
+	}
+	slices.SortFunc(out, func(x, y netip.Addr) int { return x.Compare(y) })
+	return slices.Compact(out)
+}
+
+// Observation is one answer (or failure) of one server for one (name, type).
+type Observation struct {
+	Server netip.AddrPort
+	Role   string // RoleAuthoritative or RoleResolver
+	Name   string // fully qualified, lower case
+	Type   string // "A" or "AAAA"
+	State  State
+	Addrs  []netip.Addr  // sorted
+	TTL    time.Duration // TTL of the answer; for no record, the negative TTL (SOA); resolvers count it down
+	Serial uint32        // authoritative only: the SOA serial the server served in the same round
+	Err    string        // why the state is unknown
+	At     time.Time     // when the answer arrived
+}
+
+// TTLLeft is how much of the observation's TTL is left at now.
+func (o *Observation) TTLLeft(now time.Time) time.Duration {
+	if o.At.IsZero() {
+		return 0
+	}
+	return max(0, o.At.Add(o.TTL).Sub(now))
+}
+
+// describe is the observation in the words of Report.Lagging and of the
+// not-converged error.
+func (o *Observation) describe(now time.Time) string {
+	s := fmt.Sprintf("%s %s %s %s", serverString(o.Server), o.Name, o.Type, o.State)
+	switch {
+	case o.State == StateUnknown:
+		s += " (" + o.Err + ")"
+	case o.Role == RoleResolver:
+		s += fmt.Sprintf(" (ttl %s left)", roundSeconds(o.TTLLeft(now)))
+	}
+	return s
+}
+
+func roundSeconds(d time.Duration) time.Duration {
+	return d.Round(time.Second)
+}
+
+type observationJSON struct {
+	Server string   `json:"server"`
+	Role   string   `json:"role"`
+	Name   string   `json:"name"`
+	Type   string   `json:"type"`
+	State  State    `json:"state"`
+	Addrs  []string `json:"addrs"`
+	TTL    int64    `json:"ttl"`
+	Serial uint32   `json:"serial,omitempty"`
+	Err    string   `json:"err,omitempty"`
+	At     string   `json:"at"`
+}
+
+// MarshalJSON writes TTL in whole seconds and addresses as strings.
+func (o Observation) MarshalJSON() ([]byte, error) {
+	j := observationJSON{
+		Server: o.Server.String(), Role: o.Role, Name: o.Name, Type: o.Type, State: o.State,
+		Addrs: addrStrings(o.Addrs), TTL: int64(roundSeconds(o.TTL) / time.Second),
+		Serial: o.Serial, Err: o.Err,
+	}
+	if !o.At.IsZero() {
+		j.At = o.At.UTC().Format(time.RFC3339Nano)
+	}
+	return json.Marshal(j)
+}
+
+func addrStrings(a []netip.Addr) []string {
+	out := make([]string, 0, len(a))
+	for _, x := range a {
+		out = append(out, x.String())
+	}
+	return out
+}
+
+// Report is the state of every server at one moment.
+type Report struct {
+	Converged    bool
+	Observations []Observation // authoritative servers first, then resolvers; names and types in order
+	// ETA of full convergence: the largest TTL left on a resolver answer that is
+	// not yet the new one (0 when nothing is waiting on a TTL).
+	ETA time.Duration
+	// Lagging says what does not serve the expected state, one line each, e.g.
+	// `secondary 127.0.0.32 serves serial 3, primary 4` or
+	// `127.0.0.41 mail.example.org. A old (ttl 12s left)`. It lists every such
+	// server, also those a met quorum does not need.
+	Lagging []string
+	At      time.Time              // when the report was made
+	Queries map[netip.AddrPort]int // DNS messages sent to each server so far (retries and TCP included)
+}
+
+type reportJSON struct {
+	Converged    bool           `json:"converged"`
+	ETA          int64          `json:"eta"`
+	Lagging      []string       `json:"lagging"`
+	At           string         `json:"at"`
+	Queries      map[string]int `json:"queries"`
+	Observations []Observation  `json:"observations"`
+}
+
+// MarshalJSON writes ETA in whole seconds.
+func (r Report) MarshalJSON() ([]byte, error) {
+	j := reportJSON{
+		Converged: r.Converged, ETA: int64(roundSeconds(r.ETA) / time.Second),
+		Lagging: r.Lagging, Queries: map[string]int{}, Observations: r.Observations,
+	}
+	if j.Lagging == nil {
+		j.Lagging = []string{}
+	}
+	if j.Observations == nil {
+		j.Observations = []Observation{}
+	}
+	if !r.At.IsZero() {
+		j.At = r.At.UTC().Format(time.RFC3339Nano)
+	}
+	for k, v := range r.Queries {
+		j.Queries[k.String()] = v
+	}
+	return json.Marshal(j)
+}
+
+// TotalQueries is the sum of Queries.
+func (r *Report) TotalQueries() int {
+	n := 0
+	for _, v := range r.Queries {
+		n += v
+	}
+	return n
+}
+
+// Event kinds passed to a progress function.
+const (
+	// EventChange: one observation changed state, addresses or error (or is the first for its server, name and type).
+	EventChange = "change"
+	// EventProgress: a round of queries finished; Report is the state now.
+	EventProgress = "progress"
+	// EventSummary: the wait is over (converged, or ctx done); Report is final.
+	EventSummary = "summary"
+)
+
+// Event is a progress notification from a wait. Obs is set for "change",
+// Report for "progress" and "summary".
+type Event struct {
+	Kind   string
+	Obs    *Observation
+	Report *Report
+}
+
+// MarshalJSON writes {"kind":...,"obs":...} or {"kind":...,"report":...}.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Kind   string       `json:"kind"`
+		Obs    *Observation `json:"obs,omitempty"`
+		Report *Report      `json:"report,omitempty"`
+	}{e.Kind, e.Obs, e.Report})
+}
+
+// ErrNoResolvers is returned when resolvers are needed (to wait on them, or to
+// discover the zone or its authoritative servers) and none were given.
+var ErrNoResolvers = errors.New("dnsprop: no resolvers given")
+
+// ErrNotAuthoritative is wrapped by Observe when a server given or found as
+// authoritative answers without the AA flag.
+var ErrNotAuthoritative = errors.New("answer without AA flag")
+
+// NotConvergedError is returned when ctx ends before convergence. It wraps
+// ctx.Err() and carries the last report.
+type NotConvergedError struct {
+	Report *Report
+	Err    error // ctx.Err()
+}
+
+func (e *NotConvergedError) Error() string {
+	what := "nothing observed yet"
+	if e.Report != nil && len(e.Report.Lagging) > 0 {
+		what = strings.Join(e.Report.Lagging, "; ")
+	}
+	return fmt.Sprintf("dnsprop: not converged: %s: %v", what, e.Err)
+}
+
+func (e *NotConvergedError) Unwrap() error { return e.Err }

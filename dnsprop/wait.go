@@ -1,0 +1,467 @@
+package dnsprop
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ttlSlack is added to the moment a cached answer expires before it is asked
+// for again, so the resolver has certainly dropped it.
+const ttlSlack = 50 * time.Millisecond
+
+// minGap is the shortest time between two questions for the same server, name
+// and type.
+const minGap = 100 * time.Millisecond
+
+// maxBackoff bounds the back-off after unknown answers, in PollIntervals.
+const maxBackoff = 8
+
+// WaitAuthoritative returns once every authoritative address of the zone serves
+// want for all names (AA flag set) and all of them serve the same SOA serial.
+// old is the set being replaced: it tells "old" from "mixed" and "missing".
+// Authoritative servers are asked for their SOA serial every PollInterval; a
+// name is asked again when the server's serial changes or while it does not
+// serve the new set yet.
+//
+// progress, if not nil, is called (from the calling goroutine) with a "change"
+// event for every observation that differs from the previous one for the same
+// server, name and type, a "progress" event after every round of questions and
+// about once a second while waiting, and a final "summary" event.
+//
+// When ctx ends first it returns the last Report and a *NotConvergedError that
+// wraps ctx.Err() and names what has not converged.
+func (c *Checker) WaitAuthoritative(ctx context.Context, names []string, old, want Sets, progress func(Event)) (*Report, error) {
+	return c.wait(ctx, names, old, want, progress, true, false)
+}
+
+// WaitResolvers returns once Quorum resolvers (all when Quorum is 0) serve want
+// for all names. Polling is TTL-aware: a resolver that serves anything but the
+// new set with t left on its cached answer is asked again just after t has run
+// out, not on a fixed interval; an unknown answer (timeout, SERVFAIL,
+// REFUSED, ...) is asked again after PollInterval, backing off up to eight
+// times that. See WaitAuthoritative for progress and the ctx error.
+func (c *Checker) WaitResolvers(ctx context.Context, names []string, old, want Sets, progress func(Event)) (*Report, error) {
+	return c.wait(ctx, names, old, want, progress, false, true)
+}
+
+// Wait is WaitAuthoritative and WaitResolvers at once: it returns when both
+// conditions hold at the same time.
+func (c *Checker) Wait(ctx context.Context, names []string, old, want Sets, progress func(Event)) (*Report, error) {
+	return c.wait(ctx, names, old, want, progress, true, true)
+}
+
+// key is one (server, name, type) being watched.
+type key struct {
+	srv   netip.AddrPort
+	role  string
+	name  string
+	qtype uint16
+}
+
+// slot is what is known about one key.
+type slot struct {
+	obs   Observation
+	seen  bool
+	next  time.Time // resolvers: when to ask again
+	fails int       // consecutive unknown answers
+}
+
+// soaState is the last SOA answer of one authoritative server.
+type soaState struct {
+	ok      bool
+	serial  uint32
+	err     string
+	next    time.Time
+	changed bool // the serial changed in the current round
+}
+
+type waiter struct {
+	k                   *cfg
+	names               []string
+	old, want           Sets
+	progress            func(Event)
+	cnt                 *counter
+	checkAuth, checkRes bool
+
+	zone     string
+	servers  []Server
+	soa      map[netip.AddrPort]*soaState
+	mname    string
+	primary  map[netip.AddrPort]bool
+	slots    map[key]*slot
+	order    []key
+	lastTick time.Time
+}
+
+func (c *Checker) wait(ctx context.Context, names []string, old, want Sets, progress func(Event), checkAuth, checkRes bool) (*Report, error) {
+	k, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	if names, err = canonNames(names); err != nil {
+		return nil, err
+	}
+	if len(want.A) == 0 && len(want.AAAA) == 0 {
+		return nil, errEmptySets
+	}
+	for _, a := range want.A {
+		if !a.Unmap().Is4() {
+			return nil, fmt.Errorf("dnsprop: expected A address %q is not IPv4", a.String())
+		}
+	}
+	for _, a := range want.AAAA {
+		if a.Is4() || a.Is4In6() {
+			return nil, fmt.Errorf("dnsprop: expected AAAA address %q is not IPv6", a.String())
+		}
+	}
+	if checkRes {
+		if err := k.needResolvers("waiting on resolvers"); err != nil {
+			return nil, err
+		}
+		if k.quorum > len(k.resolvers) {
+			return nil, fmt.Errorf("dnsprop: quorum %d exceeds the %d resolvers given", k.quorum, len(k.resolvers))
+		}
+	}
+	w := &waiter{
+		k: k, names: names, old: old, want: want, progress: progress, cnt: &counter{},
+		checkAuth: checkAuth, checkRes: checkRes,
+		soa: map[netip.AddrPort]*soaState{}, slots: map[key]*slot{},
+	}
+	if checkAuth {
+		if w.zone, err = k.zoneOf(ctx, w.cnt, names); err == nil {
+			w.servers, err = k.authServers(ctx, w.cnt, w.zone)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return w.done(&NotConvergedError{Report: w.report(k.clock()), Err: ctx.Err()})
+			}
+			return nil, err
+		}
+		for _, s := range w.servers {
+			w.soa[s.Addr] = &soaState{}
+			w.addKeys(s.Addr, RoleAuthoritative)
+		}
+	}
+	if checkRes {
+		for _, r := range k.resolvers {
+			w.addKeys(r, RoleResolver)
+		}
+	}
+	for {
+		if err := w.round(ctx); err != nil {
+			return w.done(&NotConvergedError{Report: w.report(k.clock()), Err: ctx.Err()})
+		}
+		now := k.clock()
+		r := w.report(now)
+		if r.Converged {
+			w.emit(Event{Kind: EventSummary, Report: r})
+			return r, nil
+		}
+		w.emit(Event{Kind: EventProgress, Report: r})
+		w.lastTick = now
+		for {
+			now = k.clock()
+			next := w.nextWake()
+			tick := false
+			if w.progress != nil && w.lastTick.Add(time.Second).Before(next) {
+				next, tick = w.lastTick.Add(time.Second), true
+			}
+			if d := next.Sub(now); d > 0 {
+				select {
+				case <-ctx.Done():
+					return w.done(&NotConvergedError{Report: w.report(k.clock()), Err: ctx.Err()})
+				case <-k.after(d):
+				}
+			} else if ctx.Err() != nil {
+				return w.done(&NotConvergedError{Report: w.report(k.clock()), Err: ctx.Err()})
+			}
+			if !tick {
+				break
+			}
+			w.lastTick = k.clock()
+			w.emit(Event{Kind: EventProgress, Report: w.report(w.lastTick)})
+		}
+	}
+}
+
+// done emits the summary of a wait that ended without convergence.
+func (w *waiter) done(e *NotConvergedError) (*Report, error) {
+	w.emit(Event{Kind: EventSummary, Report: e.Report})
+	return e.Report, e
+}
+
+func (w *waiter) emit(ev Event) {
+	if w.progress != nil {
+		w.progress(ev)
+	}
+}
+
+func (w *waiter) addKeys(srv netip.AddrPort, role string) {
+	for _, n := range w.names {
+		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			k := key{srv: srv, role: role, name: n, qtype: t}
+			if _, ok := w.slots[k]; ok {
+				continue // a resolver given twice
+			}
+			w.slots[k] = &slot{}
+			w.order = append(w.order, k)
+		}
+	}
+}
+
+// nextWake is the earliest moment something is due.
+func (w *waiter) nextWake() time.Time {
+	var next time.Time
+	take := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, s := range w.soa {
+		take(s.next)
+	}
+	for _, k := range w.order {
+		if k.role == RoleResolver {
+			take(w.slots[k].next)
+		}
+	}
+	return next
+}
+
+// round asks everything that is due: the SOA of due authoritative servers,
+// then their names (new serial, not yet new, or never asked), and every
+// resolver question whose time has come.
+func (w *waiter) round(ctx context.Context) error {
+	k := w.k
+	now := k.clock()
+	var dueSOA []netip.AddrPort
+	for _, s := range w.servers {
+		if st := w.soa[s.Addr]; !now.Before(st.next) {
+			dueSOA = append(dueSOA, s.Addr)
+		}
+	}
+	if len(dueSOA) > 0 {
+		ans := make([]answer, len(dueSOA))
+		err := forEach(ctx, len(dueSOA), k.conc, func(i int) error {
+			a, err := query(ctx, w.cnt, dueSOA[i], w.zone, dns.TypeSOA, true, k.timeout, k.retries)
+			ans[i] = a
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		at := k.clock()
+		for i, srv := range dueSOA {
+			st, a := w.soa[srv], ans[i]
+			if a.err == "" && (!a.exists || a.soa == nil) {
+				a.err = "no SOA record for the zone"
+			}
+			st.next = at.Add(k.poll)
+			if a.err != "" {
+				st.ok, st.err, st.changed = false, a.err, false
+				continue
+			}
+			st.changed = !st.ok || st.serial != a.soa.Serial
+			st.ok, st.serial, st.err = true, a.soa.Serial, ""
+			if w.mname == "" {
+				w.mname = dns.CanonicalName(a.soa.Ns)
+			}
+		}
+		if w.primary == nil && w.mname != "" {
+			w.primary = k.primaries(ctx, w.cnt, w.zone, w.mname, w.servers)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	var jobs []key
+	for _, kk := range w.order {
+		s := w.slots[kk]
+		if kk.role == RoleAuthoritative {
+			if !slices.Contains(dueSOA, kk.srv) {
+				continue
+			}
+			if !s.seen || w.soa[kk.srv].changed || s.obs.State != StateNew {
+				jobs = append(jobs, kk)
+			}
+			continue
+		}
+		if !now.Before(s.next) {
+			jobs = append(jobs, kk)
+		}
+	}
+	type result struct {
+		a        answer
+		sent, at time.Time
+	}
+	res := make([]result, len(jobs))
+	err := forEach(ctx, len(jobs), k.conc, func(i int) error {
+		j := jobs[i]
+		sent := k.clock()
+		a, err := query(ctx, w.cnt, j.srv, j.name, j.qtype, j.role == RoleAuthoritative, k.timeout, k.retries)
+		res[i] = result{a: a, sent: sent, at: k.clock()}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i, j := range jobs {
+		w.apply(j, res[i].a, res[i].sent, res[i].at)
+	}
+	return nil
+}
+
+// apply records one answer, emits a change event when it differs from the
+// previous one, and schedules the next question for resolvers.
+func (w *waiter) apply(kk key, a answer, sent, at time.Time) {
+	s := w.slots[kk]
+	t := typeName(kk.qtype)
+	o := Observation{Server: kk.srv, Role: kk.role, Name: kk.name, Type: t, At: at}
+	if kk.role == RoleAuthoritative {
+		if st := w.soa[kk.srv]; st.ok {
+			o.Serial = st.serial
+		}
+	}
+	if a.err != "" {
+		o.State, o.Err = StateUnknown, a.err
+	} else {
+		o.Addrs, o.TTL = a.addrs, a.ttl
+		o.State = classify(a.addrs, w.old.of(t), w.want.of(t))
+	}
+	changed := !s.seen || s.obs.State != o.State || !slices.Equal(s.obs.Addrs, o.Addrs) ||
+		s.obs.Err != o.Err || s.obs.Serial != o.Serial
+	s.obs, s.seen = o, true
+	if kk.role == RoleResolver {
+		s.next = w.nextAsk(s, a, sent, at)
+	}
+	if changed {
+		obs := o
+		w.emit(Event{Kind: EventChange, Obs: &obs})
+	}
+}
+
+// nextAsk is when a resolver is asked again. Resolvers count TTLs in whole
+// seconds of their own clock, so an answer with t seconds left expires t
+// seconds after the start of the second it was sent in; a resolver that still
+// serves its cached answer with TTL 0 during that last second is asked again
+// at the start of the next one.
+func (w *waiter) nextAsk(s *slot, a answer, sent, at time.Time) time.Time {
+	if a.err != "" {
+		s.fails++
+		return at.Add(w.k.poll * time.Duration(min(1<<(s.fails-1), maxBackoff)))
+	}
+	s.fails = 0
+	base := sent.Truncate(time.Second)
+	var next time.Time
+	if a.ttl <= 0 {
+		next = base.Add(time.Second + ttlSlack)
+	} else {
+		next = base.Add(a.ttl + ttlSlack)
+	}
+	if next.Before(at.Add(minGap)) {
+		next = at.Add(minGap)
+	}
+	return next
+}
+
+// report is the state at now.
+func (w *waiter) report(now time.Time) *Report {
+	r := &Report{At: now, Queries: w.cnt.snapshot()}
+	allSeen := len(w.order) > 0
+	authOK := true
+	good := map[netip.AddrPort]bool{}
+	for _, kk := range w.order {
+		s := w.slots[kk]
+		if !s.seen {
+			allSeen = false
+			continue
+		}
+		o := s.obs
+		r.Observations = append(r.Observations, o)
+		if kk.role == RoleAuthoritative {
+			if o.State != StateNew {
+				authOK = false
+				r.Lagging = append(r.Lagging, o.describe(now))
+			}
+			continue
+		}
+		if _, ok := good[kk.srv]; !ok {
+			good[kk.srv] = true
+		}
+		if o.State != StateNew {
+			good[kk.srv] = false
+			r.Lagging = append(r.Lagging, o.describe(now))
+			if o.State != StateUnknown {
+				r.ETA = max(r.ETA, o.TTLLeft(now))
+			}
+		}
+	}
+	if w.checkAuth {
+		lines := w.serialLagging()
+		if len(lines) > 0 {
+			authOK = false
+			r.Lagging = append(lines, r.Lagging...)
+		}
+	}
+	resOK := true
+	if w.checkRes {
+		n := 0
+		for _, ok := range good {
+			if ok {
+				n++
+			}
+		}
+		need := w.k.quorum
+		if need == 0 {
+			need = len(w.k.resolvers)
+		}
+		resOK = n >= need
+	}
+	r.Converged = allSeen && authOK && resOK
+	return r
+}
+
+// serialLagging names every authoritative server that does not serve the
+// highest SOA serial seen, or whose SOA is unknown.
+func (w *waiter) serialLagging() []string {
+	var top uint32
+	var topSrv netip.AddrPort
+	have := false
+	for _, s := range w.servers {
+		st := w.soa[s.Addr]
+		if st.ok && (!have || serialLess(top, st.serial)) {
+			top, topSrv, have = st.serial, s.Addr, true
+		}
+	}
+	ref := ""
+	if have {
+		ref = serverString(topSrv)
+		for _, s := range w.servers {
+			if st := w.soa[s.Addr]; w.primary[s.Addr] && st.ok && st.serial == top {
+				ref = "primary"
+			}
+		}
+	}
+	var out []string
+	for _, s := range w.servers {
+		st := w.soa[s.Addr]
+		switch {
+		case st.err != "":
+			out = append(out, fmt.Sprintf("%s %s SOA unknown (%s)", serverString(s.Addr), w.zone, st.err))
+		case st.ok && st.serial != top:
+			role := "server"
+			if w.primary[s.Addr] {
+				role = "primary"
+			} else if len(w.primary) > 0 {
+				role = "secondary"
+			}
+			out = append(out, fmt.Sprintf("%s %s serves serial %d, %s %d", role, serverString(s.Addr), st.serial, ref, top))
+		}
+	}
+	return out
+}
