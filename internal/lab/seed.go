@@ -38,7 +38,7 @@ type SeedManifest struct {
 	Users     []string
 	Messages  []string   // every message file (Maildir new/ and cur/, including hard-link copies)
 	HardLinks [][]string // groups of paths that are one file
-	Files     []string   // every regular file written, messages included
+	Files     []string   // every regular file written, messages included (second names of hard links are only in Messages and HardLinks)
 	Symlinks  []string
 	Dirs      []string
 	Bytes     int64 // content bytes written (each hard-linked file counted once)
@@ -405,7 +405,7 @@ type FileInfo struct {
 	Type   string      // "file", "dir", "symlink", "other"
 	Mode   fs.FileMode // permission and special bits
 	Size   int64       // files only
-	MTime  time.Time   // files and symlinks (directory times change with their contents)
+	MTime  time.Time   // files only (directory times change with their contents; symlink times are not kept by every tool)
 	Owner  string      // user name by the host's /etc/passwd, or the number
 	Group  string      // group name by the host's /etc/group, or the number
 	SHA256 string      // files only
@@ -468,7 +468,7 @@ func Snapshot(h *Host, roots ...string) (map[string]FileInfo, error) {
 			case fi.IsDir():
 				e.Type = "dir"
 			case fi.Mode()&fs.ModeSymlink != 0:
-				e.Type, e.MTime = "symlink", fi.ModTime()
+				e.Type = "symlink"
 				if e.Target, err = os.Readlink(p); err != nil {
 					return err
 				}
@@ -517,7 +517,7 @@ func idNames(path string) (map[int]string, error) {
 }
 
 // DiffSnapshots lists the differences between two snapshots (want, got), sorted by path, at most
-// max of them (0: all). Directory times are not compared.
+// max of them (0: all). Only file times are compared.
 func DiffSnapshots(want, got map[string]FileInfo, max int) []string {
 	var paths []string
 	for p := range want {
@@ -555,7 +555,7 @@ func DiffSnapshots(want, got map[string]FileInfo, max int) []string {
 			if w.Size != g.Size || w.SHA256 != g.SHA256 {
 				d = append(d, fmt.Sprintf("content %d bytes %.12s, want %d bytes %.12s", g.Size, g.SHA256, w.Size, w.SHA256))
 			}
-			if w.Type != "dir" && !w.MTime.Equal(g.MTime) {
+			if !w.MTime.Equal(g.MTime) {
 				d = append(d, fmt.Sprintf("mtime %s, want %s", g.MTime.Format(time.RFC3339Nano), w.MTime.Format(time.RFC3339Nano)))
 			}
 			if w.Target != g.Target {
