@@ -96,6 +96,8 @@ type waiter struct {
 	slots    map[key]*slot
 	order    []key
 	lastTick time.Time
+	// servesZero: resolvers seen serving a cached answer with TTL 0.
+	servesZero map[netip.AddrPort]bool
 }
 
 func (c *Checker) wait(ctx context.Context, names []string, old, want Sets, progress func(Event), checkAuth, checkRes bool) (*Report, error) {
@@ -130,7 +132,7 @@ func (c *Checker) wait(ctx context.Context, names []string, old, want Sets, prog
 	w := &waiter{
 		k: k, names: names, old: old, want: want, progress: progress, cnt: &counter{},
 		checkAuth: checkAuth, checkRes: checkRes,
-		soa: map[netip.AddrPort]*soaState{}, slots: map[key]*slot{},
+		soa: map[netip.AddrPort]*soaState{}, slots: map[key]*slot{}, servesZero: map[netip.AddrPort]bool{},
 	}
 	if checkAuth {
 		if w.zone, err = k.zoneOf(ctx, w.cnt, names); err == nil {
@@ -337,7 +339,7 @@ func (w *waiter) apply(kk key, a answer, sent, at time.Time) {
 		s.obs.Err != o.Err || s.obs.Serial != o.Serial
 	s.obs, s.seen = o, true
 	if kk.role == RoleResolver {
-		s.next = w.nextAsk(s, a, sent, at)
+		s.next = w.nextAsk(s, kk, a, sent, at)
 	}
 	if changed {
 		obs := o
@@ -347,10 +349,12 @@ func (w *waiter) apply(kk key, a answer, sent, at time.Time) {
 
 // nextAsk is when a resolver is asked again. Resolvers count TTLs in whole
 // seconds of their own clock, so an answer with t seconds left expires t
-// seconds after the start of the second it was sent in; a resolver that still
-// serves its cached answer with TTL 0 during that last second is asked again
-// at the start of the next one.
-func (w *waiter) nextAsk(s *slot, a answer, sent, at time.Time) time.Time {
+// seconds after the start of the second it was sent in. Some resolvers
+// (Unbound, BIND) still serve the cached answer with TTL 0 during the second
+// after that: an answer with TTL 0 is asked again at the start of the next
+// second, and once a resolver has been seen doing this its later expiries are
+// awaited one second longer, saving a question per expiry.
+func (w *waiter) nextAsk(s *slot, kk key, a answer, sent, at time.Time) time.Time {
 	if a.err != "" {
 		s.fails++
 		return at.Add(w.k.poll * time.Duration(min(1<<(s.fails-1), maxBackoff)))
@@ -359,9 +363,13 @@ func (w *waiter) nextAsk(s *slot, a answer, sent, at time.Time) time.Time {
 	base := sent.Truncate(time.Second)
 	var next time.Time
 	if a.ttl <= 0 {
+		w.servesZero[kk.srv] = true
 		next = base.Add(time.Second + ttlSlack)
 	} else {
 		next = base.Add(a.ttl + ttlSlack)
+		if w.servesZero[kk.srv] {
+			next = next.Add(time.Second)
+		}
 	}
 	if next.Before(at.Add(minGap)) {
 		next = at.Add(minGap)

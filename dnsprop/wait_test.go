@@ -51,6 +51,19 @@ func TestTTLAwarePolling(t *testing.T) {
 			queries: 3, doneAt: 31*time.Second + ttlSlack, eta: 30 * time.Second,
 		},
 		{
+			desc: "TTL 0 in the last second, learned at the first of two expiries",
+			served: func(s int64) (bool, int64) {
+				switch {
+				case s <= T+10:
+					return false, T + 10 - s
+				case s <= T+21:
+					return false, T + 21 - s
+				}
+				return true, 30
+			},
+			queries: 4, doneAt: 22*time.Second + ttlSlack, eta: 10 * time.Second,
+		},
+		{
 			desc: "refetched from a lagging server: a second expiry",
 			served: func(s int64) (bool, int64) {
 				switch {
