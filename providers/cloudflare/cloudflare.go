@@ -1,0 +1,316 @@
+// Package cloudflare owns cutover's "cloudflare" provider type over
+// github.com/libdns/cloudflare, with the work-arounds cutover needs: SetRecords
+// replaces whole RRsets (the library only patches single records, upstream
+// issue #31), 429 and 5xx answers are retried with backoff honouring
+// Retry-After, a panic inside the library becomes an error, and the automatic
+// TTL (1) reads as Cloudflare's 300 seconds.
+//
+//	[providers.dns]
+//	type       = "cloudflare"
+//	api_token  = "env:CF_API_TOKEN"   # Zone.DNS:Edit
+//	zone_token = "env:CF_ZONE_TOKEN"  # optional Zone:Read token
+package cloudflare
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/libdns/cloudflare"
+	"github.com/libdns/libdns"
+
+	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/providers"
+)
+
+// Caps are the capabilities of the cloudflare type.
+var Caps = providers.Capabilities{
+	MinTTL:       60 * time.Second,
+	MinTTLReason: "Cloudflare refuses TTLs below 60 s outside Enterprise plans (1 means automatic, 300 s)",
+	RRsetSet: providers.Capability{OK: true, Reason: "the library patches single records; cutover deletes the RRset's extra records, " +
+		"then patches or adds the rest"},
+	Atomic: providers.Capability{OK: false, Reason: "every record is a separate API call"},
+}
+
+func init() { providers.Register("cloudflare", New, Caps) }
+
+// autoTTL is what Cloudflare serves for a record whose ttl is 1 ("automatic").
+const autoTTL = 300 * time.Second
+
+// transport is the RoundTripper of the HTTP client (tests replace it).
+var transport http.RoundTripper = http.DefaultTransport
+
+// New is the cloudflare factory.
+func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error) {
+	api := s.Secret("api_token", true)
+	zt := s.Secret("zone_token", false)
+	if err := providers.Ready(s, env); err != nil {
+		return nil, err
+	}
+	token, err := api.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	var zoneToken string
+	if !zt.IsZero() {
+		if zoneToken, err = zt.Resolve(); err != nil {
+			return nil, err
+		}
+	}
+	hc := &http.Client{Transport: transport, Timeout: 60 * time.Second}
+	return NewClient(token, zoneToken, &Retrier{Client: hc, Attempts: 5, Backoff: time.Second, MaxWait: 2 * time.Minute}), nil
+}
+
+// NewClient returns the Cloudflare client sending its requests through hc
+// (the factory gives a *Retrier over an *http.Client).
+func NewClient(apiToken, zoneToken string, hc cloudflare.HTTPClient) providers.Client {
+	return &client{p: &cloudflare.Provider{APIToken: apiToken, ZoneToken: zoneToken, HTTPClient: hc}}
+}
+
+// Retrier is a cloudflare.HTTPClient that retries 429 and 5xx answers up to
+// Attempts times in all, waiting Retry-After (seconds or an HTTP date, capped
+// at MaxWait) or else Backoff, 2*Backoff, 4*Backoff, ... The wait ends early
+// when the request's context does. After the last attempt it returns the last
+// answer, whose error the library reports.
+type Retrier struct {
+	Client   *http.Client
+	Attempts int
+	Backoff  time.Duration
+	MaxWait  time.Duration
+	Now      func() time.Time // for Retry-After dates; default time.Now
+}
+
+// Do sends req, retrying as described on Retrier.
+func (r *Retrier) Do(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	for attempt := 1; ; attempt++ {
+		try := req
+		if attempt > 1 {
+			try = req.Clone(ctx)
+			if req.GetBody != nil {
+				body, err := req.GetBody()
+				if err != nil {
+					return nil, fmt.Errorf("cloudflare: retry %s %s: %w", req.Method, req.URL.Path, err)
+				}
+				try.Body = body
+			}
+		}
+		resp, err := r.Client.Do(try)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 || attempt >= r.Attempts {
+			return resp, nil
+		}
+		wait := r.wait(attempt, resp.Header.Get("Retry-After"))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("cloudflare: %s %s: HTTP %d, waiting %s to retry: %w", req.Method, req.URL.Path, resp.StatusCode, wait, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Retrier) wait(attempt int, retryAfter string) time.Duration {
+	d := r.Backoff << (attempt - 1)
+	if retryAfter != "" {
+		if secs, err := strconv.Atoi(strings.TrimSpace(retryAfter)); err == nil && secs >= 0 {
+			d = time.Duration(secs) * time.Second
+		} else if at, err := http.ParseTime(retryAfter); err == nil {
+			now := time.Now
+			if r.Now != nil {
+				now = r.Now
+			}
+			d = max(at.Sub(now()), 0)
+		}
+	}
+	if r.MaxWait > 0 && d > r.MaxWait {
+		d = r.MaxWait
+	}
+	return d
+}
+
+// client wraps the library: RRset-correct SetRecords, errors prefixed,
+// panics recovered, zone names without the trailing dot (Cloudflare's
+// spelling), automatic TTL read as 300 s.
+type client struct{ p *cloudflare.Provider }
+
+func cfZone(zone string) string { return strings.TrimSuffix(zone, ".") }
+
+func (c *client) GetRecords(ctx context.Context, zone string) (recs []libdns.Record, err error) {
+	defer recoverTo(&err, "get records")
+	recs, err = c.p.GetRecords(ctx, cfZone(zone))
+	if err != nil {
+		return nil, fmt.Errorf("cloudflare: get records: %w", err)
+	}
+	for i, r := range recs {
+		if a, ok := r.(libdns.Address); ok && a.TTL == time.Second {
+			a.TTL = autoTTL
+			recs[i] = a
+		}
+	}
+	return recs, nil
+}
+
+func (c *client) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) (recs []libdns.Record, err error) {
+	defer recoverTo(&err, "delete records")
+	recs, err = c.p.DeleteRecords(ctx, cfZone(zone), in)
+	if err != nil {
+		return nil, fmt.Errorf("cloudflare: delete records: %w", err)
+	}
+	return recs, nil
+}
+
+type pair struct{ name, typ string }
+
+// SetRecords makes each (name, type) of in hold exactly in's records.
+// For a one-record RRset it deletes every other record of the pair, then
+// lets the library patch the remaining one (or create it): the name never
+// goes without an address. For a larger RRset it adds what is missing,
+// deletes what is extra, then re-creates records whose TTL is wrong one at
+// a time (so the RRset is never empty).
+func (c *client) SetRecords(ctx context.Context, zone string, in []libdns.Record) (_ []libdns.Record, err error) {
+	defer recoverTo(&err, "set records")
+	z := cfZone(zone)
+	cur, err := c.GetRecords(ctx, zone)
+	if err != nil {
+		return nil, err
+	}
+	var order []pair
+	want := map[pair][]libdns.RR{}
+	for _, r := range in {
+		rr := r.RR()
+		p := pair{strings.ToLower(libdns.AbsoluteName(rr.Name, z)), rr.Type}
+		if _, ok := want[p]; !ok {
+			order = append(order, p)
+		}
+		want[p] = append(want[p], rr)
+	}
+	have := map[pair][]libdns.RR{}
+	for _, r := range cur {
+		rr := r.RR()
+		p := pair{strings.ToLower(libdns.AbsoluteName(rr.Name, z)), rr.Type}
+		have[p] = append(have[p], rr)
+	}
+	for _, p := range order {
+		if err := c.setRRset(ctx, z, want[p], have[p]); err != nil {
+			return nil, fmt.Errorf("cloudflare: set %s %s: %w", p.name, p.typ, err)
+		}
+	}
+	return in, nil
+}
+
+func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR) error {
+	find := func(rs []libdns.RR, data string) (libdns.RR, bool) {
+		for _, r := range rs {
+			if sameData(r, data) {
+				return r, true
+			}
+		}
+		return libdns.RR{}, false
+	}
+	del := func(rs []libdns.RR) error {
+		if len(rs) == 0 {
+			return nil
+		}
+		recs := make([]libdns.Record, len(rs))
+		for i, r := range rs {
+			r.TTL = 0 // any TTL
+			recs[i] = r
+		}
+		_, err := c.p.DeleteRecords(ctx, z, recs)
+		return err
+	}
+	add := func(rs []libdns.RR) error {
+		if len(rs) == 0 {
+			return nil
+		}
+		recs := make([]libdns.Record, len(rs))
+		for i, r := range rs {
+			recs[i] = r
+		}
+		_, err := c.p.AppendRecords(ctx, z, recs)
+		return err
+	}
+	if len(want) == 1 {
+		w := want[0]
+		keep, ok := find(have, w.Data)
+		if !ok && len(have) > 0 {
+			keep, ok = have[0], true
+		}
+		var extra []libdns.RR
+		for _, h := range have {
+			if !ok || !sameData(h, keep.Data) {
+				extra = append(extra, h)
+			}
+		}
+		if err := del(extra); err != nil {
+			return err
+		}
+		if ok && sameData(keep, w.Data) && keep.TTL == w.TTL {
+			return nil
+		}
+		_, err := c.p.SetRecords(ctx, z, []libdns.Record{w})
+		return err
+	}
+	var missing, extra, retime []libdns.RR
+	for _, w := range want {
+		h, ok := find(have, w.Data)
+		switch {
+		case !ok:
+			missing = append(missing, w)
+		case h.TTL != w.TTL:
+			retime = append(retime, w)
+		}
+	}
+	for _, h := range have {
+		if _, ok := find(want, h.Data); !ok {
+			extra = append(extra, h)
+		}
+	}
+	if err := add(missing); err != nil {
+		return err
+	}
+	if err := del(extra); err != nil {
+		return err
+	}
+	for _, w := range retime {
+		if err := del([]libdns.RR{w}); err != nil {
+			return err
+		}
+		if err := add([]libdns.RR{w}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameData compares record data; addresses are compared as addresses.
+func sameData(r libdns.RR, data string) bool {
+	if r.Type == "A" || r.Type == "AAAA" {
+		a, err1 := netip.ParseAddr(r.Data)
+		b, err2 := netip.ParseAddr(data)
+		return err1 == nil && err2 == nil && a == b
+	}
+	return r.Data == data
+}
+
+func recoverTo(err *error, op string) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("cloudflare: %s: panic in github.com/libdns/cloudflare: %v", op, r)
+	}
+}
+
+var (
+	_ providers.Client      = (*client)(nil)
+	_ cloudflare.HTTPClient = (*Retrier)(nil)
+)
