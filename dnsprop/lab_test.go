@@ -54,8 +54,9 @@ func TestLabPropagation(t *testing.T) {
 		t.Fatalf("facts: zone %q A %+v AAAA %+v negative TTL %s serials %v", facts.Zone, a, facts.Names[0].AAAA, facts.NegativeTTL, facts.Serials)
 	}
 
-	// Prime both caches with the old answer.
-	rep, err := auto.WaitResolvers(ctx, names, dnsprop.Sets{}, oldSets, nil)
+	// Prime both caches with the old answer (Wait with discovery: the zone by
+	// SOA, the servers by NS, the primary by the SOA MNAME).
+	rep, err := auto.Wait(ctx, names, dnsprop.Sets{}, oldSets, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

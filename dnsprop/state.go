@@ -221,7 +221,9 @@ func (r *Report) TotalQueries() int {
 const (
 	// EventChange: one observation changed state, addresses or error (or is the first for its server, name and type).
 	EventChange = "change"
-	// EventProgress: a round of queries finished; Report is the state now.
+	// EventProgress: a round of questions finished, or about a second passed
+	// while waiting (so a live view can count TTLs down); Report is the state now.
+	// View does not write these as JSON lines.
 	EventProgress = "progress"
 	// EventSummary: the wait is over (converged, or ctx done); Report is final.
 	EventSummary = "summary"

@@ -196,9 +196,9 @@ func TestLaggingSecondary(t *testing.T) {
 		}
 	}
 	go func() {
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		secondary.setHandle(serve(zoneAt(4, "192.0.2.1"))) // a broken secondary: right serial, old data
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 		secondary.setHandle(serve(zoneAt(5, "192.0.2.2")))
 		primary.setHandle(serve(zoneAt(5, "192.0.2.2")))
 	}()
@@ -397,5 +397,24 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := (&Checker{Zone: "example.org.", Authoritative: res}).Observe(context.Background(), []string{"www.other.org."}); err == nil ||
 		err.Error() != `dnsprop: name "www.other.org." is not in zone "example.org."` {
 		t.Errorf("Observe of a name outside the zone: %v", err)
+	}
+}
+
+// TestIPv6Resolver: resolvers may be IPv6 addresses, given as "[v6]:port".
+func TestIPv6Resolver(t *testing.T) {
+	t.Parallel()
+	f := startFake(t, "::1", 0, serve(zone{records: []string{soa(1, 300, 60), "www.example.org. 60 IN AAAA 2001:db8::2"}}))
+	r, err := ParseServer(fmt.Sprintf("[::1]:%d", f.addr.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rep, err := (&Checker{Resolvers: []netip.AddrPort{r}}).WaitResolvers(ctx, []string{"www.example.org."}, SetsOf(addrs("2001:db8::1")), SetsOf(addrs("2001:db8::2")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Converged || rep.Queries[r] != 2 {
+		t.Fatalf("WaitResolvers over IPv6: converged %v, queries %v; want converged after 2 questions", rep.Converged, rep.Queries)
 	}
 }
