@@ -32,7 +32,7 @@ type Checker struct {
 	// addresses. Default 53 (tests use other ports).
 	AuthoritativePort uint16
 
-	// sleep, when set (tests), replaces real waiting; it must return a channel
+	// after, when set (tests), replaces real waiting; it must return a channel
 	// that fires after d has passed on Clock.
 	after func(d time.Duration) <-chan time.Time
 }
