@@ -1,0 +1,411 @@
+// Package manual owns cutover's "manual" provider type, for DNS hosts without
+// an API: writing records prints exactly which records to set (name, TTL,
+// type, addresses) and then waits until every authoritative server serves
+// them; reading asks the authoritative servers directly.
+//
+//	[providers.dns]
+//	type    = "manual"
+//	timeout = "1h"   # how long to wait for the operator (default 1h)
+//	poll    = "5s"   # how often to ask the authoritative servers (default 5s)
+package manual
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libdns/libdns"
+	"github.com/miekg/dns"
+
+	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/providers"
+)
+
+// Caps are the capabilities of the manual type.
+var Caps = providers.Capabilities{
+	MinTTL:       time.Second,
+	MinTTLReason: "set by your DNS host, which cutover cannot ask: check its documentation",
+	RRsetSet:     providers.Capability{OK: true, Reason: "the instructions name whole RRsets and cutover waits until they are served exactly"},
+	Atomic:       providers.Capability{OK: false, Reason: "a person edits the records one at a time"},
+}
+
+func init() { providers.Register("manual", New, Caps) }
+
+// New is the manual factory.
+func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error) {
+	timeout := s.Duration("timeout", time.Hour)
+	poll := s.Duration("poll", 5*time.Second)
+	var errs []error
+	if timeout <= 0 {
+		errs = append(errs, &providers.SettingError{Key: "timeout", Msg: "must be positive"})
+	}
+	if poll <= 0 {
+		errs = append(errs, &providers.SettingError{Key: "poll", Msg: "must be positive"})
+	}
+	if err := providers.Ready(s, env, errs...); err != nil {
+		return nil, err
+	}
+	if env.Out == nil {
+		return nil, errors.New("manual: nowhere to print the instructions (no output given)")
+	}
+	if len(env.Authoritative) == 0 && len(env.Resolvers) == 0 {
+		return nil, errors.New("manual: needs [dns] authoritative servers, or [dns] resolvers to find them")
+	}
+	return &Client{Out: env.Out, Authoritative: env.Authoritative, Resolvers: env.Resolvers,
+		Wait: env.WaitAuthoritative, Timeout: timeout, Poll: poll}, nil
+}
+
+// Client prints instructions and reads the authoritative servers.
+type Client struct {
+	Out           io.Writer
+	Authoritative []netip.AddrPort // empty: found through Resolvers (SOA's NS names)
+	Resolvers     []netip.AddrPort
+	Wait          providers.WaitFunc // nil: poll Authoritative every Poll
+	Timeout       time.Duration      // for the operator to make the change
+	Poll          time.Duration
+	QueryTimeout  time.Duration // per query; default 2s
+
+	mu   sync.Mutex
+	auth []netip.AddrPort
+}
+
+// GetRecords cannot list a zone without an API; Zone uses GetNameRecords.
+func (c *Client) GetRecords(ctx context.Context, zone string) ([]libdns.Record, error) {
+	return nil, errors.New("manual: cannot list a whole zone: read it name by name")
+}
+
+// GetNameRecords returns the A and AAAA records of names as every
+// authoritative server serves them; servers that disagree are an error.
+func (c *Client) GetNameRecords(ctx context.Context, zone string, names []string) ([]libdns.Record, error) {
+	servers, err := c.servers(ctx, zone)
+	if err != nil {
+		return nil, err
+	}
+	var out []libdns.Record
+	for _, n := range names {
+		for _, typ := range []string{"A", "AAAA"} {
+			var first rrset
+			for i, s := range servers {
+				got, err := c.query(ctx, s, n, typ)
+				if err != nil {
+					return nil, err
+				}
+				if i == 0 {
+					first = got
+				} else if !got.equal(first) {
+					return nil, fmt.Errorf("manual: authoritative servers disagree on %s %s: %s serves %s, %s serves %s",
+						n, typ, servers[0], first, s, got)
+				}
+			}
+			for _, a := range first.addrs {
+				out = append(out, libdns.Address{Name: libdns.RelativeName(n, zone), TTL: first.ttl, IP: a})
+			}
+		}
+	}
+	return out, nil
+}
+
+type pairKey struct{ name, typ string }
+
+// SetRecords prints the RRsets to set and waits until they are served.
+func (c *Client) SetRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	want, order, err := group(zone, recs)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "manual: please change zone %s at your DNS host:\n", zone)
+	var exp []providers.Expect
+	for _, k := range order {
+		e := want[k]
+		fmt.Fprintf(&b, "  SET %s %s (replace every %s record of this name) to:\n", k.name, k.typ, k.typ)
+		for _, a := range e.Addrs {
+			fmt.Fprintf(&b, "    %s %d IN %s %s\n", k.name, int(e.TTL.Seconds()), k.typ, a)
+		}
+		exp = append(exp, e)
+	}
+	if err := c.announceAndWait(ctx, zone, b.String(), exp); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// DeleteRecords prints the records to delete and waits until they are gone.
+func (c *Client) DeleteRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	del, order, err := group(zone, recs)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(order))
+	for _, k := range order {
+		if !slices.Contains(names, k.name) {
+			names = append(names, k.name)
+		}
+	}
+	cur, err := c.GetNameRecords(ctx, zone, names)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "manual: please change zone %s at your DNS host:\n  DELETE:\n", zone)
+	var exp []providers.Expect
+	for _, k := range order {
+		rest := providers.Expect{Name: k.name, Type: k.typ}
+		for _, r := range cur {
+			rr := r.RR()
+			if strings.EqualFold(libdns.AbsoluteName(rr.Name, zone), k.name) && rr.Type == k.typ {
+				a, _ := netip.ParseAddr(rr.Data)
+				if slices.Contains(del[k].Addrs, a) {
+					fmt.Fprintf(&b, "    %s %d IN %s %s\n", k.name, int(rr.TTL.Seconds()), k.typ, a)
+				} else {
+					rest.Addrs, rest.TTL = append(rest.Addrs, a), rr.TTL
+				}
+			}
+		}
+		exp = append(exp, rest)
+	}
+	if err := c.announceAndWait(ctx, zone, b.String(), exp); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+func group(zone string, recs []libdns.Record) (map[pairKey]providers.Expect, []pairKey, error) {
+	m := map[pairKey]providers.Expect{}
+	var order []pairKey
+	for _, r := range recs {
+		rr := r.RR()
+		if rr.Type != "A" && rr.Type != "AAAA" {
+			return nil, nil, fmt.Errorf("manual: only A and AAAA records are supported, not %q", rr.Type)
+		}
+		a, err := netip.ParseAddr(rr.Data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("manual: bad address %q", rr.Data)
+		}
+		k := pairKey{strings.ToLower(dns.Fqdn(libdns.AbsoluteName(rr.Name, zone))), rr.Type}
+		e, ok := m[k]
+		if !ok {
+			order = append(order, k)
+			e = providers.Expect{Name: k.name, Type: k.typ}
+		}
+		e.Addrs, e.TTL = append(e.Addrs, a), rr.TTL
+		m[k] = e
+	}
+	return m, order, nil
+}
+
+func (c *Client) announceAndWait(ctx context.Context, zone, text string, exp []providers.Expect) error {
+	servers, err := c.servers(ctx, zone)
+	if err != nil {
+		return err
+	}
+	ss := make([]string, len(servers))
+	for i, s := range servers {
+		ss[i] = s.String()
+	}
+	fmt.Fprintf(c.Out, "%smanual: waiting up to %s until every authoritative server (%s) serves exactly that\n", text, c.Timeout, strings.Join(ss, ", "))
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	if c.Wait != nil {
+		err = c.Wait(ctx, exp)
+	} else {
+		err = c.poll(ctx, servers, exp)
+	}
+	if err != nil {
+		return fmt.Errorf("manual: waiting for the change: %w", err)
+	}
+	fmt.Fprintf(c.Out, "manual: every authoritative server serves it\n")
+	return nil
+}
+
+// poll asks every server for every expected RRset until all match (data
+// and TTL), or ctx ends: then the error names what still differs.
+func (c *Client) poll(ctx context.Context, servers []netip.AddrPort, exp []providers.Expect) error {
+	t := time.NewTicker(c.Poll)
+	defer t.Stop()
+	var prev []string // the last round that ran to its end
+	for {
+		var lag []string
+		for _, e := range exp {
+			want := rrset{addrs: e.Addrs, ttl: e.TTL}
+			for _, s := range servers {
+				got, err := c.query(ctx, s, e.Name, e.Type)
+				switch {
+				case err != nil:
+					lag = append(lag, err.Error())
+				case !got.equal(want):
+					lag = append(lag, fmt.Sprintf("%s serves %s %s %s, want %s", s, e.Name, e.Type, got, want))
+				}
+			}
+		}
+		// A deadline can pass before ctx.Err() says so: such a round's
+		// errors are the deadline's, not the servers'.
+		ended := ctx.Err() != nil
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			ended = true
+		}
+		if len(lag) == 0 && !ended {
+			return nil
+		}
+		if !ended {
+			prev = lag
+		}
+		select {
+		case <-ctx.Done():
+			if prev == nil {
+				prev = lag
+			}
+			return fmt.Errorf("%s: %w", strings.Join(prev, "; "), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+type rrset struct {
+	addrs []netip.Addr
+	ttl   time.Duration
+}
+
+func (r rrset) equal(o rrset) bool {
+	if len(r.addrs) != len(o.addrs) {
+		return false
+	}
+	for _, a := range r.addrs {
+		if !slices.Contains(o.addrs, a) {
+			return false
+		}
+	}
+	return len(r.addrs) == 0 || r.ttl == o.ttl
+}
+
+func (r rrset) String() string {
+	if len(r.addrs) == 0 {
+		return "nothing"
+	}
+	s := make([]string, len(r.addrs))
+	for i, a := range r.addrs {
+		s[i] = a.String()
+	}
+	return fmt.Sprintf("%s (ttl %s)", strings.Join(s, ", "), r.ttl)
+}
+
+// query asks one authoritative server, with AA required.
+func (c *Client) query(ctx context.Context, server netip.AddrPort, name, typ string) (rrset, error) {
+	r, err := c.exchange(ctx, server, dns.Fqdn(name), dns.StringToType[typ], false)
+	if err != nil {
+		return rrset{}, err
+	}
+	if !r.Authoritative {
+		return rrset{}, fmt.Errorf("manual: %s is not authoritative for %s", server, name)
+	}
+	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
+		return rrset{}, fmt.Errorf("manual: %s answers %s %s with %s", server, name, typ, dns.RcodeToString[r.Rcode])
+	}
+	var out rrset
+	for _, rr := range r.Answer {
+		if !strings.EqualFold(rr.Header().Name, dns.Fqdn(name)) {
+			continue
+		}
+		var a netip.Addr
+		switch v := rr.(type) {
+		case *dns.A:
+			a, _ = netip.AddrFromSlice(v.A.To4())
+		case *dns.AAAA:
+			a, _ = netip.AddrFromSlice(v.AAAA)
+		default:
+			continue
+		}
+		if !slices.Contains(out.addrs, a) {
+			out.addrs = append(out.addrs, a)
+		}
+		out.ttl = max(out.ttl, time.Duration(rr.Header().Ttl)*time.Second)
+	}
+	slices.SortFunc(out.addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+	return out, nil
+}
+
+func (c *Client) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16, rd bool) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.RecursionDesired = rd
+	m.SetEdns0(1232, false)
+	to := c.QueryTimeout
+	if to == 0 {
+		to = 2 * time.Second
+	}
+	r, _, err := (&dns.Client{Net: "udp", Timeout: to}).ExchangeContext(ctx, m, server.String())
+	if err == nil && r.Truncated {
+		r, _, err = (&dns.Client{Net: "tcp", Timeout: to}).ExchangeContext(ctx, m, server.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manual: ask %s for %s %s: %w", server, name, dns.TypeToString[qtype], err)
+	}
+	return r, nil
+}
+
+// servers returns the authoritative servers: the configured ones, or the
+// zone's NS hosts' addresses found through the resolvers (port 53).
+func (c *Client) servers(ctx context.Context, zone string) ([]netip.AddrPort, error) {
+	if len(c.Authoritative) > 0 {
+		return c.Authoritative, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.auth) > 0 {
+		return c.auth, nil
+	}
+	var lastErr error
+	for _, res := range c.Resolvers {
+		r, err := c.exchange(ctx, res, dns.Fqdn(zone), dns.TypeNS, true)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var auth []netip.AddrPort
+		for _, rr := range r.Answer {
+			ns, ok := rr.(*dns.NS)
+			if !ok {
+				continue
+			}
+			for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+				ar, err := c.exchange(ctx, res, ns.Ns, qt, true)
+				if err != nil {
+					lastErr = err
+					continue
+				}
+				for _, a := range ar.Answer {
+					var ip netip.Addr
+					switch v := a.(type) {
+					case *dns.A:
+						ip, _ = netip.AddrFromSlice(v.A.To4())
+					case *dns.AAAA:
+						ip, _ = netip.AddrFromSlice(v.AAAA)
+					}
+					if ap := netip.AddrPortFrom(ip, 53); ip.IsValid() && !slices.Contains(auth, ap) {
+						auth = append(auth, ap)
+					}
+				}
+			}
+		}
+		if len(auth) > 0 {
+			c.auth = auth
+			return auth, nil
+		}
+		lastErr = fmt.Errorf("manual: resolver %s knows no name server address for %s", res, zone)
+	}
+	if lastErr == nil {
+		lastErr = errors.New("manual: no resolvers to find the authoritative servers with")
+	}
+	return nil, lastErr
+}
+
+var (
+	_ providers.Client     = (*Client)(nil)
+	_ providers.NameReader = (*Client)(nil)
+)
