@@ -218,6 +218,7 @@ func TestConformance(t *testing.T) {
 		LowTTL: 5 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {
 			for _, s := range op.servers {
+				s.mu.Lock()
 				for _, r := range seed {
 					k := rrKey{r.Name + "." + zone, r.Type}
 					d := s.data[k]
@@ -228,6 +229,7 @@ func TestConformance(t *testing.T) {
 					d.data, d.ttl = append(d.data, v), uint32(r.TTL.Seconds())
 					s.data[k] = d
 				}
+				s.mu.Unlock()
 			}
 			return open(t, op, map[string]any{"poll": "10ms", "timeout": "10s"}, providers.Env{}).Client()
 		},
@@ -374,6 +376,8 @@ func TestDiscoverAuthoritative(t *testing.T) {
 	if got := fmt.Sprint(snap.Names[0].A); got != "{[192.0.2.1] 30s}" {
 		t.Fatalf("snapshot A %s", got)
 	}
+	auth.mu.Lock()
+	defer auth.mu.Unlock()
 	if auth.queries == 0 {
 		t.Fatal("the discovered server was never asked")
 	}
