@@ -23,7 +23,7 @@ func (p *Plan) Render(w io.Writer, loc *time.Location) {
 	}
 	fmt.Fprintf(w, "plan for %s\n", p.Config)
 	fmt.Fprintf(w, "  now:          %s\n", when(p.Now))
-	fmt.Fprintf(w, "  window opens: %s, in %s\n", when(p.CutoverAt), roughly(p.CutoverAt.Sub(p.Now)))
+	fmt.Fprintf(w, "  window opens: %s (%s)\n", when(p.CutoverAt), relative(p.CutoverAt.Sub(p.Now)))
 	if p.Offline {
 		fmt.Fprintf(w, "  DNS:          not looked up (--offline): the TTLs served are unknown\n")
 	} else {
@@ -80,7 +80,18 @@ func roughly(d time.Duration) string {
 	s = strings.TrimSuffix(strings.TrimSuffix(s, " 0h"), " 0m")
 	s = strings.TrimSuffix(s, " 0s")
 	if neg {
-		return s + " ago"
+		return "-" + s
 	}
 	return s
+}
+
+// relative says when something is, seen from now: "in 2d 3h", "5m ago", "now".
+func relative(d time.Duration) string {
+	switch {
+	case d > -time.Second && d < time.Second:
+		return "now"
+	case d < 0:
+		return roughly(-d) + " ago"
+	}
+	return "in " + roughly(d)
 }

@@ -1,0 +1,618 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cutover-dev/cutover/internal/config"
+)
+
+// DNS changes the zone at the provider. Every method is idempotent and
+// checks its precondition against snap before changing anything.
+type DNS interface {
+	// Snapshot reads the A/AAAA data of the configured names.
+	Snapshot(ctx context.Context) (*Snapshot, error)
+	// LowerTTL keeps the data of snap with the lowered TTL.
+	LowerTTL(ctx context.Context, snap *Snapshot) error
+	// Swap points the names at the new host, with the lowered TTL.
+	Swap(ctx context.Context, snap *Snapshot) error
+	// RestoreTTL keeps the current data (old or new) with snap's TTLs.
+	RestoreTTL(ctx context.Context, snap *Snapshot) error
+	// Revert puts snap's data and TTLs back.
+	Revert(ctx context.Context, snap *Snapshot) error
+}
+
+// Hosts acts on the old and the new host. out receives the step's output.
+type Hosts interface {
+	Preflight(ctx context.Context, out io.Writer) error
+	Copy(ctx context.Context, out io.Writer, final bool) error
+	Verify(ctx context.Context, out io.Writer) error
+	Fixup(ctx context.Context, out io.Writer) error
+}
+
+// Hooks runs a configured service command where the hook says.
+type Hooks interface {
+	Run(ctx context.Context, out io.Writer, h *config.Hook) error
+}
+
+// Propagation waits until DNS serves the new host's addresses.
+type Propagation interface {
+	WaitAuthoritative(ctx context.Context, out io.Writer) error
+	WaitResolvers(ctx context.Context, out io.Writer) error
+}
+
+// Engine runs a cutover's steps in order against a journal.
+type Engine struct {
+	Config  *config.Config
+	Journal *Journal
+	DNS     DNS
+	Hosts   Hosts
+	Hooks   Hooks
+	Prop    Propagation
+	Clock   Clock
+	Out     io.Writer // step output and progress lines
+	Events  *EventLog // nil: no event log
+	// Wait is called about once a second while the engine waits for a
+	// step's time (a countdown on a terminal); nil prints a line now and then.
+	Wait func(step StepName, until, now time.Time)
+	// RerunInterrupted allows a hook that was interrupted to run again.
+	RerunInterrupted bool
+	// Fault is the crash-injection seam (CUTOVER_FAULT); zero in production.
+	Fault Fault
+}
+
+// StepError is a step that failed.
+type StepError struct {
+	Step StepName
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("%s: %v", e.Step, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// InterruptedError is a run stopped by a signal at a safe point.
+type InterruptedError struct{ Step StepName }
+
+func (e *InterruptedError) Error() string {
+	if e.Step == "" {
+		return "scheduler: interrupted"
+	}
+	return fmt.Sprintf("scheduler: interrupted during %s", e.Step)
+}
+func (e *InterruptedError) Unwrap() error { return context.Canceled }
+
+// NeedsDecisionError is a hook that was interrupted in a previous run: it
+// may or may not have taken effect, so it is not rerun without consent.
+type NeedsDecisionError struct {
+	Step    StepName
+	Started time.Time
+}
+
+func (e *NeedsDecisionError) Error() string {
+	return fmt.Sprintf("scheduler: step %s was interrupted in a previous run (started %s) and runs a hook that may not be safe to run twice",
+		e.Step, e.Started.UTC().Format(time.RFC3339))
+}
+
+// RolledBackError is a run that failed and was rolled back.
+type RolledBackError struct {
+	Cause    error
+	Rollback error // nil when the rollback succeeded
+}
+
+func (e *RolledBackError) Error() string {
+	if e.Rollback != nil {
+		return fmt.Sprintf("%v; the rollback failed too: %v", e.Cause, e.Rollback)
+	}
+	return fmt.Sprintf("%v; rolled back", e.Cause)
+}
+func (e *RolledBackError) Unwrap() error { return e.Cause }
+
+// ErrFinished is returned when the journal says the cutover is over.
+var ErrFinished = errors.New("scheduler: this cutover is finished")
+
+// Skip says why a step has nothing to do with this config, or "".
+func Skip(cfg *config.Config, snap *Snapshot, name StepName) string {
+	hasSync := func(f func(config.Sync) bool) bool { return slices.ContainsFunc(cfg.Sync, f) }
+	switch name {
+	case LowerTTL:
+		if snap != nil && snap.MaxTTL() <= cfg.DNS.LoweredTTL {
+			return "every TTL served is already at or below lowered_ttl"
+		}
+	case InitialSync:
+		if !hasSync(func(s config.Sync) bool { return s.Initial }) {
+			return "no [[sync]] entry has initial = true"
+		}
+	case FinalSync, Verify:
+		if len(cfg.Sync) == 0 {
+			return "no [[sync]] entries"
+		}
+	case Fixup:
+		if !hasSync(func(s config.Sync) bool { return s.Owner != "" }) {
+			return "no [[sync]] entry sets owner"
+		}
+	case Prepare, Disable, Activate:
+		if hook(cfg, name) == nil {
+			return fmt.Sprintf("no [hooks] %s configured", name)
+		}
+	case RestoreTTL:
+		if cfg.DNS.RestoreNever {
+			return `restore_ttl_after = "never"`
+		}
+	}
+	return ""
+}
+
+func hook(cfg *config.Config, name StepName) *config.Hook {
+	switch name {
+	case Prepare:
+		return cfg.Hooks.Prepare
+	case Disable:
+		return cfg.Hooks.Disable
+	case Activate:
+		return cfg.Hooks.Activate
+	}
+	return nil
+}
+
+// Earliest is when a step may start, given what the journal says; zero
+// means as soon as the steps before it are done.
+func (e *Engine) Earliest(name StepName) time.Time {
+	j, cfg := e.Journal, e.Config
+	switch name {
+	case Disable:
+		t := cfg.CutoverAt
+		// Never open the window before every cache holds the lowered TTL,
+		// even when lower-ttl ran late, unless the operator accepted it.
+		if !j.AcceptSlow && j.Snapshot != nil && !j.LoweredAt.IsZero() {
+			ttl := j.Snapshot.MaxTTL()
+			if safe := j.LoweredAt.Add(ttl + Margin(ttl)); safe.After(t) {
+				t = safe
+			}
+		}
+		return t
+	case RestoreTTL:
+		if a := j.Step(Activate); a != nil && !a.Ended.IsZero() {
+			return a.Ended.Add(cfg.DNS.RestoreTTLAfter)
+		}
+	}
+	return time.Time{}
+}
+
+// Run executes every step not yet done, in order, each no earlier than its
+// time, journaling each transition before the next action.
+func (e *Engine) Run(ctx context.Context) error {
+	j := e.Journal
+	switch j.Outcome {
+	case OutcomeDone, OutcomeRolledBack:
+		return fmt.Errorf("%w (%s)", ErrFinished, j.Outcome)
+	}
+	j.Outcome = ""
+	for _, info := range Steps {
+		rec := j.Step(info.Name)
+		switch rec.State {
+		case Done, Skipped:
+			continue
+		case Running:
+			if !info.Idempotent && !e.RerunInterrupted {
+				return &NeedsDecisionError{Step: info.Name, Started: rec.Started}
+			}
+		}
+		if err := e.fault(FaultBefore, info.Name); err != nil {
+			return err
+		}
+		if err := e.runStep(ctx, info, true); err != nil {
+			return e.failed(ctx, info.Name, err)
+		}
+		if err := e.fault(FaultAfter, info.Name); err != nil {
+			return err
+		}
+	}
+	j.Outcome = OutcomeDone
+	if err := e.save(); err != nil {
+		return err
+	}
+	e.event(Event{Kind: "run-done", Message: "cutover finished"})
+	return nil
+}
+
+// RunStep runs one step by hand (cutover step NAME): no waiting for its
+// time, but every step before it must be done or skipped, so that activate
+// can never run before DNS points at the new host. A failure is journaled
+// and not rolled back.
+func (e *Engine) RunStep(ctx context.Context, name StepName) error {
+	info, ok := Info(name)
+	if !ok {
+		return fmt.Errorf("scheduler: unknown step %q (valid: %s)", name, strings.Join(StepNames(), ", "))
+	}
+	j := e.Journal
+	for _, s := range Steps {
+		if s.Name == name {
+			break
+		}
+		if st := j.Step(s.Name).State; st != Done && st != Skipped {
+			return &OrderError{Step: name, Missing: s.Name, State: st}
+		}
+	}
+	rec := j.Step(name)
+	if !info.Idempotent && !e.RerunInterrupted && (rec.State == Running || rec.State == Done) {
+		if rec.State == Running {
+			return &NeedsDecisionError{Step: name, Started: rec.Started}
+		}
+		return fmt.Errorf("scheduler: step %s already ran (%s) and runs a hook that may not be safe to run twice", name, rec.Ended.UTC().Format(time.RFC3339))
+	}
+	err := e.runStep(ctx, info, false)
+	if err != nil {
+		var ie *InterruptedError
+		if errors.As(err, &ie) {
+			return err
+		}
+		return &StepError{Step: name, Err: err}
+	}
+	return nil
+}
+
+// OrderError is a step run by hand before the steps it depends on.
+type OrderError struct {
+	Step, Missing StepName
+	State         StepState
+}
+
+func (e *OrderError) Error() string {
+	return fmt.Sprintf("scheduler: %s cannot run yet: %s is %s", e.Step, e.Missing, e.State)
+}
+
+func (e *Engine) runStep(ctx context.Context, info StepInfo, wait bool) error {
+	j := e.Journal
+	rec := j.Step(info.Name)
+	if why := Skip(e.Config, j.Snapshot, info.Name); why != "" {
+		rec.State, rec.Note = Skipped, why
+		if info.Name == LowerTTL && j.LoweredAt.IsZero() {
+			j.LoweredAt = e.Clock.Now()
+		}
+		if err := e.save(); err != nil {
+			return err
+		}
+		e.event(Event{Kind: "step-skipped", Step: info.Name, Message: why})
+		return nil
+	}
+	if wait {
+		if t := e.Earliest(info.Name); !t.IsZero() {
+			if err := e.waitUntil(ctx, info.Name, t); err != nil {
+				return err
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return &InterruptedError{Step: info.Name}
+	}
+	now := e.Clock.Now()
+	rec.State, rec.Started, rec.Ended, rec.Error, rec.Note, rec.Tail = Running, now, time.Time{}, "", "", nil
+	rec.Attempts++
+	if err := e.save(); err != nil {
+		return err
+	}
+	e.event(Event{Kind: "step-started", Step: info.Name})
+	fmt.Fprintf(e.Out, "== %s: %s\n", info.Name, info.Summary)
+
+	tail := &tailWriter{w: e.Out, max: 20}
+	stopFault := e.faultDuring(info.Name)
+	note, err := e.do(ctx, info.Name, tail)
+	stopFault()
+	rec.Tail = tail.Lines()
+	rec.Ended = e.Clock.Now()
+	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted by a signal: the step stays running in the
+			// journal, so the next run knows it was cut short.
+			rec.Note = "interrupted by a signal"
+			if serr := e.save(); serr != nil {
+				return serr
+			}
+			e.event(Event{Kind: "step-interrupted", Step: info.Name, Error: err.Error()})
+			return &InterruptedError{Step: info.Name}
+		}
+		rec.State, rec.Error = Failed, err.Error()
+		if serr := e.save(); serr != nil {
+			return serr
+		}
+		e.event(Event{Kind: "step-failed", Step: info.Name, Error: err.Error()})
+		fmt.Fprintf(e.Out, "== %s: failed after %s: %v\n", info.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond), err)
+		return err
+	}
+	rec.State, rec.Note = Done, note
+	if err := e.save(); err != nil {
+		return err
+	}
+	e.event(Event{Kind: "step-done", Step: info.Name, Message: note})
+	fmt.Fprintf(e.Out, "== %s: done in %s\n", info.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond))
+	return nil
+}
+
+// do performs one step's action and returns a note for the journal.
+func (e *Engine) do(ctx context.Context, name StepName, out io.Writer) (string, error) {
+	j, cfg := e.Journal, e.Config
+	switch name {
+	case Preflight:
+		if err := e.Hosts.Preflight(ctx, out); err != nil {
+			return "", err
+		}
+		if j.Snapshot == nil {
+			snap, err := e.DNS.Snapshot(ctx)
+			if err != nil {
+				return "", err
+			}
+			if err := CheckSnapshot(cfg, snap); err != nil {
+				return "", err
+			}
+			j.Snapshot = snap
+			fmt.Fprintf(out, "snapshot: %s\n", snap)
+			e.event(Event{Kind: "dns-snapshot", Message: snap.String()})
+		}
+		return "snapshot: " + j.Snapshot.String(), nil
+	case LowerTTL:
+		if err := e.DNS.LowerTTL(ctx, j.Snapshot); err != nil {
+			return "", err
+		}
+		j.DNS, j.LoweredAt = DNSLowered, e.Clock.Now()
+		e.event(Event{Kind: "dns-changed", Step: name, Message: "TTL lowered to " + config.FormatDuration(cfg.DNS.LoweredTTL)})
+		return "TTL lowered to " + config.FormatDuration(cfg.DNS.LoweredTTL), nil
+	case InitialSync:
+		return "", e.Hosts.Copy(ctx, out, false)
+	case FinalSync:
+		return "", e.Hosts.Copy(ctx, out, true)
+	case Verify:
+		return "", e.Hosts.Verify(ctx, out)
+	case Fixup:
+		return "", e.Hosts.Fixup(ctx, out)
+	case Prepare, Disable, Activate:
+		h := hook(cfg, name)
+		return "", e.runHook(ctx, out, h)
+	case SwapDNS:
+		if err := e.DNS.Swap(ctx, j.Snapshot); err != nil {
+			return "", err
+		}
+		j.DNS = DNSSwapped
+		e.event(Event{Kind: "dns-changed", Step: name, Message: fmt.Sprintf("A/AAAA now point at %s", e.newAddrs())})
+		return "A/AAAA -> " + e.newAddrs(), nil
+	case AwaitAuthoritative, AwaitResolvers:
+		wctx, cancel := context.WithTimeoutCause(ctx, cfg.DNS.ConvergeTimeout,
+			fmt.Errorf("converge_timeout %s reached", config.FormatDuration(cfg.DNS.ConvergeTimeout)))
+		defer cancel()
+		var err error
+		if name == AwaitAuthoritative {
+			err = e.Prop.WaitAuthoritative(wctx, out)
+		} else {
+			err = e.Prop.WaitResolvers(wctx, out)
+		}
+		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", context.Cause(wctx), err)
+		}
+		return "", err
+	case RestoreTTL:
+		if err := e.DNS.RestoreTTL(ctx, j.Snapshot); err != nil {
+			return "", err
+		}
+		j.DNS = DNSRestored
+		e.event(Event{Kind: "dns-changed", Step: name, Message: "original TTL restored"})
+		return "original TTL restored", nil
+	}
+	return "", fmt.Errorf("scheduler: no action for step %q", name)
+}
+
+func (e *Engine) newAddrs() string {
+	s := e.Config.New.Address.String()
+	if e.Config.New.Address6.IsValid() {
+		s += ", " + e.Config.New.Address6.String()
+	}
+	return s
+}
+
+func (e *Engine) runHook(ctx context.Context, out io.Writer, h *config.Hook) error {
+	hctx := ctx
+	if h.Timeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeoutCause(ctx, h.Timeout, fmt.Errorf("hook %s: timeout %s reached", h.Name, config.FormatDuration(h.Timeout)))
+		defer cancel()
+	}
+	err := e.Hooks.Run(hctx, out, h)
+	if err != nil && ctx.Err() == nil && hctx.Err() != nil {
+		return fmt.Errorf("%w: %w", context.Cause(hctx), err)
+	}
+	return err
+}
+
+// CheckSnapshot refuses a zone that does not point at the old host: the
+// records were moved already, or the config names the wrong host.
+func CheckSnapshot(cfg *config.Config, snap *Snapshot) error {
+	for _, n := range snap.Names {
+		if n.A.Exists && !slices.Contains(n.A.Addrs, cfg.Old.Address) {
+			if slices.Contains(n.A.Addrs, cfg.New.Address) {
+				return fmt.Errorf("scheduler: %s A is %s: it already points at the new host", n.Name, addrList(n.A.Addrs))
+			}
+			return fmt.Errorf("scheduler: %s A is %s, which does not include old.address %s", n.Name, addrList(n.A.Addrs), cfg.Old.Address)
+		}
+	}
+	return nil
+}
+
+// failed handles a failed step according to on_failure.
+func (e *Engine) failed(ctx context.Context, name StepName, err error) error {
+	var ie *InterruptedError
+	if errors.As(err, &ie) {
+		return err
+	}
+	var de *NeedsDecisionError
+	if errors.As(err, &de) {
+		return err
+	}
+	serr := &StepError{Step: name, Err: err}
+	j := e.Journal
+	activated := j.Step(Activate).State != Pending && j.Step(Activate).State != Skipped
+	if e.Config.OnFailure != config.OnFailureRollback || activated {
+		j.Outcome = OutcomeStopped
+		if err := e.save(); err != nil {
+			return err
+		}
+		return serr
+	}
+	fmt.Fprintf(e.Out, "== rollback: %s failed, on_failure = %q\n", name, e.Config.OnFailure)
+	rerr := e.Rollback(context.WithoutCancel(ctx), fmt.Sprintf("%s failed: %v", name, err))
+	return &RolledBackError{Cause: serr, Rollback: rerr}
+}
+
+// Rollback puts things back as they were before the cutover: the service
+// re-enabled on old if it was disabled, and DNS reverted to the snapshot if
+// it was changed. It runs every action even when one fails. Callers pass a
+// context that is not cancelled by the signal that stopped the run.
+func (e *Engine) Rollback(ctx context.Context, reason string) error {
+	j, cfg := e.Journal, e.Config
+	rb := &RollbackRecord{Reason: reason, Started: e.Clock.Now()}
+	j.Rollback = rb
+	if err := e.save(); err != nil {
+		return err
+	}
+	e.event(Event{Kind: "rollback-started", Message: reason})
+	var errs []error
+	act := func(what string, f func() error) {
+		fmt.Fprintf(e.Out, "rollback: %s\n", what)
+		if err := f(); err != nil {
+			rb.Actions = append(rb.Actions, what+": FAILED: "+err.Error())
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		} else {
+			rb.Actions = append(rb.Actions, what+": done")
+		}
+		if err := e.save(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	if st := j.Step(Disable).State; st != Pending && st != Skipped {
+		if cfg.Hooks.Reenable != nil {
+			act("re-enable the service on old ([hooks] reenable)", func() error {
+				return e.runHook(ctx, &tailWriter{w: e.Out, max: 20}, cfg.Hooks.Reenable)
+			})
+		} else {
+			rb.Actions = append(rb.Actions, "no [hooks] reenable: the service on old must be started by hand")
+			fmt.Fprintf(e.Out, "rollback: no [hooks] reenable configured: start the service on old by hand\n")
+		}
+	}
+	if st := j.Step(Activate).State; st != Pending && st != Skipped {
+		rb.Actions = append(rb.Actions, "the service on new was activated and keeps running: stop it by hand")
+		fmt.Fprintf(e.Out, "rollback: the service on new was activated: stop it by hand, or both hosts accept traffic\n")
+	}
+	dnsTouched := j.DNS != DNSOriginal && j.DNS != DNSReverted ||
+		j.Step(LowerTTL).State == Running || j.Step(LowerTTL).State == Failed ||
+		j.Step(SwapDNS).State == Running || j.Step(SwapDNS).State == Failed
+	if dnsTouched && j.Snapshot != nil {
+		act("revert DNS to the snapshot ("+j.Snapshot.String()+")", func() error {
+			if err := e.DNS.Revert(ctx, j.Snapshot); err != nil {
+				return err
+			}
+			j.DNS = DNSReverted
+			e.event(Event{Kind: "dns-changed", Message: "reverted to the snapshot"})
+			return nil
+		})
+	}
+	rb.Ended = e.Clock.Now()
+	err := errors.Join(errs...)
+	if err != nil {
+		rb.Error = err.Error()
+		j.Outcome = OutcomeStopped
+	} else {
+		j.Outcome = OutcomeRolledBack
+	}
+	if serr := e.save(); serr != nil {
+		return errors.Join(err, serr)
+	}
+	if err != nil {
+		e.event(Event{Kind: "rollback-failed", Error: err.Error()})
+		return err
+	}
+	e.event(Event{Kind: "rollback-done", Message: strings.Join(rb.Actions, "; ")})
+	return nil
+}
+
+func (e *Engine) save() error { return e.Journal.Save(e.Clock.Now()) }
+
+func (e *Engine) event(ev Event) {
+	if e.Events == nil {
+		return
+	}
+	ev.Time = e.Clock.Now()
+	if ev.Step != "" && ev.State == "" {
+		if r := e.Journal.Step(ev.Step); r != nil {
+			ev.State = r.State
+		}
+	}
+	e.Events.Emit(ev)
+}
+
+// waitUntil blocks until the wall clock reaches t. It sleeps in short
+// slices and rereads the clock each time, so a suspended machine or a clock
+// that jumps is noticed, and it never returns early.
+func (e *Engine) waitUntil(ctx context.Context, step StepName, t time.Time) error {
+	lastLine := time.Time{}
+	for {
+		now := e.Clock.Now()
+		if !now.Before(t) {
+			return nil
+		}
+		if e.Wait != nil {
+			e.Wait(step, t, now)
+		} else if lastLine.IsZero() || now.Sub(lastLine) >= 10*time.Minute {
+			fmt.Fprintf(e.Out, "waiting for %s until %s (%s)\n", step, t.UTC().Format("2006-01-02 15:04:05 UTC"), relative(t.Sub(now)))
+			lastLine = now
+		}
+		if lastLine.IsZero() {
+			e.event(Event{Kind: "waiting", Step: step, Message: "until " + t.UTC().Format(time.RFC3339)})
+		}
+		select {
+		case <-ctx.Done():
+			return &InterruptedError{Step: step}
+		case <-e.Clock.After(min(t.Sub(now), time.Second)):
+		}
+	}
+}
+
+// tailWriter forwards output and keeps its last lines for the journal.
+type tailWriter struct {
+	w       io.Writer
+	max     int
+	lines   []string
+	partial []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	if t.w != nil {
+		t.w.Write(p)
+	}
+	t.partial = append(t.partial, p...)
+	for {
+		i := strings.IndexByte(string(t.partial), '\n')
+		if i < 0 {
+			break
+		}
+		t.lines = append(t.lines, string(t.partial[:i]))
+		t.partial = t.partial[i+1:]
+		if len(t.lines) > t.max {
+			t.lines = t.lines[len(t.lines)-t.max:]
+		}
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) Lines() []string {
+	out := slices.Clone(t.lines)
+	if len(t.partial) > 0 {
+		out = append(out, string(t.partial))
+	}
+	if len(out) > t.max {
+		out = out[len(out)-t.max:]
+	}
+	return out
+}

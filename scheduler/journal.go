@@ -1,0 +1,312 @@
+package scheduler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// StepState is where a step stands in the journal.
+type StepState string
+
+// Step states. A step is Running in the journal from the moment its action
+// starts until its outcome is written: a Running step found at startup was
+// interrupted.
+const (
+	Pending StepState = "pending"
+	Running StepState = "running"
+	Done    StepState = "done"
+	Failed  StepState = "failed"
+	Skipped StepState = "skipped"
+)
+
+// DNSState is what the zone holds, as far as cutover changed it.
+type DNSState string
+
+// DNS states, in the order a cutover moves through them.
+const (
+	DNSOriginal DNSState = "original" // as in the snapshot
+	DNSLowered  DNSState = "lowered"  // old addresses, lowered TTL
+	DNSSwapped  DNSState = "swapped"  // new addresses, lowered TTL
+	DNSRestored DNSState = "restored" // new addresses, original TTL
+	DNSReverted DNSState = "reverted" // back to the snapshot after a rollback
+)
+
+// Snapshot is the A/AAAA data of the names before cutover changed anything:
+// what rollback restores. It is taken once and never overwritten.
+type Snapshot struct {
+	Zone  string      `json:"zone"`
+	Taken time.Time   `json:"taken"`
+	Names []NameFacts `json:"names"`
+}
+
+// MaxTTL is the longest TTL in the snapshot.
+func (s *Snapshot) MaxTTL() time.Duration {
+	var m time.Duration
+	for _, n := range s.Names {
+		m = max(m, n.A.TTL, n.AAAA.TTL)
+	}
+	return m
+}
+
+// Addrs lists the addresses of a snapshot, for messages.
+func (s *Snapshot) String() string {
+	var b strings.Builder
+	for i, n := range s.Names {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s A %s AAAA %s", n.Name, addrList(n.A.Addrs), addrList(n.AAAA.Addrs))
+	}
+	return b.String()
+}
+
+// StepRecord is one step in the journal.
+type StepRecord struct {
+	Name     StepName  `json:"name"`
+	State    StepState `json:"state"`
+	Started  time.Time `json:"started,omitzero"`
+	Ended    time.Time `json:"ended,omitzero"`
+	Attempts int       `json:"attempts,omitempty"`
+	Note     string    `json:"note,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Tail     []string  `json:"tail,omitempty"` // last lines of output
+}
+
+// RollbackRecord is a rollback in the journal.
+type RollbackRecord struct {
+	Reason  string    `json:"reason"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
+	Actions []string  `json:"actions,omitempty"` // what was done, in order
+	Error   string    `json:"error,omitempty"`   // empty once it succeeded
+}
+
+// Outcome of a whole run.
+const (
+	OutcomeDone       = "done"
+	OutcomeRolledBack = "rolled-back"
+	OutcomeStopped    = "stopped" // failed with on_failure = stop, or a rollback that failed
+)
+
+// Journal is the durable record of a cutover. It is rewritten atomically
+// after every transition, before the next action starts, so that after a
+// crash it says exactly what was done.
+type Journal struct {
+	Version   int        `json:"version"`
+	Config    string     `json:"config"`
+	CutoverAt time.Time  `json:"cutover_at"`
+	Old       netip.Addr `json:"old"`
+	New       netip.Addr `json:"new"`
+	Created   time.Time  `json:"created"`
+	Updated   time.Time  `json:"updated"`
+	// AcceptSlow records that the operator accepted a window opening before
+	// every cache could hold the lowered TTL (--accept-slow-propagation).
+	AcceptSlow bool            `json:"accept_slow,omitempty"`
+	Snapshot   *Snapshot       `json:"snapshot,omitempty"`
+	DNS        DNSState        `json:"dns"`
+	LoweredAt  time.Time       `json:"lowered_at,omitzero"` // when lower-ttl finished
+	Steps      []StepRecord    `json:"steps"`
+	Rollback   *RollbackRecord `json:"rollback,omitempty"`
+	Outcome    string          `json:"outcome,omitempty"`
+	Log        []string        `json:"log,omitempty"` // manual DNS operations and other notes, timestamped
+
+	path string
+}
+
+const journalVersion = 1
+
+// JournalFile, LockFile and EventsFile are the names of the files in state_dir.
+const (
+	JournalFile = "journal.json"
+	LockFile    = "lock"
+	EventsFile  = "events.jsonl"
+)
+
+// NewJournal is an empty journal for a config, not yet written.
+func NewJournal(dir, config string, cutoverAt time.Time, old, new netip.Addr, now time.Time) *Journal {
+	j := &Journal{Version: journalVersion, Config: config, CutoverAt: cutoverAt, Old: old, New: new,
+		Created: now, Updated: now, DNS: DNSOriginal, path: filepath.Join(dir, JournalFile)}
+	for _, s := range Steps {
+		j.Steps = append(j.Steps, StepRecord{Name: s.Name, State: Pending})
+	}
+	return j
+}
+
+// ErrNoJournal is returned by LoadJournal when nothing was journaled yet.
+var ErrNoJournal = errors.New("scheduler: no journal")
+
+// LoadJournal reads the journal in dir.
+func LoadJournal(dir string) (*Journal, error) {
+	path := filepath.Join(dir, JournalFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %q", ErrNoJournal, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: journal: %w", err)
+	}
+	var j Journal
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("scheduler: journal %q is damaged: %w", path, err)
+	}
+	if j.Version != journalVersion {
+		return nil, fmt.Errorf("scheduler: journal %q has version %d; this cutover reads version %d", path, j.Version, journalVersion)
+	}
+	// Steps added to cutover after the journal was written are pending.
+	for _, s := range Steps {
+		if j.Step(s.Name) == nil {
+			j.Steps = append(j.Steps, StepRecord{Name: s.Name, State: Pending})
+		}
+	}
+	j.path = path
+	return &j, nil
+}
+
+// Path is where the journal lives.
+func (j *Journal) Path() string { return j.path }
+
+// Step returns the record of a step (nil for an unknown name).
+func (j *Journal) Step(name StepName) *StepRecord {
+	for i := range j.Steps {
+		if j.Steps[i].Name == name {
+			return &j.Steps[i]
+		}
+	}
+	return nil
+}
+
+// Started reports whether anything was done yet.
+func (j *Journal) Started() bool {
+	for _, s := range j.Steps {
+		if s.State != Pending {
+			return true
+		}
+	}
+	return j.Snapshot != nil || j.Rollback != nil || len(j.Log) > 0
+}
+
+// Note appends a timestamped line to the journal's log (not yet saved).
+func (j *Journal) Note(now time.Time, format string, args ...any) {
+	j.Log = append(j.Log, now.UTC().Format(time.RFC3339)+" "+fmt.Sprintf(format, args...))
+}
+
+// Save writes the journal atomically: a temp file in the same directory,
+// fsynced, renamed over the journal, and the directory fsynced, mode 0600.
+func (j *Journal) Save(now time.Time) error {
+	j.Updated = now
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("scheduler: journal: %w", err)
+	}
+	data = append(data, '\n')
+	return writeAtomic(j.path, data)
+}
+
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("scheduler: state dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".journal-*")
+	if err != nil {
+		return fmt.Errorf("scheduler: journal: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("scheduler: journal: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("scheduler: journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("scheduler: journal: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("scheduler: journal: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("scheduler: journal: %w", err)
+	}
+	ok = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("scheduler: journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("scheduler: journal: fsync %q: %w", dir, err)
+	}
+	return nil
+}
+
+// Lock is an exclusive hold on a state directory. The lock file names its
+// holder so a second run can say who is running.
+type Lock struct{ f *os.File }
+
+// LockedError is returned when another process holds the lock.
+type LockedError struct {
+	Dir    string
+	Holder string // "pid 1234 on host since 2026-...: cutover run ..."
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("scheduler: %q is in use by another cutover (%s)", e.Dir, e.Holder)
+}
+
+// AcquireLock locks dir (creating it, 0700) for this process. The lock is
+// an flock: it is released by the kernel when the process dies, so a crash
+// never leaves a stale lock behind.
+func AcquireLock(dir, what string, now time.Time) (*Lock, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("scheduler: state dir: %w", err)
+	}
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			h := strings.TrimSpace(string(holder))
+			if h == "" {
+				h = "holder unknown"
+			}
+			return nil, &LockedError{Dir: dir, Holder: h}
+		}
+		return nil, fmt.Errorf("scheduler: lock %q: %w", path, err)
+	}
+	host, _ := os.Hostname()
+	info := fmt.Sprintf("pid %d on %s since %s: %s\n", os.Getpid(), host, now.UTC().Format(time.RFC3339), what)
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(info), 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Release gives the lock up.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	l.f.Truncate(0)
+	err := l.f.Close() // closing drops the flock
+	l.f = nil
+	return err
+}
