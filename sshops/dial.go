@@ -109,6 +109,8 @@ type Client struct {
 	closeErr  error
 	fwdOnce   sync.Once
 	fwdErr    error
+	agentMu   sync.Mutex
+	agentOn   bool
 }
 
 // Endpoint returns the endpoint the client is connected to.

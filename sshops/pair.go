@@ -294,7 +294,7 @@ func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) erro
 	}
 	spec := runSpec{cmd: cmd, display: cmd, onLine: onLine}
 	if p.mode() == ModeAgent {
-		spec.prepare = agent.RequestAgentForwarding
+		spec.prepare = p.Old.requestAgent
 	}
 	if _, err := p.Old.run(ctx, spec); err != nil {
 		return err
@@ -321,6 +321,21 @@ func (c *Client) forwardAgent(sock string) error {
 		}
 	})
 	return c.fwdErr
+}
+
+// requestAgent asks sshd for agent forwarding on the first session of the connection: sshd
+// grants it once per connection, and later sessions get the same SSH_AUTH_SOCK.
+func (c *Client) requestAgent(s *ssh.Session) error {
+	c.agentMu.Lock()
+	defer c.agentMu.Unlock()
+	if c.agentOn {
+		return nil
+	}
+	if err := agent.RequestAgentForwarding(s); err != nil {
+		return err
+	}
+	c.agentOn = true
+	return nil
 }
 
 // Cleanup removes what a crashed run left behind on both hosts: one-time keys in the SSH user's

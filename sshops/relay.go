@@ -95,7 +95,8 @@ func (p *Pair) stream(ctx context.Context, dir string, total, files int64) (int6
 	srcErr := &lineSink{log: p.Old.log, tail: srcTail}
 	dstErr := &lineSink{log: p.New.log, tail: dstTail}
 	dstOut := &lineSink{log: p.New.log, tail: dstTail}
-	src.Stderr, dst.Stderr, dst.Stdout = srcErr, dstErr, dstOut
+	srcPid, dstPid := &pidCatcher{w: srcErr}, &pidCatcher{w: dstErr}
+	src.Stderr, dst.Stderr, dst.Stdout = srcPid, dstPid, dstOut
 	out, err := src.StdoutPipe()
 	if err != nil {
 		return 0, fmt.Errorf("sshops: old: %w", err)
@@ -105,10 +106,10 @@ func (p *Pair) stream(ctx context.Context, dir string, total, files int64) (int6
 		return 0, fmt.Errorf("sshops: new: %w", err)
 	}
 	create, extract := tarCreate(dir), tarExtract(dir)
-	if err := dst.Start(extract); err != nil {
+	if err := dst.Start(wrapCmd(extract)); err != nil {
 		return 0, fmt.Errorf("sshops: new: starting %q: %w", extract, err)
 	}
-	if err := src.Start(create); err != nil {
+	if err := src.Start(wrapCmd(create)); err != nil {
 		in.Close()
 		return 0, fmt.Errorf("sshops: old: starting %q: %w", create, err)
 	}
@@ -157,11 +158,14 @@ func (p *Pair) stream(ctx context.Context, dir string, total, files int64) (int6
 		case <-tick.C:
 			report(false)
 		case <-ctx.Done():
+			p.Old.killRemote(srcPid.pidNow(), "KILL")
+			p.New.killRemote(dstPid.pidNow(), "KILL")
 			abort(src, dst)
 			return cw.n.Load(), fmt.Errorf("sshops: relay of %s: %w", dir, context.Cause(ctx))
 		}
 		// A failing tar on new stops the copy; make sure old's tar does not wait forever.
 		if (gotDst && dstWait != nil && !gotSrc) || (gotCopy && copyErr != nil && !gotSrc) {
+			p.Old.killRemote(srcPid.pidNow(), "KILL")
 			abort(src, nil)
 		}
 	}

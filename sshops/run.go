@@ -207,7 +207,8 @@ func (c *Client) run(ctx context.Context, spec runSpec) (*Result, error) {
 	if onLine != nil {
 		errSink.onCR = onLine
 	}
-	sess.Stderr = errSink
+	pc := &pidCatcher{w: errSink}
+	sess.Stderr = pc
 	if o.Stdin != nil {
 		sess.Stdin = o.Stdin
 	}
@@ -216,7 +217,7 @@ func (c *Client) run(ctx context.Context, spec runSpec) (*Result, error) {
 			return nil, fmt.Errorf("sshops: %s: preparing %q: %w", c.ep.Role, display, err)
 		}
 	}
-	if err := sess.Start(cmd); err != nil {
+	if err := sess.Start(wrapCmd(cmd)); err != nil {
 		return nil, fmt.Errorf("sshops: %s: starting %q: %w", c.ep.Role, display, err)
 	}
 	waited := make(chan error, 1)
@@ -225,7 +226,7 @@ func (c *Client) run(ctx context.Context, spec runSpec) (*Result, error) {
 	select {
 	case werr = <-waited:
 	case <-ctx.Done():
-		stopSession(sess, waited)
+		c.stopRemote(sess, pc, waited)
 		outSink.flush()
 		errSink.flush()
 		return &Result{ExitStatus: -1, Tail: t.get()}, fmt.Errorf("sshops: %s: %q: %w", c.ep.Role, display, context.Cause(ctx))
@@ -253,20 +254,119 @@ func (c *Client) run(ctx context.Context, spec runSpec) (*Result, error) {
 	}
 }
 
-// stopSession asks the remote command to stop (TERM, then KILL) and closes the session.
-func stopSession(sess *ssh.Session, waited <-chan error) {
-	_ = sess.Signal(ssh.SIGTERM)
-	select {
-	case <-waited:
-		return
-	case <-time.After(2 * time.Second):
+// wrapCmd makes the remote command report the PID of its session leader on stderr (the first
+// line) and run under /bin/sh. sshd refuses "signal" requests in root sessions, so cancellation
+// kills the remote session's processes by that PID from a second session instead.
+func wrapCmd(cmd string) string {
+	return `printf '` + pidPrefix + `%d\n' "$$" >&2 && exec /bin/sh -c ` + shellQuote(cmd)
+}
+
+const pidPrefix = "cutover-pid "
+
+// pidCatcher takes the first line written (wrapCmd's PID line) and passes the rest on.
+type pidCatcher struct {
+	w     io.Writer
+	ready chan struct{} // closed once the first line is in; nil until then
+	once  sync.Once
+	mu    sync.Mutex
+	buf  []byte
+	done bool
+	pid  int
+}
+
+func (p *pidCatcher) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return p.w.Write(b)
 	}
-	_ = sess.Signal(ssh.SIGKILL)
+	p.buf = append(p.buf, b...)
+	i := bytes.IndexByte(p.buf, '\n')
+	if i < 0 {
+		p.mu.Unlock()
+		return len(b), nil
+	}
+	line, rest := string(p.buf[:i]), p.buf[i+1:]
+	p.done, p.buf = true, nil
+	p.once.Do(func() { close(p.readyChan()) })
+	if n, ok := strings.CutPrefix(line, pidPrefix); ok {
+		fmt.Sscanf(n, "%d", &p.pid)
+	} else {
+		rest = append([]byte(line+"\n"), rest...)
+	}
+	p.mu.Unlock()
+	if len(rest) > 0 {
+		if _, err := p.w.Write(rest); err != nil {
+			return len(b), err
+		}
+	}
+	return len(b), nil
+}
+
+func (p *pidCatcher) readyChan() chan struct{} {
+	if p.ready == nil {
+		p.ready = make(chan struct{})
+	}
+	return p.ready
+}
+
+// get returns the PID, waiting up to 5s (or until the command ends) for the line to arrive.
+func (p *pidCatcher) get(waited <-chan error) (pid int, ended bool, err error) {
+	p.mu.Lock()
+	ready := p.readyChan()
+	p.mu.Unlock()
 	select {
-	case <-waited:
-	case <-time.After(2 * time.Second):
+	case <-ready:
+	case err = <-waited:
+		return 0, true, err
+	case <-time.After(5 * time.Second):
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid, false, nil
+}
+
+// stopRemote ends a running command: SIGTERM to every process of its remote session (from a
+// second session), SIGKILL after a grace period, then closes the session.
+func (c *Client) stopRemote(sess *ssh.Session, pc *pidCatcher, waited <-chan error) {
+	pid, ended, _ := pc.get(waited)
+	if ended {
+		return
+	}
+	for _, sig := range []string{"TERM", "KILL"} {
+		if pid > 1 {
+			c.killRemote(pid, sig)
+		} else {
+			_ = sess.Signal(ssh.Signal(sig))
+		}
+		select {
+		case <-waited:
+			return
+		case <-time.After(2 * time.Second):
+		}
 	}
 	_ = sess.Close()
+}
+
+// killRemote sends sig to the processes of the remote session led by pid.
+func (c *Client) killRemote(pid int, sig string) {
+	if pid <= 1 {
+		return
+	}
+	s, err := c.conn.NewSession()
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	go func() {
+		_ = s.Run(fmt.Sprintf("pkill -%s -s %d 2>/dev/null; kill -%s -- -%d 2>/dev/null; true", sig, pid, sig, pid))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // output runs cmd quietly and returns its stdout; stderr lines go to the result's tail (and the
@@ -286,4 +386,11 @@ func trimLines(b []byte) []string {
 		}
 	}
 	return out
+}
+
+// pidNow returns the PID if its line has arrived, else 0.
+func (p *pidCatcher) pidNow() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid
 }
