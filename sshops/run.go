@@ -269,9 +269,9 @@ type pidCatcher struct {
 	ready chan struct{} // closed once the first line is in; nil until then
 	once  sync.Once
 	mu    sync.Mutex
-	buf  []byte
-	done bool
-	pid  int
+	buf   []byte
+	done  bool
+	pid   int
 }
 
 func (p *pidCatcher) Write(b []byte) (int, error) {
