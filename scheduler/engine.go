@@ -616,3 +616,26 @@ func (t *tailWriter) Lines() []string {
 	}
 	return out
 }
+
+// MarkDone records that a step which was interrupted (or failed) did take
+// effect, after the operator checked by hand: the run then goes on after it
+// without running it again.
+func (e *Engine) MarkDone(name StepName) error {
+	rec := e.Journal.Step(name)
+	if rec == nil {
+		return fmt.Errorf("scheduler: unknown step %q (valid: %s)", name, strings.Join(StepNames(), ", "))
+	}
+	if rec.State != Running && rec.State != Failed {
+		return fmt.Errorf("scheduler: step %s is %s; only an interrupted or failed step can be marked done", name, rec.State)
+	}
+	prev := rec.State
+	rec.State, rec.Ended, rec.Note = Done, e.Clock.Now(), fmt.Sprintf("marked done by hand (was %s)", prev)
+	if e.Journal.Outcome == OutcomeStopped {
+		e.Journal.Outcome = ""
+	}
+	if err := e.save(); err != nil {
+		return err
+	}
+	e.event(Event{Kind: "step-done", Step: name, Message: rec.Note})
+	return nil
+}

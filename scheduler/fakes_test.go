@@ -146,7 +146,9 @@ func (h *fakeHosts) op(ctx context.Context, out io.Writer, name string) error {
 	return ctx.Err()
 }
 
-func (h *fakeHosts) Preflight(ctx context.Context, out io.Writer) error { return h.op(ctx, out, "preflight") }
+func (h *fakeHosts) Preflight(ctx context.Context, out io.Writer) error {
+	return h.op(ctx, out, "preflight")
+}
 func (h *fakeHosts) Copy(ctx context.Context, out io.Writer, final bool) error {
 	if final {
 		return h.op(ctx, out, "final-sync")
