@@ -329,8 +329,9 @@ func (h *Host) Stop() error {
 		}
 		h.proc.stop(stopGrace)
 		if h.ns != "" {
-			if left := nsMembers(h.ns); len(left) > 0 {
-				errs = append(errs, fmt.Errorf("lab: host %q: processes %v still alive", h.Name, left))
+			// Once more for anything that entered the namespace meanwhile (a forked child).
+			if err := killNamespace(h.ns, 200*time.Millisecond); err != nil {
+				errs = append(errs, fmt.Errorf("lab: host %q: %w", h.Name, err))
 			}
 		}
 		errs = append(errs, releaseAddr(h.Addr), os.RemoveAll(h.Dir))

@@ -196,9 +196,18 @@ func killNamespace(ns string, grace time.Duration) error {
 	for _, pid := range nsMembers(ns) {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
+	// Empty means empty on two scans in a row: a scan of /proc can miss a process that is being
+	// forked or exec'd at that moment (sshd forks a child per connection).
+	empty := func() bool {
+		if len(nsMembers(ns)) > 0 {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+		return len(nsMembers(ns)) == 0
+	}
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
-		if len(nsMembers(ns)) == 0 {
+		if empty() {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -206,7 +215,7 @@ func killNamespace(ns string, grace time.Duration) error {
 	deadline = time.Now().Add(5 * time.Second)
 	for {
 		left := nsMembers(ns)
-		if len(left) == 0 {
+		if len(left) == 0 && empty() {
 			return nil
 		}
 		if time.Now().After(deadline) {
