@@ -19,7 +19,7 @@ import (
 // Caps are the capabilities of the desec type.
 var Caps = providers.Capabilities{
 	MinTTL:       3600 * time.Second,
-	MinTTLReason: "deSEC refuses TTLs below 3600 s on most accounts (lower only on request)",
+	MinTTLReason: "deSEC refuses TTLs below 3600 s on most accounts (lower only on request); the library raises anything lower to 3600 s",
 	RRsetSet:     providers.Capability{OK: true, Reason: "the library writes whole RRsets (deSEC's own unit)"},
 	Atomic:       providers.Capability{OK: false, Reason: "the library documents its writes as read-modify-write, not atomic"},
 }
