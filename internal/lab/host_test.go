@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -175,6 +176,50 @@ func TestPair(t *testing.T) {
 		}
 		if got, want := string(out), "6000\nwritten-in-ns\n"; got != want {
 			t.Errorf("old -> new: %q, want %q", got, want)
+		}
+	})
+
+	t.Run("agent forwarding", func(t *testing.T) {
+		// As in the agent transfer mode: old reaches new with the operator's forwarded agent only.
+		Require(t, "ssh")
+		raw, err := os.ReadFile(p.Identity.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := ssh.ParseRawPrivateKey(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyring := agent.NewKeyring()
+		if err := keyring.Add(agent.AddedKey{PrivateKey: key}); err != nil {
+			t.Fatal(err)
+		}
+		cb, err := knownhosts.New(p.KnownHosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ssh.Dial("tcp", p.Old.AddrPort().String(), &ssh.ClientConfig{
+			User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(keyring.Signers)}, HostKeyCallback: cb, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := agent.ForwardToAgent(c, keyring); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := agent.RequestAgentForwarding(s); err != nil {
+			t.Fatal(err)
+		}
+		cmd := fmt.Sprintf("ssh -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=no -o IdentityFile=/dev/null root@%s 'id -u vmail'",
+			shellQuote(p.KnownHosts), p.New.Addr)
+		out, err := s.CombinedOutput(cmd)
+		if err != nil || !strings.HasSuffix(string(out), "6000\n") {
+			t.Errorf("old -> new with the forwarded agent: %q, %v", out, err)
 		}
 	})
 
