@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -349,5 +350,78 @@ func TestSnapshotJSON(t *testing.T) {
 	}
 	if !reflect.DeepEqual(&back, snap) {
 		t.Fatalf("round trip: got %+v, want %+v", back, *snap)
+	}
+}
+
+// TestInterruptedRunsConverge: a provider that writes record by record can
+// be interrupted half way; re-running the same operation must converge, while
+// an address nobody asked for is still a conflict.
+func TestInterruptedRunsConverge(t *testing.T) {
+	ctx := context.Background()
+	a11 := netip.MustParseAddr("192.0.2.11")
+	snap := &providers.Snapshot{Zone: "example.org.", Names: []providers.NameRecords{
+		{Name: "mail.example.org.", A: providers.RRset{Addrs: []netip.Addr{a1, a11}, TTL: time.Hour}},
+	}}
+	to := providers.Target{A: a2}
+	tests := []struct {
+		desc string
+		zone []libdns.RR
+		op   func(z *providers.Zone) error
+		want string // error; "" = converged
+		end  []libdns.RR
+	}{
+		{
+			desc: "swap interrupted after deleting one old record",
+			zone: []libdns.RR{rr("mail", "A", "192.0.2.1", time.Hour)},
+			op:   func(z *providers.Zone) error { return z.Swap(ctx, snap, to, time.Minute) },
+			end:  []libdns.RR{rr("mail", "A", "198.51.100.2", time.Minute)},
+		},
+		{
+			desc: "swap interrupted between delete and create",
+			zone: nil,
+			op:   func(z *providers.Zone) error { return z.Swap(ctx, snap, to, time.Minute) },
+			end:  []libdns.RR{rr("mail", "A", "198.51.100.2", time.Minute)},
+		},
+		{
+			desc: "revert interrupted with old and new mixed",
+			zone: []libdns.RR{rr("mail", "A", "198.51.100.2", time.Minute), rr("mail", "A", "192.0.2.1", time.Hour)},
+			op:   func(z *providers.Zone) error { return z.Revert(ctx, snap, to) },
+			end:  []libdns.RR{rr("mail", "A", "192.0.2.1", time.Hour), rr("mail", "A", "192.0.2.11", time.Hour)},
+		},
+		{
+			desc: "a foreign address among ours",
+			zone: []libdns.RR{rr("mail", "A", "198.51.100.2", time.Minute), rr("mail", "A", "203.0.113.7", time.Minute)},
+			op:   func(z *providers.Zone) error { return z.Revert(ctx, snap, to) },
+			want: "providers: revert: mail.example.org. A holds 198.51.100.2, 203.0.113.7, expected 198.51.100.2 (before) or 192.0.2.1, 192.0.2.11 (after): changed outside cutover, nothing was changed",
+			end:  []libdns.RR{rr("mail", "A", "198.51.100.2", time.Minute), rr("mail", "A", "203.0.113.7", time.Minute)},
+		},
+		{
+			desc: "restore-ttl needs exactly the old or the new data",
+			zone: []libdns.RR{rr("mail", "A", "198.51.100.2", time.Minute), rr("mail", "A", "192.0.2.1", time.Minute)},
+			op:   func(z *providers.Zone) error { return z.RestoreTTL(ctx, snap, to) },
+			want: "providers: restore-ttl: mail.example.org. A holds 192.0.2.1, 198.51.100.2, expected 198.51.100.2 (before) or 192.0.2.1, 192.0.2.11 (after): changed outside cutover, nothing was changed",
+			end:  []libdns.RR{rr("mail", "A", "198.51.100.2", time.Minute), rr("mail", "A", "192.0.2.1", time.Minute)},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			m := &memory{zone: "example.org.", rrs: slices.Clone(tc.zone)}
+			err := tc.op(providers.NewZone(m, "example.org.", providers.Capabilities{}))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+			sortRR := func(rs []libdns.RR) []libdns.RR {
+				rs = slices.Clone(rs)
+				slices.SortFunc(rs, func(a, b libdns.RR) int { return strings.Compare(a.Data, b.Data) })
+				return rs
+			}
+			if g, w := sortRR(m.rrs), sortRR(tc.end); !slices.Equal(g, w) {
+				t.Fatalf("zone ends as %v, want %v", g, w)
+			}
+		})
 	}
 }

@@ -63,9 +63,9 @@ func (z *Zone) Client() Client { return z.c }
 // Name returns the zone name (FQDN with trailing dot).
 func (z *Zone) Name() string { return z.zone }
 
-// ConflictError says a record holds neither the value an operation expects
-// before it nor the value it writes: someone else changed it. The operation
-// changed nothing.
+// ConflictError says a record holds neither a value the operation expects
+// before it nor one it writes: someone else changed it. The operation changed
+// nothing (the preconditions of all names are checked before any write).
 type ConflictError struct {
 	Op         string       // "lower-ttl", "swap", "restore-ttl", "revert"
 	Name, Type string       // "mail.example.org.", "A"
@@ -302,7 +302,7 @@ func (z *Zone) run(ctx context.Context, op string, snap *Snapshot, plan planFunc
 			k := key{n.Name, typ}
 			c := cur[k]
 			before, after := plan(n, typ, old, c)
-			if !sameAddrs(c.Addrs, before.Addrs) && !sameAddrs(c.Addrs, after.Addrs) {
+			if !z.accept(op, c.Addrs, before.Addrs, after.Addrs) {
 				conflicts = append(conflicts, &ConflictError{Op: op, Name: n.Name, Type: typ, Want: before.Addrs, Other: after.Addrs, Got: c.Addrs})
 				continue
 			}
@@ -352,6 +352,26 @@ func (z *Zone) run(ctx context.Context, op string, snap *Snapshot, plan planFunc
 		}
 	}
 	return errors.Join(bad...)
+}
+
+// accept is the precondition of one RRset. Every record must hold a value
+// the operation expects before or after it: a subset of both is what an
+// interrupted run of the same operation leaves on a provider that writes
+// record by record, so re-running converges. restore-ttl keeps the current
+// data, so it needs the RRset to be exactly the snapshot's or the target's.
+func (z *Zone) accept(op string, cur, before, after []netip.Addr) bool {
+	if sameAddrs(cur, before) || sameAddrs(cur, after) {
+		return true
+	}
+	if op == "restore-ttl" {
+		return false
+	}
+	for _, a := range cur {
+		if !slices.Contains(before, a) && !slices.Contains(after, a) {
+			return false
+		}
+	}
+	return true
 }
 
 func done(cur, after RRset) bool {

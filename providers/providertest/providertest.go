@@ -17,7 +17,6 @@ import (
 
 	"github.com/libdns/libdns"
 
-	"github.com/cutover-dev/cutover/internal/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 
@@ -253,8 +252,8 @@ func Run(t *testing.T, h Harness) {
 	})
 }
 
-// Secrets runs op and fails t if secret appears in any of the texts the
-// caller collected (error text, log output, Env.Out).
+// Secrets fails t if secret appears in any of the texts the caller
+// collected (error texts, log output, what was written to Env.Out).
 func Secrets(t *testing.T, secret string, texts ...string) {
 	t.Helper()
 	if secret == "" {
@@ -265,11 +264,6 @@ func Secrets(t *testing.T, secret string, texts ...string) {
 			t.Errorf("text %d contains the secret: %q", i, s)
 		}
 	}
-}
-
-// Settings is a shorthand for config.NewProviderSettings with name "dns".
-func Settings(typ string, kv map[string]any) *config.ProviderSettings {
-	return config.NewProviderSettings("dns", typ, kv)
 }
 
 func l(a ...netip.Addr) []netip.Addr { return a }
