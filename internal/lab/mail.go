@@ -178,18 +178,23 @@ func (m *Mail) Disable(ctx context.Context) error {
 }
 
 // Enabled reports whether the service runs.
-func (m *Mail) Enabled(ctx context.Context) (bool, error) {
-	out, err := m.ctl(ctx, "status")
+func (m *Mail) Enabled(ctx context.Context) (bool, error) { return m.Host.MailEnabled(ctx) }
+
+// MailEnabled reports whether the stand-in mail service installed on h (InstallMail) runs,
+// asking `labmail-ctl status` inside the host.
+func (h *Host) MailEnabled(ctx context.Context) (bool, error) {
+	b, err := h.Exec(ctx, MailCtl+" status")
 	if err != nil {
 		return false, err
 	}
-	switch out {
+	switch out := strings.TrimSpace(string(b)); out {
 	case "enabled":
 		return true, nil
 	case "disabled":
 		return false, nil
+	default:
+		return false, fmt.Errorf("lab: host %q: labmail-ctl status: unexpected output %q", h.Name, out)
 	}
-	return false, fmt.Errorf("lab: host %q: labmail-ctl status: unexpected output %q", m.Host.Name, out)
 }
 
 // Events returns the service's state changes in order.

@@ -189,7 +189,7 @@ func TestMailService(t *testing.T) {
 		if _, err := net.DialTimeout("tcp", old.Addr.String(), time.Second); err == nil {
 			t.Errorf("port still open after Disable")
 		}
-		if on, err := old.Enabled(ctx); err != nil || on {
+		if on, err := p.Old.MailEnabled(ctx); err != nil || on {
 			t.Errorf("after Disable: enabled %v, %v", on, err)
 		}
 		_ = half.SetReadDeadline(time.Now().Add(2 * time.Second))
