@@ -11,14 +11,13 @@
 package rfc2136
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/libdns/libdns"
 	"github.com/libdns/rfc2136"
 	"github.com/miekg/dns"
 
@@ -54,7 +53,7 @@ func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error
 		alg = "hmac-sha256"
 	}
 	alg = strings.ToLower(strings.TrimSuffix(alg, "."))
-	if !contains(algs, alg) {
+	if !slices.Contains(algs, alg) {
 		errs = append(errs, &providers.SettingError{Key: "key_alg", Msg: fmt.Sprintf("%q: want one of %s", alg, strings.Join(algs, ", "))})
 	}
 	if err := providers.Ready(s, env, errs...); err != nil {
@@ -67,50 +66,5 @@ func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error
 	if _, err := base64.StdEncoding.DecodeString(secret); err != nil {
 		return nil, fmt.Errorf("rfc2136: key from %s is not base64", key)
 	}
-	return &client{p: &rfc2136.Provider{KeyName: dns.Fqdn(keyName), KeyAlg: alg, Key: secret, Server: server}}, nil
+	return providers.Guard("rfc2136", &rfc2136.Provider{KeyName: dns.Fqdn(keyName), KeyAlg: alg, Key: secret, Server: server}), nil
 }
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// client prefixes the library's errors and turns a panic into an error.
-type client struct{ p *rfc2136.Provider }
-
-func (c *client) GetRecords(ctx context.Context, zone string) (recs []libdns.Record, err error) {
-	defer recoverTo(&err, "get records")
-	recs, err = c.p.GetRecords(ctx, zone)
-	return recs, wrap("get records", err)
-}
-
-func (c *client) SetRecords(ctx context.Context, zone string, in []libdns.Record) (recs []libdns.Record, err error) {
-	defer recoverTo(&err, "set records")
-	recs, err = c.p.SetRecords(ctx, zone, in)
-	return recs, wrap("set records", err)
-}
-
-func (c *client) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) (recs []libdns.Record, err error) {
-	defer recoverTo(&err, "delete records")
-	recs, err = c.p.DeleteRecords(ctx, zone, in)
-	return recs, wrap("delete records", err)
-}
-
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("rfc2136: %s: %w", op, err)
-}
-
-func recoverTo(err *error, op string) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("rfc2136: %s: panic in github.com/libdns/rfc2136: %v", op, r)
-	}
-}
-
-var _ providers.Client = (*client)(nil)
