@@ -132,3 +132,48 @@ func TestCheckAndOpen(t *testing.T) {
 }
 
 var _ libdns.RecordGetter = (*memory)(nil)
+
+type panicky struct{ memory }
+
+func (p *panicky) SetRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	var m map[string]int
+	m["boom"]++ // a nil map write, as a buggy library might do
+	return nil, nil
+}
+
+func TestGuard(t *testing.T) {
+	ctx := context.Background()
+	g := providers.Guard("test", &panicky{memory{zone: "example.org."}})
+	tests := []struct {
+		desc string
+		run  func() error
+		want string
+	}{
+		{
+			desc: "panic becomes an error",
+			run: func() error {
+				_, err := g.SetRecords(ctx, "example.org.", nil)
+				return err
+			},
+			want: "test: set records: panic in the provider library: assignment to entry in nil map",
+		},
+		{
+			desc: "errors get the type and the call",
+			run: func() error {
+				_, err := g.GetRecords(ctx, "example.net.")
+				return err
+			},
+			want: "test: get records: memory: wrong zone example.net.",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			if err := tc.run(); err == nil || err.Error() != tc.want {
+				t.Fatalf("got %v, want %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := g.DeleteRecords(ctx, "example.org.", nil); err != nil {
+		t.Fatal(err)
+	}
+}
