@@ -59,6 +59,7 @@ func newEnv(t *testing.T, mode Mode) *env {
 	lp := lab.NewPair(t, lab.NewNet(t))
 	e := &env{lab: lp, log: &syncBuffer{}, auth: Auth{IdentityFile: lp.Identity.KeyFile, KnownHosts: lp.KnownHosts}}
 	e.pair = e.connect(t, mode)
+	mustExec(t, lp.Old, "mkdir -p "+maildir)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", e.log)

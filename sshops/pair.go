@@ -61,6 +61,8 @@ type Pair struct {
 
 	// testHookAbandon, when set, makes Copy skip its cleanup (to simulate a crash).
 	testHookAbandon bool
+	// testExtraTools are commands preflight also requires on both hosts (to test missing ones).
+	testExtraTools []string
 }
 
 // onetimeMarker starts the comment of one-time keys and the names of temp dirs.

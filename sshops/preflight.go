@@ -19,7 +19,7 @@ type HostReport struct {
 
 // SpaceReport compares the space the synced paths need on one filesystem of new with what it has.
 type SpaceReport struct {
-	Mount string // mount point on new
+	Mount string // a mount point of the filesystem on new
 	Need  int64  // bytes: used on old for the paths on it, plus 10%, minus what new already holds there
 	Avail int64  // bytes available
 }
@@ -65,6 +65,8 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 		oldTools = append(oldTools, "ssh")
 	}
 	newTools := []string{"tar", "rsync", "sha256sum", "find", "xargs", "du", "df"}
+	oldTools = append(oldTools, p.testExtraTools...)
+	newTools = append(newTools, p.testExtraTools...)
 
 	var oldScript, newScript strings.Builder
 	tools := func(b *strings.Builder, ts []string) {
@@ -75,7 +77,7 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 	for i, e := range entries {
 		q := shellQuote(e.Path)
 		fmt.Fprintf(&oldScript, "if [ -d %s ]; then echo \"used %d $(du -s -B1 -- %s | cut -f1)\"; else echo \"nodir %d\"; fi\n", q, i, q, i)
-		fmt.Fprintf(&newScript, "d=%s; while [ ! -e \"$d\" ]; do d=$(dirname -- \"$d\"); done; echo \"df %d $(df -B1 --output=avail,target -- \"$d\" | tail -n 1)\"\n", q, i)
+		fmt.Fprintf(&newScript, "d=%s; while [ ! -e \"$d\" ]; do d=$(dirname -- \"$d\"); done; echo \"df %d $(stat -c %%d -- \"$d\") $(df -B1 --output=avail,target -- \"$d\" | tail -n 1)\"\n", q, i)
 		fmt.Fprintf(&newScript, "if [ -d %s ]; then echo \"used %d $(du -s -B1 -- %s | cut -f1)\"; fi\n", q, i, q)
 	}
 	for _, b := range []*strings.Builder{&oldScript, &newScript} {
@@ -83,9 +85,9 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 	}
 
 	type hostOut struct {
-		lines    []string
-		err      error
-		from, to time.Time
+		lines []string
+		err   error
+		to    time.Time
 	}
 	var wg sync.WaitGroup
 	var oldOut, newOut hostOut
@@ -95,7 +97,6 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 		out    *hostOut
 	}{{p.Old, oldScript.String(), &oldOut}, {p.New, newScript.String(), &newOut}} {
 		wg.Go(func() {
-			h.out.from = time.Now()
 			out, err := h.c.output(ctx, h.script, "preflight checks", nil)
 			h.out.to = time.Now()
 			h.out.lines, h.out.err = trimLines(out), err
@@ -110,6 +111,7 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 	usedNew := map[int]int64{}
 	type dfInfo struct {
 		avail int64
+		dev   string
 		mount string
 	}
 	dfNew := map[int]dfInfo{}
@@ -119,6 +121,7 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 			return
 		}
 		hr.Reachable = true
+		var nodirs []string
 		for _, l := range ho.lines {
 			f := strings.Fields(l)
 			switch {
@@ -126,7 +129,7 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 				hr.Missing = append(hr.Missing, f[1])
 			case len(f) == 2 && f[0] == "nodir":
 				i, _ := strconv.Atoi(f[1])
-				r.Problems = append(r.Problems, fmt.Sprintf("%s: %s is not a directory", role, entries[i].Path))
+				nodirs = append(nodirs, fmt.Sprintf("%s: %s is not a directory", role, entries[i].Path))
 			case len(f) == 3 && f[0] == "used":
 				i, _ := strconv.Atoi(f[1])
 				n, _ := strconv.ParseInt(f[2], 10, 64)
@@ -135,28 +138,34 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 				} else {
 					usedNew[i] = n
 				}
-			case len(f) >= 4 && f[0] == "df":
+			case len(f) >= 5 && f[0] == "df":
 				i, _ := strconv.Atoi(f[1])
-				n, _ := strconv.ParseInt(f[2], 10, 64)
-				dfNew[i] = dfInfo{avail: n, mount: strings.Join(f[3:], " ")}
+				n, _ := strconv.ParseInt(f[3], 10, 64)
+				dfNew[i] = dfInfo{avail: n, dev: f[2], mount: strings.Join(f[4:], " ")}
 			case len(f) == 2 && f[0] == "time":
 				sec, err := strconv.ParseFloat(f[1], 64)
 				if err == nil {
-					mid := ho.from.Add(ho.to.Sub(ho.from) / 2)
-					hr.Clock = time.Unix(0, int64(sec*1e9)).Sub(mid)
+					// The line is printed last and arrives just before the exit status: compare with
+					// the time the command returned (session setup would skew a midpoint).
+					hr.Clock = time.Unix(0, int64(sec*1e9)).Sub(ho.to)
 				}
 			}
 		}
 		if len(hr.Missing) > 0 {
 			var pkgs []string
 			for _, t := range hr.Missing {
-				pkgs = append(pkgs, aptPackage[t])
+				pkg := aptPackage[t]
+				if pkg == "" {
+					pkg = t
+				}
+				pkgs = append(pkgs, pkg)
 			}
 			slices.Sort(pkgs)
 			pkgs = slices.Compact(pkgs)
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: missing %s: apt-get install -y %s",
 				role, strings.Join(hr.Missing, ", "), strings.Join(pkgs, " ")))
 		}
+		r.Problems = append(r.Problems, nodirs...)
 	}
 	parse("old", oldOut, &r.Old)
 	parse("new", newOut, &r.New)
@@ -170,11 +179,12 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 			if !ok {
 				continue
 			}
-			s := need[d.mount]
+			// Group by filesystem (device), not mount point: bind mounts share space.
+			s := need[d.dev]
 			if s == nil {
 				s = &SpaceReport{Mount: d.mount, Avail: d.avail}
-				need[d.mount] = s
-				mounts = append(mounts, d.mount)
+				need[d.dev] = s
+				mounts = append(mounts, d.dev)
 			}
 			s.Need += max(0, usedOld[i]+usedOld[i]/10-usedNew[i])
 		}
@@ -183,7 +193,7 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 			r.Space = append(r.Space, *s)
 			if s.Avail < s.Need {
 				r.Problems = append(r.Problems, fmt.Sprintf("new: %s has %s free, the synced paths need %s (used on old plus 10%%)",
-					m, humanBytes(s.Avail), humanBytes(s.Need)))
+					s.Mount, humanBytes(s.Avail), humanBytes(s.Need)))
 			}
 		}
 		p.logf("preflight: old uses %s for the synced paths; clock skew old-new %s", humanBytes(r.UsedOld), r.ClockSkew.Round(time.Millisecond))

@@ -1,0 +1,298 @@
+package sshops
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sum(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func TestVerifyCatchesDifferences(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeDirect)
+	mustExec(t, e.lab.Old, `set -e; cd /home/vmail/mail; printf hello > 'a:2,S'; printf bye > b; mkdir d; printf same > d/c`)
+	entry := Entry{Path: maildir, Delete: true, Content: true}
+	if err := e.pair.Copy(t.Context(), []Entry{entry}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pair.Verify(t.Context(), []Entry{entry}); err != nil {
+		t.Fatalf("verify right after the copy: %v", err)
+	}
+	// Same size and mtime, other content; one file gone; one extra; times restored so only the
+	// intended differences remain.
+	mustExec(t, e.lab.New, `set -e; cd /home/vmail/mail; t=$(stat -c %Y .); ta=$(stat -c %Y 'a:2,S')
+printf HELLO > 'a:2,S'; touch -d @$ta 'a:2,S'; rm b; printf x > extra; touch -d @$t .`)
+	for _, tc := range []struct {
+		desc  string
+		entry Entry
+		want  string
+	}{
+		{desc: "content", entry: entry, want: fmt.Sprintf("sshops: verify: 3 difference(s) between old and new"+
+			"\n\t/home/vmail/mail/a:2,S: sha256 %s on old, %s on new"+
+			"\n\t/home/vmail/mail/b: missing on new"+
+			"\n\t/home/vmail/mail/extra: only on new", sum("hello"), sum("HELLO"))},
+		{desc: "metadata only", entry: Entry{Path: maildir, Delete: true}, want: "sshops: verify: 2 difference(s) between old and new" +
+			"\n\t/home/vmail/mail/b: missing on new" +
+			"\n\t/home/vmail/mail/extra: only on new"},
+		{desc: "without delete extra paths are fine", entry: Entry{Path: maildir}, want: "sshops: verify: 1 difference(s) between old and new" +
+			"\n\t/home/vmail/mail/b: missing on new"},
+		{desc: "missing on old", entry: Entry{Path: "/var/lib/acme/nope"}, want: `sshops: verify: "/var/lib/acme/nope" does not exist on old`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			err := e.pair.Verify(t.Context(), []Entry{tc.entry})
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error\n%v\nwant\n%s", err, tc.want)
+			}
+		})
+	}
+	// More than 20 differences: the first 20 are listed.
+	mustExec(t, e.lab.New, `cd /home/vmail/mail && for i in $(seq 30); do printf x > "more$i"; done`)
+	var ve *VerifyError
+	if err := e.pair.Verify(t.Context(), []Entry{entry}); !errors.As(err, &ve) || ve.Total < 33 || len(ve.Differences) != 20 {
+		t.Fatalf("want a *VerifyError with >= 33 differences, 20 listed; got %v", err)
+	}
+}
+
+func TestFixupOwners(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeRelay)
+	// chatmail #464: keys copied as root must end up owned by opendkim (uid 6001 on new).
+	mustExec(t, e.lab.Old, `set -e; printf k > /etc/dkimkeys/opendkim.private; mkdir /etc/dkimkeys/sub; ln -s /etc/shadow /etc/dkimkeys/sub/link`)
+	entries := []Entry{{Path: "/etc/dkimkeys", Owner: "opendkim:"}}
+	if err := e.pair.Copy(t.Context(), entries, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pair.Fixup(t.Context(), entries); err != nil {
+		t.Fatal(err)
+	}
+	out := mustExec(t, e.lab.New, `stat -c '%u:%g %n' /etc/dkimkeys /etc/dkimkeys/opendkim.private /etc/dkimkeys/sub/link /etc/shadow`)
+	if want := "6001:6001 /etc/dkimkeys\n6001:6001 /etc/dkimkeys/opendkim.private\n6001:6001 /etc/dkimkeys/sub/link\n0:42 /etc/shadow\n"; out != want {
+		t.Errorf("after fixup:\n%s\nwant\n%s", out, want)
+	}
+	// The check after chown finds what is still owned by someone else.
+	mustExec(t, e.lab.New, `chown root:root /etc/dkimkeys/opendkim.private && chown opendkim:vmail /etc/dkimkeys/sub`)
+	for _, tc := range []struct {
+		desc, user, group string
+		withGroup         bool
+		want              string
+	}{
+		{desc: "login group", user: "opendkim", withGroup: true,
+			want: `sshops: fixup "/etc/dkimkeys": not owned by opendkim:opendkim after chown: "/etc/dkimkeys/sub" (opendkim:vmail), "/etc/dkimkeys/opendkim.private" (root:root)`},
+		{desc: "named group", user: "opendkim", group: "vmail", withGroup: true,
+			want: `sshops: fixup "/etc/dkimkeys": not owned by opendkim:vmail after chown: "/etc/dkimkeys" (opendkim:opendkim), "/etc/dkimkeys/sub/link" (opendkim:opendkim), "/etc/dkimkeys/opendkim.private" (root:root)`},
+		{desc: "user only", user: "opendkim",
+			want: `sshops: fixup "/etc/dkimkeys": not owned by opendkim after chown: "/etc/dkimkeys/opendkim.private" (root:root)`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			err := e.pair.checkOwners(t.Context(), "/etc/dkimkeys", tc.user, tc.group, tc.withGroup)
+			if err == nil || sortedBad(err.Error()) != sortedBad(tc.want) {
+				t.Errorf("error\n%v\nwant\n%s", err, tc.want)
+			}
+		})
+	}
+	err := e.pair.Fixup(t.Context(), []Entry{{Path: "/etc/dkimkeys", Owner: "nosuchuser:"}})
+	if want := `sshops: new: "chown -R -h -- nosuchuser: /etc/dkimkeys" exited with status 1: chown: invalid spec: 'nosuchuser:'`; err == nil || err.Error() != want {
+		t.Errorf("error\n%v\nwant\n%s", err, want)
+	}
+}
+
+// sortedBad makes an OwnerError text independent of find's order.
+func sortedBad(s string) string {
+	head, list, ok := strings.Cut(s, "after chown: ")
+	if !ok {
+		return s
+	}
+	items := strings.Split(list, ", ")
+	for i := range items {
+		for j := i + 1; j < len(items); j++ {
+			if items[j] < items[i] {
+				items[i], items[j] = items[j], items[i]
+			}
+		}
+	}
+	return head + "after chown: " + strings.Join(items, ", ")
+}
+
+// bigTree writes a 300 MB incompressible file on old so that a copy lasts long enough to be
+// interrupted.
+const bigTree = `set -e; head -c 300M /dev/urandom > /home/vmail/mail/big; printf x > /home/vmail/mail/small`
+
+func TestDirectCleanup(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeDirect)
+	mustExec(t, e.lab.Old, bigTree)
+	entries := []Entry{{Path: maildir}}
+	rsyncs := func() string {
+		// rsync of this test, found by its temp dir in the command line.
+		out, _ := e.lab.Old.Exec(context.Background(), "pgrep -f '^rsync .*"+e.pair.tempDir()+"' || true")
+		return strings.TrimSpace(string(out))
+	}
+
+	t.Run("failure", func(t *testing.T) {
+		err := e.pair.Copy(t.Context(), []Entry{{Path: "/var/lib/acme/missing"}}, false)
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Role != "old" || ee.Result.ExitStatus != 23 {
+			t.Fatalf("error %v, want an *ExitError of rsync on old with status 23", err)
+		}
+		if l := e.leftovers(t, e.pair); len(l) > 0 {
+			t.Errorf("left over after a failed copy: %q", l)
+		}
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e.pair.Progress = func(Progress) { cancel() }
+		defer func() { e.pair.Progress = nil }()
+		err := e.pair.Copy(ctx, entries, false)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want context.Canceled", err)
+		}
+		if l := e.leftovers(t, e.pair); len(l) > 0 {
+			t.Errorf("left over after a cancelled copy: %q", l)
+		}
+		if r := rsyncs(); r != "" {
+			t.Errorf("rsync still running on old: %s", r)
+		}
+	})
+
+	t.Run("crash then Cleanup", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e.pair.Progress = func(Progress) { cancel() }
+		e.pair.testHookAbandon = true
+		defer func() { e.pair.Progress, e.pair.testHookAbandon = nil, false }()
+		if err := e.pair.Copy(ctx, entries, false); !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want context.Canceled", err)
+		}
+		l := e.leftovers(t, e.pair)
+		if len(l) != 2 || !strings.HasPrefix(l[0], "new authorized_keys: from=\""+e.lab.Old.Addr.String()+"\",restrict ssh-ed25519 ") || !strings.HasPrefix(l[1], "temp dir: "+onetimeMarker) {
+			t.Fatalf("left over after the simulated crash: %q, want the key on new and the temp dir", l)
+		}
+		// The next run: new connections, Cleanup.
+		p2 := e.connect(t, ModeDirect)
+		p2.TempDir = e.pair.TempDir
+		if err := p2.Cleanup(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if l := e.leftovers(t, e.pair); len(l) > 0 {
+			t.Errorf("left over after Cleanup: %q", l)
+		}
+		if !strings.Contains(e.log.String(), "[new] removed 1 left-over one-time key(s) from authorized_keys") {
+			t.Errorf("log does not report the removed key")
+		}
+		// Cleanup with nothing left is fine, and the next copy works.
+		if err := p2.Cleanup(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := p2.Copy(t.Context(), entries, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := p2.Verify(t.Context(), entries); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestRelayCancel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeRelay)
+	mustExec(t, e.lab.Old, bigTree)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	e.pair.Progress = func(pr Progress) {
+		if pr.Bytes > 0 {
+			cancel()
+		}
+	}
+	err := e.pair.Copy(ctx, []Entry{{Path: maildir}}, false)
+	if want := "sshops: relay of /home/vmail/mail: context canceled"; err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %s", err, want)
+	}
+	time.Sleep(time.Second)
+	for _, h := range []struct {
+		name string
+		exec func(context.Context, string) ([]byte, error)
+	}{{"old", e.lab.Old.Exec}, {"new", e.lab.New.Exec}} {
+		out, _ := h.exec(context.Background(), "pgrep -f '^tar --(create|extract) --file=-' || true")
+		if s := strings.TrimSpace(string(out)); s != "" {
+			t.Errorf("tar still running on %s: %s", h.name, s)
+		}
+	}
+}
+
+func TestManySmallFiles(t *testing.T) {
+	for _, mode := range []Mode{ModeDirect, ModeRelay} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, mode)
+			mustExec(t, e.lab.Old, `set -e; cd /home/vmail/mail; i=0; while [ $i -lt 100 ]; do mkdir "d$i"; i=$((i+1)); done
+i=0; while [ $i -lt 10000 ]; do printf 'message %d' $i > "d$((i % 100))/17000$i.M$i.host:2,S"; i=$((i+1)); done; chown -R vmail: .`)
+			entries := []Entry{{Path: maildir, Delete: true, Content: true, Owner: "vmail:"}}
+			start := time.Now()
+			if err := e.pair.Copy(t.Context(), entries, false); err != nil {
+				t.Fatal(err)
+			}
+			copied := time.Since(start)
+			if err := e.pair.Verify(t.Context(), entries); err != nil {
+				t.Fatal(err)
+			}
+			n, err := countFiles(e.lab.New.Path(maildir))
+			if err != nil || n != 10000 {
+				t.Errorf("%d files on new (%v), want 10000", n, err)
+			}
+			t.Logf("%s: 10,000 files copied in %s, verified with content in %s", mode, copied.Round(time.Millisecond), (time.Since(start) - copied).Round(time.Millisecond))
+		})
+	}
+}
+
+func countFiles(dir string) (int, error) {
+	n := 0
+	ds, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range ds {
+		fs, err := os.ReadDir(dir + "/" + d.Name())
+		if err != nil {
+			return 0, err
+		}
+		n += len(fs)
+	}
+	return n, nil
+}
+
+func TestPreflight(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeDirect)
+	mustExec(t, e.lab.Old, `head -c 1M /dev/urandom > /home/vmail/mail/m; mkdir -p /etc/dkimkeys`)
+	entries := []Entry{{Path: maildir}, {Path: "/etc/dkimkeys"}}
+	r, err := e.pair.Preflight(t.Context(), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Old.Reachable || !r.New.Reachable || len(r.Old.Missing)+len(r.New.Missing) > 0 || r.UsedOld < 1<<20 ||
+		len(r.Space) != 1 || r.Space[0].Need < r.UsedOld || r.Space[0].Avail <= 0 || r.ClockSkew > 2*time.Second || r.ClockSkew < -2*time.Second {
+		t.Errorf("report %+v", r)
+	}
+
+	e.pair.testExtraTools = []string{"cutover-no-such-tool"}
+	_, err = e.pair.Preflight(t.Context(), append(entries, Entry{Path: "/home/vmail/nonexistent"}))
+	want := "sshops: preflight failed:" +
+		"\n\told: missing cutover-no-such-tool: apt-get install -y cutover-no-such-tool" +
+		"\n\told: /home/vmail/nonexistent is not a directory" +
+		"\n\tnew: missing cutover-no-such-tool: apt-get install -y cutover-no-such-tool"
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n%v\nwant\n%s", err, want)
+	}
+}
