@@ -33,9 +33,17 @@ func fakeFactory(opened *int) providers.Factory {
 	}
 }
 
+// opened counts the clients the "test-api" factory built.
+var opened int
+
+// Registered once per test binary, so that -count=N works.
+func init() {
+	providers.Register("test-dup", fakeFactory(new(int)), providers.Capabilities{})
+	providers.Register("test-api", fakeFactory(&opened), providers.Capabilities{})
+}
+
 func TestRegisterDuplicatePanics(t *testing.T) {
 	var n int
-	providers.Register("test-dup", fakeFactory(&n), providers.Capabilities{})
 	defer func() {
 		r := recover()
 		if r != `providers: Register called twice for type "test-dup"` {
@@ -61,8 +69,7 @@ func TestLookupUnknown(t *testing.T) {
 }
 
 func TestCheckAndOpen(t *testing.T) {
-	var opened int
-	providers.Register("test-api", fakeFactory(&opened), providers.Capabilities{})
+	opened = 0
 	t.Setenv("CUTOVER_TEST_TOKEN", "s3cr3t-t0ken")
 	tests := []struct {
 		desc string
