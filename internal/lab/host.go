@@ -123,6 +123,9 @@ func StartHost(opts HostOptions) (*Host, error) {
 	for _, m := range append(slices.Clone(mounts), "/root/.ssh", "/etc/passwd", "/etc/group") {
 		fmt.Fprintf(&script, "mount --bind %s %s\n", shellQuote(h.fsPath(m)), shellQuote(m))
 	}
+	// root's shell (bash) reads ~/.bashrc for ssh commands: the host gets Debian's default one,
+	// which returns at once when not interactive, instead of whatever the real machine's does.
+	fmt.Fprintf(&script, "if [ -f /root/.bashrc ]; then mount --bind %s /root/.bashrc; fi\n", shellQuote(h.fsPath("/root/.bashrc")))
 	fmt.Fprintf(&script, "exec %s -D -e -f %s\n", shellQuote(bins["sshd"]), shellQuote(filepath.Join(dir, "sshd_config")))
 	name := fmt.Sprintf("sshd %s %s", opts.Name, opts.Addr)
 	p, err := startProc(name, filepath.Join(dir, "sshd.log"),
@@ -214,6 +217,13 @@ func (h *Host) prepare(opts HostOptions) error {
 		return err
 	}
 	if err := os.MkdirAll(h.fsPath("/etc"), 0o755); err != nil {
+		return err
+	}
+	bashrc, err := os.ReadFile("/etc/skel/.bashrc")
+	if err != nil {
+		bashrc = []byte("# cutover lab host: root's .bashrc\n")
+	}
+	if err := os.WriteFile(h.fsPath("/root/.bashrc"), bashrc, 0o644); err != nil {
 		return err
 	}
 	var keys strings.Builder

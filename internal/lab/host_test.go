@@ -80,6 +80,14 @@ func TestPair(t *testing.T) {
 		if _, err := os.Stat("/home/vmail/only-old"); !os.IsNotExist(err) {
 			t.Errorf("old's file visible on the real fs: stat error %v", err)
 		}
+		// ssh commands run by root's bash do not run the real machine's ~/.bashrc.
+		if _, err := os.Stat("/root/.bashrc"); err == nil {
+			skel, _ := os.ReadFile("/etc/skel/.bashrc")
+			out, err := p.Old.Exec(ctx, "cat /root/.bashrc")
+			if err != nil || len(skel) > 0 && string(out) != string(skel) {
+				t.Errorf("host's /root/.bashrc is not Debian's default: %v\n%.200s", err, out)
+			}
+		}
 		// A file the host writes appears at Path.
 		if _, err := p.New.Exec(ctx, "echo written-in-ns > /var/lib/acme/from-ns"); err != nil {
 			t.Fatal(err)
