@@ -1,6 +1,9 @@
 // Package lab owns the real-server test support of cutover: BIND 9 primaries and secondaries,
 // Unbound caches and OpenSSH hosts in their own mount namespaces, all on reserved 127.A.B.0/24
-// blocks of the loopback interface. Everything it starts is tracked by PID (and by mount namespace
+// blocks of the loopback interface; and the stand-ins of an end-to-end migration: a mail service
+// per host (the labmail program, enabled and disabled inside the host like cmdeploy's activate and
+// --disable-mail), a Sender that delivers through a cache like an MTA, chatmail-like seed data, a
+// simulated mail client, and snapshots that compare two hosts' files by owner name. Everything it starts is tracked by PID (and by mount namespace
 // for hosts), torn down by Stop, and cleaned up on the next reservation of the same block if a
 // previous run was killed before it could stop its servers.
 //
