@@ -3,9 +3,10 @@
 // blocks of the loopback interface; and the stand-ins of an end-to-end migration: a mail service
 // per host (the labmail program, enabled and disabled inside the host like cmdeploy's activate and
 // --disable-mail), a Sender that delivers through a cache like an MTA, chatmail-like seed data, a
-// simulated mail client, and snapshots that compare two hosts' files by owner name. Everything it starts is tracked by PID (and by mount namespace
-// for hosts), torn down by Stop, and cleaned up on the next reservation of the same block if a
-// previous run was killed before it could stop its servers.
+// simulated mail client, and snapshots that compare two hosts' files by owner name. Everything it
+// starts is tracked by PID (and by mount namespace for hosts), torn down by Stop, and cleaned up
+// on the next reservation of the same block if a previous run was killed before it could stop its
+// servers.
 //
 // The package serves tests (the New* functions take a testing.TB, call Require, fail the test on
 // error and register Stop with t.Cleanup) and non-test code such as a demo command (the Start*
