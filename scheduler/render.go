@@ -14,8 +14,8 @@ import (
 func (p *Plan) Render(w io.Writer, loc *time.Location) {
 	when := func(t time.Time) string {
 		s := t.UTC().Format("2006-01-02 15:04:05 UTC")
-		if loc != nil && loc != time.UTC {
-			if _, off := t.In(loc).Zone(); off != 0 || loc.String() != "UTC" {
+		if loc != nil {
+			if name, off := t.In(loc).Zone(); off != 0 || name != "UTC" {
 				s += " (" + t.In(loc).Format("2006-01-02 15:04:05 MST") + ")"
 			}
 		}

@@ -209,7 +209,7 @@ func usage(w io.Writer) {
 		if c == nil {
 			continue
 		}
-		fmt.Fprintf(w, "  cutover %s %s\n      %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace("cutover "+c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'cutover help COMMAND' for details. Exit codes: 0 ok, 1 failure, 2 usage or invalid config, 130 interrupted.\n")
 }
