@@ -147,6 +147,9 @@ func TestDirectCleanup(t *testing.T) {
 		if l := e.leftovers(t, e.pair); len(l) > 0 {
 			t.Errorf("left over after a failed copy: %q", l)
 		}
+		if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(e.log.String(), "PRIVATE KEY") {
+			t.Errorf("a private key shows in the error or the log")
+		}
 	})
 
 	t.Run("cancel", func(t *testing.T) {

@@ -384,8 +384,9 @@ func (p *Pair) Verify(ctx context.Context, entries []Entry) error {
 		if om == nil {
 			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
 		}
-		diffs = append(diffs, compareManifests(e.Path, om, nm, e.Delete)...)
-		p.logf("verified %s: %d paths, %d difference(s)", e.Path, len(om), len(diffs))
+		d := compareManifests(e.Path, om, nm, e.Delete)
+		diffs = append(diffs, d...)
+		p.logf("verified %s: %d paths, %d difference(s)", e.Path, len(om), len(d))
 	}
 	if len(diffs) == 0 {
 		return nil

@@ -59,7 +59,7 @@ func (p *Pair) relay(ctx context.Context, e Entry, final bool) error {
 
 // tarCreate and tarExtract are the two ends of a relay; both run in the synced directory.
 func tarCreate(dir string) string {
-	return fmt.Sprintf("cd -- %s && exec tar --create --file=- --one-file-system .", shellQuote(dir))
+	return fmt.Sprintf("cd -- %s && exec tar --create --file=- .", shellQuote(dir))
 }
 
 func tarExtract(dir string) string {
@@ -145,7 +145,7 @@ func (p *Pair) stream(ctx context.Context, dir string, total, files int64) (int6
 	defer tick.Stop()
 
 	var copyErr, srcWait, dstWait error
-	gotCopy, gotSrc, gotDst := false, false, false
+	gotCopy, gotSrc, gotDst, srcKilled := false, false, false, false
 	for !(gotCopy && gotSrc && gotDst) {
 		select {
 		case copyErr = <-copied:
@@ -164,7 +164,8 @@ func (p *Pair) stream(ctx context.Context, dir string, total, files int64) (int6
 			return cw.n.Load(), fmt.Errorf("sshops: relay of %s: %w", dir, context.Cause(ctx))
 		}
 		// A failing tar on new stops the copy; make sure old's tar does not wait forever.
-		if (gotDst && dstWait != nil && !gotSrc) || (gotCopy && copyErr != nil && !gotSrc) {
+		if !srcKilled && !gotSrc && ((gotDst && dstWait != nil) || (gotCopy && copyErr != nil)) {
+			srcKilled = true
 			p.Old.killRemote(srcPid.pidNow(), "KILL")
 			abort(src, nil)
 		}

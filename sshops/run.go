@@ -162,10 +162,12 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("sshops: %s: %q %s%s", e.Role, e.Cmd, how, last)
 }
 
-// Run runs cmd through the login shell of the SSH user. Its stdout and stderr go to the log line by
-// line with the "[role] " prefix; a non-zero exit or a signal is an *ExitError carrying the
-// Result. When ctx ends or the timeout passes, the command is sent SIGTERM, then SIGKILL, and
-// the session is closed; the error wraps ctx's error (or context.DeadlineExceeded).
+// Run runs cmd with /bin/sh -c on the host (started from the SSH user's login shell). Its
+// stdout and stderr go to the log line by line with the "[role] " prefix; a non-zero exit or a
+// signal is an *ExitError carrying the Result. When ctx ends or the timeout passes, the command is sent SIGTERM, then SIGKILL, and
+// the session is closed; the error wraps ctx's error (or context.DeadlineExceeded). The signals
+// go to every process of the remote session (pkill -s), sent from a second session, because
+// sshd refuses signal requests in root sessions.
 func (c *Client) Run(ctx context.Context, cmd string, o RunOptions) (*Result, error) {
 	return c.run(ctx, runSpec{cmd: cmd, display: cmd, o: o})
 }
