@@ -1,0 +1,107 @@
+package scheduler
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cutover-dev/cutover/internal/config"
+)
+
+func planConfig(t *testing.T, cutoverAt time.Time, new6 bool) *config.Config {
+	t.Helper()
+	src := `cutover_at = ` + cutoverAt.Format(time.RFC3339) + `
+[old]
+address = "192.0.2.1"
+[new]
+address = "192.0.2.2"
+` + map[bool]string{true: "address6 = \"2001:db8::2\"\n"}[new6] + `
+[ssh]
+known_hosts = "/k"
+[dns]
+provider = "main"
+zone = "example.org."
+names = ["mail.example.org."]
+lowered_ttl = "5m"
+resolvers = ["127.0.0.1"]
+[providers.main]
+type = "x"
+`
+	cfg, err := config.Parse([]byte(src), "c.toml", config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestMakePlan(t *testing.T) {
+	a := func(ttl time.Duration, addrs ...string) RRset {
+		r := RRset{Exists: true, TTL: ttl}
+		for _, s := range addrs {
+			r.Addrs = append(r.Addrs, netip.MustParseAddr(s))
+		}
+		return r
+	}
+	now := t0
+	for _, tc := range []struct {
+		desc         string
+		cutoverIn    time.Duration
+		facts        Facts
+		new6         bool
+		minTTL       time.Duration
+		wantErr      string
+		wantTooLate  bool
+		wantDeadline time.Time
+		wantSafe     time.Time
+		wantWarning  string
+	}{
+		{desc: "TTL 3600, window two days out: lower by then - 1h - 6m",
+			cutoverIn: 48 * time.Hour, facts: Facts{Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
+			wantDeadline: now.Add(48*time.Hour - time.Hour - 6*time.Minute)},
+		{desc: "TTL 86400, window in 1h: too late, earliest safe names the day after",
+			cutoverIn: time.Hour, facts: Facts{Names: []NameFacts{{Name: "mail.example.org.", A: a(24*time.Hour, "192.0.2.1")}}},
+			wantTooLate: true, wantDeadline: now.Add(time.Hour - 24*time.Hour - 144*time.Minute),
+			wantSafe: now.Add(24*time.Hour + 144*time.Minute + time.Minute)},
+		{desc: "a new AAAA: the negative TTL counts like a TTL",
+			cutoverIn: 48 * time.Hour, new6: true,
+			facts:        Facts{NegativeTTL: 3 * time.Hour, Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
+			wantDeadline: now.Add(48*time.Hour - 3*time.Hour - 18*time.Minute),
+			wantWarning:  "the new host adds AAAA records that do not exist today: caches may hold the negative answer for up to 3h (the zone's negative-caching TTL)"},
+		{desc: "records moved already",
+			cutoverIn: 48 * time.Hour, facts: Facts{Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.2")}}},
+			wantErr: "plan: mail.example.org. A is {192.0.2.2}, which does not include old.address 192.0.2.1"},
+		{desc: "lowered_ttl below the provider's floor",
+			cutoverIn: 48 * time.Hour, minTTL: 10 * time.Minute, facts: Facts{Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
+			wantErr: `plan: dns.lowered_ttl 5m is below the minimum TTL of provider type "x", 10m (floor)`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := planConfig(t, now.Add(tc.cutoverIn), tc.new6)
+			p, err := MakePlan(Input{Config: cfg, Facts: &tc.facts, Now: now,
+				Provider: ProviderInfo{Type: "x", MinTTL: tc.minTTL, MinTTLReason: "floor"}})
+			if got := errString(err); got != tc.wantErr {
+				t.Fatalf("error %q, want %q", got, tc.wantErr)
+			}
+			var pe *PlanError
+			if err != nil {
+				if !errors.As(err, &pe) || pe.Hint == "" {
+					t.Fatalf("want a *PlanError with a hint, got %#v", err)
+				}
+				return
+			}
+			if p.TooLate != tc.wantTooLate {
+				t.Errorf("TooLate %v, want %v", p.TooLate, tc.wantTooLate)
+			}
+			if got := p.Steps[1].Deadline; !got.Equal(tc.wantDeadline) {
+				t.Errorf("lower-ttl deadline %s, want %s", got, tc.wantDeadline)
+			}
+			if !p.EarliestSafe.Equal(tc.wantSafe) {
+				t.Errorf("earliest safe %s, want %s", p.EarliestSafe, tc.wantSafe)
+			}
+			if tc.wantWarning != "" && !slices.Contains(p.Warnings, tc.wantWarning) {
+				t.Errorf("warnings %q lack %q", p.Warnings, tc.wantWarning)
+			}
+		})
+	}
+}
