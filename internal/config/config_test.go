@@ -73,7 +73,9 @@ func TestParseProblems(t *testing.T) {
 		}, wantErr: "config: c.toml:1:1: cutover_at: needs a UTC offset, e.g. 2026-12-01T03:00:00Z or 2026-12-01T04:00:00+01:00"},
 		{desc: "unknown key", edit: func(s string) string { return s + "[notify]\ncommand = \"x\"\ncomand = \"y\"\n" },
 			wantErr: `config: c.toml:18:1: notify.comand: unknown key (valid here: command)`},
-		{desc: "quorum above the resolvers", edit: func(s string) string { return strings.Replace(s, "[providers.main]", "quorum = 3\n[providers.main]", 1) },
+		{desc: "quorum above the resolvers", edit: func(s string) string {
+			return strings.Replace(s, "[providers.main]", "quorum = 3\n[providers.main]", 1)
+		},
 			wantErr: "config: c.toml:13:1: dns.quorum: 3: must be from 1 to the number of resolvers (2)"},
 		{desc: "same address on both sides", edit: func(s string) string { return strings.Replace(s, `"192.0.2.2"`, `"192.0.2.1"`, 1) },
 			wantErr: "config: c.toml:5:1: new.address: is the same as old.address (192.0.2.1)"},
