@@ -324,17 +324,20 @@ func Dial(ctx context.Context, ep Endpoint, auth Auth, log io.Writer) (*Client, 
 			return nil
 		},
 		HostKeyAlgorithms: algos,
-		Timeout:           timeout,
 	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
+	errTimeout := fmt.Errorf("no SSH handshake within %s: %w", timeout, context.DeadlineExceeded)
+	dctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
 	defer cancel()
 	var d net.Dialer
 	nc, err := d.DialContext(dctx, "tcp", ep.hostPort())
 	if err != nil {
 		closeAuth()
+		if dctx.Err() != nil {
+			err = context.Cause(dctx)
+		}
 		return nil, fmt.Errorf("sshops: %s: connecting to %s: %w", ep.Role, ep.hostPort(), err)
 	}
-	_ = nc.SetDeadline(time.Now().Add(timeout))
+	_ = nc.SetDeadline(time.Now().Add(timeout + time.Second)) // a backstop: dctx ends first
 	stop := context.AfterFunc(dctx, func() { nc.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(nc, ep.hostPort(), cfg)
 	stopped := stop()
@@ -349,8 +352,8 @@ func Dial(ctx context.Context, ep Endpoint, auth Auth, log io.Writer) (*Client, 
 		if errors.As(err, &mm) {
 			return nil, mm
 		}
-		if !stopped && ctx.Err() != nil {
-			return nil, fmt.Errorf("sshops: %s: ssh to %s: %w", ep.Role, ep.hostPort(), ctx.Err())
+		if !stopped {
+			return nil, fmt.Errorf("sshops: %s: ssh to %s: %w", ep.Role, ep.hostPort(), context.Cause(dctx))
 		}
 		return nil, fmt.Errorf("sshops: %s: ssh to %s as %q: %w", ep.Role, ep.hostPort(), ep.user(), err)
 	}

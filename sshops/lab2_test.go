@@ -227,7 +227,8 @@ func TestRelayCancel(t *testing.T) {
 		name string
 		exec func(context.Context, string) ([]byte, error)
 	}{{"old", e.lab.Old.Exec}, {"new", e.lab.New.Exec}} {
-		out, _ := h.exec(context.Background(), "pgrep -f '^tar --(create|extract) --file=-' || true")
+		// Only processes in this host's mount namespace: other tests relay at the same time.
+		out, _ := h.exec(context.Background(), "pgrep --ns $$ --nslist mnt -f '^tar --(create|extract) --file=-' || true")
 		if s := strings.TrimSpace(string(out)); s != "" {
 			t.Errorf("tar still running on %s: %s", h.name, s)
 		}

@@ -255,12 +255,44 @@ func TestDialAuthErrors(t *testing.T) {
 	garbage := filepath.Join(dir, "garbage")
 	os.WriteFile(garbage, []byte("not a key"), 0o600)
 	kh := filepath.Join(dir, "kh")
+	_, plainPriv, _ := ed25519.GenerateKey(nil)
+	plainBlock, _ := ssh.MarshalPrivateKey(plainPriv, "c")
+	plain := filepath.Join(dir, "plain")
+	os.WriteFile(plain, pemEncode(plainBlock), 0o600)
+	// A server that accepts and never speaks.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	silentPort := silent.Addr().(*net.TCPAddr).Port
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
 	ep := Endpoint{Role: "old", Addr: mustAddr("127.0.0.1"), Port: 1}
 	for _, tc := range []struct {
 		desc string
+		ep   *Endpoint
 		auth Auth
 		want string
 	}{
+		{desc: "handshake timeout", ep: &Endpoint{Role: "old", Addr: mustAddr("127.0.0.1"), Port: silentPort},
+			auth: Auth{IdentityFile: plain, KnownHosts: kh, DialTimeout: 300 * time.Millisecond},
+			want: fmt.Sprintf("sshops: old: ssh to 127.0.0.1:%d: no SSH handshake within 300ms: context deadline exceeded", silentPort)},
+		{desc: "connection refused", ep: &Endpoint{Role: "new", Addr: mustAddr("127.0.0.1"), Port: closedPort},
+			auth: Auth{IdentityFile: plain, KnownHosts: kh},
+			want: fmt.Sprintf("sshops: new: connecting to 127.0.0.1:%d: dial tcp 127.0.0.1:%d: connect: connection refused", closedPort, closedPort)},
+		{desc: "no agent", auth: Auth{KnownHosts: kh},
+			want: "sshops: no identity file and SSH_AUTH_SOCK is not set: start ssh-agent and ssh-add your key, or name an identity file"},
 		{desc: "encrypted key without agent", auth: Auth{IdentityFile: enc, KnownHosts: kh, AgentSocket: filepath.Join(dir, "no-agent")},
 			want: fmt.Sprintf("sshops: identity file %q is encrypted and no agent holds it; add it to your agent with: ssh-add %s: encrypted identity file", enc, enc)},
 		{desc: "not a key", auth: Auth{IdentityFile: garbage, KnownHosts: kh},
@@ -270,7 +302,15 @@ func TestDialAuthErrors(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Setenv("SSH_AUTH_SOCK", "")
-			_, err := Dial(t.Context(), ep, tc.auth, nil)
+			e := ep
+			if tc.ep != nil {
+				e = *tc.ep
+			}
+			start := time.Now()
+			_, err := Dial(t.Context(), e, tc.auth, nil)
+			if time.Since(start) > 5*time.Second {
+				t.Errorf("Dial took %s", time.Since(start))
+			}
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("error %v\nwant  %s", err, tc.want)
 			}
@@ -484,5 +524,60 @@ rm /etc/dkimkeys/opendkim.private; printf 'k2' > /etc/dkimkeys/opendkim2.private
 				t.Errorf("log shows a private key or file content")
 			}
 		})
+	}
+}
+
+func TestDialEncryptedIdentityWithAgent(t *testing.T) {
+	lab.Require(t, "root", "sshd", "ip", "unshare", "nsenter")
+	t.Parallel()
+	lp := lab.NewPair(t, lab.NewNet(t))
+	oe, _ := endpoints(lp)
+	dir := t.TempDir()
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "enc", []byte("pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(dir, "enc")
+	if err := os.WriteFile(enc, pemEncode(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sshPub, _ := ssh.NewPublicKey(pub)
+	if err := lp.Old.AddAuthorizedKey(string(ssh.MarshalAuthorizedKey(sshPub))); err != nil {
+		t.Fatal(err)
+	}
+	// An agent holding only the operator identity does not help.
+	other := startAgent(t, lp.Identity.KeyFile)
+	_, err = Dial(t.Context(), oe, Auth{IdentityFile: enc, AgentSocket: other, KnownHosts: lp.KnownHosts}, nil)
+	if !errors.Is(err, ErrEncryptedIdentity) {
+		t.Fatalf("error %v, want ErrEncryptedIdentity", err)
+	}
+	// An agent holding the key is used.
+	kr := agent.NewKeyring()
+	if err := kr.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _ = agent.ServeAgent(kr, c) }()
+		}
+	}()
+	c, err := Dial(t.Context(), oe, Auth{IdentityFile: enc, AgentSocket: sock, KnownHosts: lp.KnownHosts}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Run(t.Context(), "true", RunOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
