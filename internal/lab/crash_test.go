@@ -13,33 +13,51 @@ import (
 	"time"
 )
 
-// TestHelperCrashingLab is not a test: TestKilledRunCleanup runs the test binary with
-// LAB_CRASH_HELPER=1 to get a process that stands up a pair with mail enabled and a detached
-// process in old's namespace, reports, and waits to be killed.
-func TestHelperCrashingLab(t *testing.T) {
-	if os.Getenv("LAB_CRASH_HELPER") != "1" {
-		t.Skip("helper process for TestKilledRunCleanup")
+// TestMain turns the test binary into the crashing helper when
+// TestKilledRunCleanup runs it with LAB_CRASH_HELPER=1.
+func TestMain(m *testing.M) {
+	if os.Getenv("LAB_CRASH_HELPER") == "1" {
+		if err := crashingLab(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// crashingLab stands up a pair with mail enabled and a detached process in
+// old's namespace, reports, and waits to be killed.
+func crashingLab() error {
 	n, err := ReserveNet()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	p, err := StartPair(n, t.TempDir())
+	dir, err := os.MkdirTemp("", "lab-crash-")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	m, err := InstallMail(context.Background(), p.Old, BuildLabmail(t))
+	p, err := StartPair(n, dir)
 	if err != nil {
-		t.Fatal(err)
+		return err
+	}
+	labmail, err := BuildLabmailBinary()
+	if err != nil {
+		return err
+	}
+	m, err := InstallMail(context.Background(), p.Old, labmail)
+	if err != nil {
+		return err
 	}
 	if err := m.Enable(context.Background()); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if _, err := p.Old.Exec(context.Background(), "setsid sleep 300 </dev/null >/dev/null 2>&1 &"); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	fmt.Printf("READY %s %s %s %s %s\n", n.Prefix(), p.Old.ns, p.New.ns, p.Old.Dir, p.New.Dir)
 	time.Sleep(time.Minute)
+	return nil
 }
 
 // TestKilledRunCleanup kills (SIGKILL) a process that has a pair running and checks that
@@ -49,7 +67,7 @@ func TestKilledRunCleanup(t *testing.T) {
 	t.Parallel()
 	Require(t, "root", "ip", "sshd", "unshare", "nsenter")
 	BuildLabmail(t) // build outside the helper's clock
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashingLab$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "LAB_CRASH_HELPER=1")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
