@@ -39,7 +39,7 @@ Exit 0 when the file is valid, 2 when it is not.`,
 // table. With future set, a cutover_at in the past is a problem. Invalid
 // config is a usage error (exit 2).
 func loadConfig(e *env, path string, future bool) (*config.Config, error) {
-	var opts config.Options
+	opts := config.Options{CheckProvider: checkProvider}
 	if future {
 		opts.Now = e.now()
 	}
@@ -47,20 +47,12 @@ func loadConfig(e *env, path string, future bool) (*config.Config, error) {
 		return nil, &usageError{err: fmt.Errorf("config: %w", err), hint: "cp config.example.toml " + path + " and edit it"}
 	}
 	cfg, err := config.Load(path, opts)
-	var problems []config.Problem
 	var ce *config.Error
 	if errors.As(err, &ce) {
-		problems = ce.Problems
-	} else if err != nil {
+		return nil, &usageError{err: err, hint: "fix the lines above, then run: cutover validate " + path}
+	}
+	if err != nil {
 		return nil, err
-	}
-	if cfg != nil {
-		for _, ps := range cfg.Providers {
-			problems = append(problems, checkProvider(ps)...)
-		}
-	}
-	if len(problems) > 0 {
-		return nil, &usageError{err: &config.Error{Problems: problems}, hint: "fix the lines above, then run: cutover validate " + path}
 	}
 	return cfg, nil
 }

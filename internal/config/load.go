@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,6 +20,10 @@ type Options struct {
 	// Now, when set, makes a cutover_at in the past a problem. Leave it
 	// zero when resuming a run whose window has already opened.
 	Now time.Time
+	// CheckProvider, when set, validates each [providers.NAME] table that
+	// names a type (the providers package's Check); its problems are
+	// reported with the others, in file order.
+	CheckProvider func(*ProviderSettings) []Problem
 }
 
 // Defaults applied when a key is absent.
@@ -58,6 +63,14 @@ func Parse(data []byte, file string, opts Options) (*Config, error) {
 	}
 	l := &loader{file: file, pos: keyPositions(data)}
 	cfg := l.config(raw, opts)
+	if opts.CheckProvider != nil && cfg != nil {
+		names := slices.Sorted(maps.Keys(cfg.Providers))
+		for _, name := range names {
+			if ps := cfg.Providers[name]; ps.Type != "" {
+				l.problems = append(l.problems, opts.CheckProvider(ps)...)
+			}
+		}
+	}
 	if len(l.problems) > 0 {
 		// In file order; problems with no position (a missing table) last.
 		slices.SortStableFunc(l.problems, func(a, b Problem) int {
