@@ -556,20 +556,22 @@ func (e *Engine) event(ev Event) {
 // slices and rereads the clock each time, so a suspended machine or a clock
 // that jumps is noticed, and it never returns early.
 func (e *Engine) waitUntil(ctx context.Context, step StepName, t time.Time) error {
-	lastLine := time.Time{}
+	var lastLine time.Time
+	announced := false
 	for {
 		now := e.Clock.Now()
 		if !now.Before(t) {
 			return nil
+		}
+		if !announced {
+			e.event(Event{Kind: "waiting", Step: step, Message: "until " + t.UTC().Format(time.RFC3339)})
+			announced = true
 		}
 		if e.Wait != nil {
 			e.Wait(step, t, now)
 		} else if lastLine.IsZero() || now.Sub(lastLine) >= 10*time.Minute {
 			fmt.Fprintf(e.Out, "waiting for %s until %s (%s)\n", step, t.UTC().Format("2006-01-02 15:04:05 UTC"), relative(t.Sub(now)))
 			lastLine = now
-		}
-		if lastLine.IsZero() {
-			e.event(Event{Kind: "waiting", Step: step, Message: "until " + t.UTC().Format(time.RFC3339)})
 		}
 		select {
 		case <-ctx.Done():
