@@ -41,11 +41,11 @@ const (
 
 // Progress reports a copy in flight.
 type Progress struct {
-	Path       string // the entry
-	Bytes      int64  // transferred so far (relay: tar stream bytes)
-	TotalBytes int64  // estimate; 0 when unknown
-	Files      int64  // files transferred so far (rsync), or the entry's files when Done (relay)
-	Rate       float64
+	Path       string  // the entry
+	Bytes      int64   // transferred so far (relay: tar stream bytes)
+	TotalBytes int64   // estimate; 0 when unknown
+	Files      int64   // files transferred so far (rsync), or the entry's files when Done (relay)
+	Rate       float64 // bytes per second
 	ETA        time.Duration
 	Done       bool
 }

@@ -173,10 +173,10 @@ func (p *Pair) stream(ctx context.Context, dir string, total, files int64) (int6
 	srcErr.flush()
 	dstErr.flush()
 	dstOut.flush()
-	if err := sessionErr("old", create, srcWait, srcTail); err != nil {
+	if err := sessionErr(p.Old.ep.Role, create, srcWait, srcTail); err != nil {
 		return cw.n.Load(), err
 	}
-	if err := sessionErr("new", extract, dstWait, dstTail); err != nil {
+	if err := sessionErr(p.New.ep.Role, extract, dstWait, dstTail); err != nil {
 		return cw.n.Load(), err
 	}
 	if copyErr != nil {

@@ -258,3 +258,24 @@ func TestLineSink(t *testing.T) {
 		t.Errorf("tail %q", got)
 	}
 }
+
+func TestProgressString(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		p    Progress
+		want string
+	}{
+		{desc: "running", p: Progress{Path: "/home/vmail/mail", Bytes: 3 << 30, TotalBytes: 12 << 30, Files: 1200, Rate: 50 << 20, ETA: 3*time.Minute + 400*time.Millisecond},
+			want: "/home/vmail/mail: 3.0 GiB of 12.0 GiB (25%), 1200 files, 50.0 MiB/s, ETA 3m0s"},
+		{desc: "unknown total", p: Progress{Path: "/etc/dkimkeys", Bytes: 512, Rate: 100},
+			want: "/etc/dkimkeys: 512 B, 0 files, 100 B/s"},
+		{desc: "done", p: Progress{Path: "/x", Bytes: 1536, TotalBytes: 1536, Files: 2, Rate: 2048, Done: true},
+			want: "/x: 1.5 KiB of 1.5 KiB (100%), 2 files, 2.0 KiB/s, done"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := tc.p.String(); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
