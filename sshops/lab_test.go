@@ -336,8 +336,10 @@ func TestRun(t *testing.T) {
 		log      string
 		cancelIn time.Duration
 	}{
-		{desc: "ok streams lines", cmd: "echo one; echo two >&2; printf 'three'", tail: []string{"one", "two", "three"},
+		{desc: "ok streams lines", cmd: "echo one; echo two; printf 'three'", tail: []string{"one", "two", "three"},
 			log: "[new] one\n[new] two\n[new] three\n"},
+		// stdout and stderr travel on separate streams: their relative order is not kept.
+		{desc: "stderr", cmd: "echo problem >&2", tail: []string{"problem"}, log: "[new] problem\n"},
 		{desc: "quiet", cmd: "echo hidden", o: RunOptions{Quiet: true}, tail: []string{"hidden"}},
 		{desc: "stdin", cmd: "tr a-z A-Z", o: RunOptions{Stdin: strings.NewReader("abc\n"), Quiet: true}, tail: []string{"ABC"}},
 		{desc: "exit status", cmd: "echo failing; exit 3", status: 3, tail: []string{"failing"},
