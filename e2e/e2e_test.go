@@ -303,10 +303,29 @@ func (s *scenario) startRun(extraEnv []string) func() result {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	return func() result {
-		defer cancel()
-		return s.finish(cmd, out, start, <-done)
+	var once sync.Once
+	var r result
+	wait := func() result {
+		once.Do(func() {
+			defer cancel()
+			r = s.finish(cmd, out, start, <-done)
+		})
+		return r
 	}
+	// A test that fails while the run is in progress stops it and shows its output.
+	s.t.Cleanup(func() {
+		select {
+		case <-ctx.Done():
+		default:
+			if s.t.Failed() {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				r := wait()
+				s.t.Logf("cutover run stopped at the end of the failed test: exit %d signal %v\n%s", r.code, r.signal, r.out)
+			}
+		}
+		cancel()
+	})
+	return wait
 }
 
 // plan checks `cutover plan --json`: not too late, lower-ttl due before the window by the
@@ -855,7 +874,7 @@ func TestMigrationKilledDuringFinalSync(t *testing.T) {
 	s := newScenario(t)
 	s.writeConfig(lead)
 	s.plan()
-	wait := s.startRun([]string{"CUTOVER_FAULT=during:final-sync", "CUTOVER_FAULT_DELAY=250ms"})
+	wait := s.startRun([]string{"CUTOVER_FAULT=during:final-sync", "CUTOVER_FAULT_DELAY=1s"})
 	s.actAsClient()
 	r := wait()
 	s.logRun("cutover run (fault during final-sync)", r)
@@ -863,8 +882,9 @@ func TestMigrationKilledDuringFinalSync(t *testing.T) {
 		t.Fatalf("cutover run with CUTOVER_FAULT=during:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
 	}
 	b, _ := os.ReadFile(s.pair.New.Path("/root/.ssh/authorized_keys"))
-	t.Logf("after the kill: one-time key on NEW: %v; final-sync in the journal: %+v",
-		strings.Contains(string(b), "cutover-onetime"), stepOf(s.journal(), scheduler.FinalSync))
+	tmps, _ := filepath.Glob(filepath.Join(s.pair.Old.Path("/tmp"), "cutover-onetime-*"))
+	t.Logf("after the kill: one-time key on NEW: %v; temp dir on OLD: %v; processes left in OLD: %q; in NEW: %q",
+		strings.Contains(string(b), "cutover-onetime"), tmps, hostProcs(t, s.pair.Old), hostProcs(t, s.pair.New))
 	if st := stepOf(s.journal(), scheduler.FinalSync); st == nil || st.State != scheduler.Running {
 		t.Fatalf("journal after the kill: final-sync %+v, want running", st)
 	}
@@ -991,4 +1011,31 @@ func TestRollbackOnVerifyFailure(t *testing.T) {
 		gap = max(gap, ds[i].At.Sub(ds[i-1].At))
 	}
 	t.Logf("longest gap between accepted messages (the window until the rollback): %s", gap.Round(time.Millisecond))
+}
+
+// hostProcs lists the processes in h's mount namespace other than its sshd listener, as
+// "pid comm" strings.
+func hostProcs(t *testing.T, h *lab.Host) []string {
+	t.Helper()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", h.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == h.PID {
+			continue
+		}
+		if n, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err != nil || n != ns {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		out = append(out, fmt.Sprintf("%d %s", pid, strings.TrimSpace(string(comm))))
+	}
+	return out
 }
