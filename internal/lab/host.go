@@ -53,7 +53,8 @@ type Host struct {
 	HostKey ssh.PublicKey // its ed25519 host key (only this key type is configured)
 	PID     int           // sshd -D
 
-	ns       string // mount namespace, "mnt:[...]"
+	ns       string   // mount namespace, "mnt:[...]"
+	nsFile   *os.File // held open while the host lives, so the namespace's inode number cannot be reused by another one that killNamespace would then hit
 	mounts   []string
 	proc     *proc
 	keysMu   sync.Mutex
@@ -105,6 +106,9 @@ func StartHost(opts HostOptions) (*Host, error) {
 		if h.ns != "" && h.ns != selfNS {
 			_ = killNamespace(h.ns, time.Second)
 		}
+		if h.nsFile != nil {
+			h.nsFile.Close()
+		}
 		if h.proc != nil {
 			h.proc.stop(time.Second)
 		}
@@ -144,6 +148,12 @@ func StartHost(opts HostOptions) (*Host, error) {
 	if h.ns == selfNS {
 		h.ns = ""
 		return fail(fmt.Errorf("lab: host %q: sshd runs in the caller's mount namespace", opts.Name))
+	}
+	if h.nsFile, err = os.Open(fmt.Sprintf("/proc/%d/ns/mnt", h.PID)); err != nil {
+		return fail(fmt.Errorf("lab: host %q: holding its mount namespace: %w", opts.Name, err))
+	}
+	if ns, err := mntNS(h.PID); err != nil || ns != h.ns {
+		return fail(fmt.Errorf("lab: host %q: sshd left its mount namespace while starting", opts.Name))
 	}
 	if p.record, err = writeRecord(blockOf(opts.Addr), stateRecord{Kind: "sshd", PID: h.PID, Dir: dir, MntNS: h.ns}); err != nil {
 		return fail(err)
@@ -343,6 +353,9 @@ func (h *Host) Stop() error {
 			if err := killNamespace(h.ns, 200*time.Millisecond); err != nil {
 				errs = append(errs, fmt.Errorf("lab: host %q: %w", h.Name, err))
 			}
+		}
+		if h.nsFile != nil {
+			h.nsFile.Close()
 		}
 		errs = append(errs, releaseAddr(h.Addr), os.RemoveAll(h.Dir))
 		h.stopErr = errors.Join(errs...)
