@@ -5,7 +5,6 @@ go 1.26.8
 require (
 	github.com/libdns/cloudflare v0.2.2
 	github.com/libdns/desec v1.1.1
-	github.com/libdns/gandi v1.1.0
 	github.com/libdns/libdns v1.1.1
 	github.com/libdns/porkbun v1.1.0
 	github.com/libdns/rfc2136 v1.0.1
