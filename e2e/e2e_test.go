@@ -380,8 +380,12 @@ func (s *scenario) actAsClient() {
 	deadline := time.Now().Add(time.Until(s.cutoverAt) - 2*time.Second)
 	for {
 		if j := s.journal(); j != nil {
-			if st := stepOf(j, scheduler.InitialSync); st != nil && st.State == scheduler.Done {
+			st := stepOf(j, scheduler.InitialSync)
+			if st != nil && st.State == scheduler.Done {
 				break
+			}
+			if st != nil && st.State == scheduler.Failed {
+				t.Fatalf("initial-sync failed: %s", st.Error)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -403,6 +407,40 @@ func (s *scenario) actAsClient() {
 	if time.Now().After(s.cutoverAt) {
 		t.Fatalf("the mail client finished after the window opened")
 	}
+}
+
+// churn plays the deliveries of a busy mail server on OLD until stop is closed: in every
+// mailbox, files appear in tmp/ and go away again, as Dovecot's tmp/ files do (written, then
+// renamed into new/ or dropped), from two writers. It returns how many came and went.
+func (s *scenario) churn(stop <-chan struct{}) <-chan int {
+	done := make(chan int, 1)
+	users := lab.SeedUsers(20)
+	body := bytes.Repeat([]byte("churn line of a message being delivered\n"), 50)
+	var total sync.WaitGroup
+	counts := make([]int, 2)
+	for w := range counts {
+		total.Go(func() {
+			for {
+				for _, u := range users {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					p := s.pair.Old.Path(fmt.Sprintf("%s/%s/tmp/%d.churn%d", lab.MailRoot, u, counts[w], w))
+					if err := os.WriteFile(p, body, 0o600); err == nil {
+						_ = os.Remove(p)
+						counts[w]++
+					}
+				}
+			}
+		})
+	}
+	go func() {
+		total.Wait()
+		done <- counts[0] + counts[1]
+	}()
+	return done
 }
 
 // stopSender waits for n more messages accepted at addr, then stops the sender.
@@ -857,8 +895,17 @@ func TestMigration(t *testing.T) {
 	s := newScenario(t)
 	s.writeConfig(lead)
 	s.plan()
+	// A busy server: files come and go on OLD while the initial copy reads it.
+	stop := make(chan struct{})
+	churned := s.churn(stop)
 	wait := s.startRun(nil)
-	s.actAsClient()
+	func() {
+		defer func() {
+			close(stop)
+			t.Logf("churn: %d temp files came and went on OLD during the initial copy", <-churned)
+		}()
+		s.actAsClient()
+	}()
 	r := wait()
 	s.logRun("cutover run", r)
 	if r.code != 0 || r.signal != 0 {
