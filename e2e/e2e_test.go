@@ -654,6 +654,24 @@ func (s *scenario) checkClean() {
 		if left, _ := filepath.Glob(filepath.Join(h.Path("/tmp"), "cutover*")); len(left) > 0 {
 			t.Errorf("%s: temp dirs left in /tmp: %v", h.Name, left)
 		}
+		// Nothing cutover started may still run there (an rsync of a killed run, say): only
+		// sshd (its listener, or a session just closing) and the mail service.
+		var stray []string
+		for deadline := time.Now().Add(3 * time.Second); ; {
+			stray = stray[:0]
+			for _, p := range hostProcs(t, h) {
+				if _, comm, _ := strings.Cut(p, " "); comm != "sshd" && comm != "labmail" {
+					stray = append(stray, p)
+				}
+			}
+			if len(stray) == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(stray) > 0 {
+			t.Errorf("%s: processes left running: %q", h.Name, stray)
+		}
 	}
 }
 
