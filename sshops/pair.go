@@ -273,6 +273,9 @@ func removeKeyCmd(pattern string) string {
 	return fmt.Sprintf(`f=~/.ssh/authorized_keys; if [ -f "$f" ] && grep -qF -- %[1]s "$f"; then sed -i --follow-symlinks '/%[1]s/d' "$f"; fi; ! grep -qsF -- %[1]s "$f"`, pattern)
 }
 
+// rsyncVanished is rsync's exit status when source files vanished during the transfer.
+const rsyncVanished = 24
+
 // rsync runs rsync on old for one entry.
 func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) error {
 	newEp := p.New.Endpoint()
@@ -299,7 +302,15 @@ func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) erro
 		spec.prepare = p.Old.requestAgent
 	}
 	if _, err := p.Old.run(ctx, spec); err != nil {
-		return err
+		// Exit 24: files vanished between rsync's listing and their copy. On a
+		// live mail server that is normal (Dovecot renames and deletes while
+		// the initial pass runs); in the final pass the service is stopped and
+		// verify decides whether both sides match.
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Result.ExitStatus != rsyncVanished || ctx.Err() != nil {
+			return err
+		}
+		p.logf("warning: some files under %s vanished while they were copied (rsync exit %d): the service was still writing there", e.Path, rsyncVanished)
 	}
 	if !last.Done && p.Progress != nil {
 		last.Path, last.Done, last.ETA = e.Path, true, 0
