@@ -1,7 +1,12 @@
 package scheduler
 
 import (
+	"bytes"
 	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
 	"net/netip"
 	"slices"
 	"testing"
@@ -101,6 +106,57 @@ func TestMakePlan(t *testing.T) {
 			}
 			if tc.wantWarning != "" && !slices.Contains(p.Warnings, tc.wantWarning) {
 				t.Errorf("warnings %q lack %q", p.Warnings, tc.wantWarning)
+			}
+		})
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestPlanGolden renders whole plans and compares them with testdata/*.golden
+// (go test ./scheduler -run TestPlanGolden -update rewrites them).
+func TestPlanGolden(t *testing.T) {
+	a := func(ttl time.Duration, addr string) RRset {
+		return RRset{Exists: true, TTL: ttl, Addrs: []netip.Addr{netip.MustParseAddr(addr)}}
+	}
+	for _, tc := range []struct {
+		desc, golden string
+		cutoverIn    time.Duration
+		new6         bool
+		facts        Facts
+	}{
+		{desc: "TTL 3600, window 2 days out", golden: "ttl3600-2days", cutoverIn: 48 * time.Hour,
+			facts: Facts{NegativeTTL: 300 * time.Second, Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}}},
+		{desc: "TTL 86400, window in 1 hour: too late", golden: "ttl86400-1hour", cutoverIn: time.Hour,
+			facts: Facts{NegativeTTL: 300 * time.Second, Names: []NameFacts{{Name: "mail.example.org.", A: a(24*time.Hour, "192.0.2.1")}}}},
+		{desc: "new AAAA where none existed", golden: "new-aaaa", cutoverIn: 48 * time.Hour, new6: true,
+			facts: Facts{NegativeTTL: 3 * time.Hour, Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := planConfig(t, t0.Add(tc.cutoverIn), tc.new6)
+			p, err := MakePlan(Input{Config: cfg, Facts: &tc.facts, Now: t0, Provider: ProviderInfo{Type: "x"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			p.Render(&b, time.UTC)
+			if p.TooLate {
+				fmt.Fprintf(&b, "\ntoo late: caches may serve the old address until %s; earliest safe cutover_at %s\n",
+					p.CachesUntil.Format(time.RFC3339), p.EarliestSafe.Format(time.RFC3339))
+			}
+			path := filepath.Join("testdata", tc.golden+".golden")
+			if *update {
+				os.MkdirAll("testdata", 0o755)
+				if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if b.String() != string(want) {
+				t.Errorf("plan differs from %s:\n%s", path, b.String())
 			}
 		})
 	}

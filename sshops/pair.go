@@ -273,8 +273,27 @@ func removeKeyCmd(pattern string) string {
 	return fmt.Sprintf(`f=~/.ssh/authorized_keys; if [ -f "$f" ] && grep -qF -- %[1]s "$f"; then sed -i --follow-symlinks '/%[1]s/d' "$f"; fi; ! grep -qsF -- %[1]s "$f"`, pattern)
 }
 
-// rsyncVanished is rsync's exit status when source files vanished during the transfer.
-const rsyncVanished = 24
+// rsync's exit statuses for files that vanished during the transfer, and
+// for a partial transfer (some files or attributes not copied).
+const (
+	rsyncVanished = 24
+	rsyncPartial  = 23
+)
+
+// isRsyncError reports whether an output line of rsync is an error report
+// about a file (not the final summary line).
+func isRsyncError(line string) bool {
+	line = strings.TrimSpace(line)
+	return (strings.HasPrefix(line, "rsync: ") || strings.HasPrefix(line, "rsync error: ") || strings.HasPrefix(line, "file has vanished: ")) &&
+		!strings.Contains(line, "some files/attrs were not transferred") && !strings.Contains(line, "some files vanished before")
+}
+
+// isVanished reports whether an rsync error line is about a file that no
+// longer exists on the sending side.
+func isVanished(line string) bool {
+	return strings.HasPrefix(strings.TrimSpace(line), "file has vanished: ") ||
+		(strings.Contains(line, "[sender]") && strings.HasSuffix(strings.TrimSpace(line), "No such file or directory (2)"))
+}
 
 // rsync runs rsync on old for one entry.
 func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) error {
@@ -286,7 +305,11 @@ func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) erro
 	args := rsyncArgs(t.sshCmd, e.Path, newEp.user()+"@"+host, final, e.Delete)
 	cmd := "exec " + shellJoin(args)
 	var last Progress
+	var hardErrors []string // rsync errors other than files vanishing under it
 	onLine := func(line string) {
+		if isRsyncError(line) && !isVanished(line) {
+			hardErrors = append(hardErrors, line)
+		}
 		pr, ok := parseProgress(line)
 		if !ok {
 			return
@@ -306,11 +329,14 @@ func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) erro
 		// live mail server that is normal (Dovecot renames and deletes while
 		// the initial pass runs); in the final pass the service is stopped and
 		// verify decides whether both sides match.
+		// Exit 23 with only "No such file or directory" errors is the same
+		// thing seen by -X (listing the xattrs of a file that just went).
 		var ee *ExitError
-		if !errors.As(err, &ee) || ee.Result.ExitStatus != rsyncVanished || ctx.Err() != nil {
+		if !errors.As(err, &ee) || ctx.Err() != nil || len(hardErrors) > 0 ||
+			(ee.Result.ExitStatus != rsyncVanished && ee.Result.ExitStatus != rsyncPartial) {
 			return err
 		}
-		p.logf("warning: some files under %s vanished while they were copied (rsync exit %d): the service was still writing there", e.Path, rsyncVanished)
+		p.logf("warning: some files under %s vanished while they were copied (rsync exit %d): the service was still writing there", e.Path, ee.Result.ExitStatus)
 	}
 	if !last.Done && p.Progress != nil {
 		last.Path, last.Done, last.ETA = e.Path, true, 0
@@ -359,7 +385,11 @@ func (p *Pair) Cleanup(ctx context.Context) error {
 	}
 	var errs []error
 	for _, c := range []*Client{p.Old, p.New} {
-		cmd := fmt.Sprintf(`f=~/.ssh/authorized_keys; n=$(grep -csF -- %[1]s "$f" || true); echo "keys ${n:-0}"; %[2]s || exit 1; for d in %[3]s/%[1]s*; do [ -e "$d" ] || continue; rm -rf -- "$d" && echo "removed $d" || exit 1; done`,
+		// A killed run may have left its rsync and ssh running (they carry
+		// the marker in their command line: the key file): stop them first,
+		// so that no orphan keeps writing after verify or fixup. The [0-9a-f]
+		// keeps pkill from matching this very shell's command line.
+		cmd := fmt.Sprintf(`if pkill -KILL -f -- '%[1]s[0-9a-f]' 2>/dev/null; then echo "killed left-over transfer processes"; fi; f=~/.ssh/authorized_keys; n=$(grep -csF -- %[1]s "$f" || true); echo "keys ${n:-0}"; %[2]s || exit 1; for d in %[3]s/%[1]s*; do [ -e "$d" ] || continue; rm -rf -- "$d" && echo "removed $d" || exit 1; done`,
 			onetimeMarker, removeKeyCmd(onetimeMarker), shellQuote(p.tempDir()))
 		out, err := c.output(ctx, cmd, "cleanup of one-time keys and "+p.tempDir()+"/"+onetimeMarker+"*", nil)
 		if err != nil {

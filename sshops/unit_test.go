@@ -279,3 +279,28 @@ func TestProgressString(t *testing.T) {
 		})
 	}
 }
+
+func TestRsyncVanishedLines(t *testing.T) {
+	for _, tc := range []struct {
+		desc            string
+		line            string
+		error, vanished bool
+	}{
+		{desc: "vanished file", line: `file has vanished: "/home/vmail/mail/u/tmp/1.churn"`, error: true, vanished: true},
+		{desc: "xattr of a file that just went", line: `rsync: [sender] get_xattr_names: llistxattr("/home/vmail/mail/u/tmp/1.vm") failed: No such file or directory (2)`, error: true, vanished: true},
+		{desc: "permission denied is a real error", line: `rsync: [sender] send_files failed to open "/etc/dkimkeys/x": Permission denied (13)`, error: true},
+		{desc: "ENOENT on the receiver is a real error", line: `rsync: [receiver] mkstemp "/x" failed: No such file or directory (2)`, error: true},
+		{desc: "summary of code 23", line: `rsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1338) [sender=3.2.7]`},
+		{desc: "summary of code 24", line: `rsync warning: some files vanished before they could be transferred (code 24) at main.c(1338) [sender=3.2.7]`},
+		{desc: "progress", line: `     32,768 100%   31.25MB/s    0:00:00 (xfr#1, to-chk=0/1)`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := isRsyncError(tc.line); got != tc.error {
+				t.Errorf("isRsyncError = %v, want %v", got, tc.error)
+			}
+			if got := isRsyncError(tc.line) && isVanished(tc.line); got != tc.vanished {
+				t.Errorf("vanished = %v, want %v", got, tc.vanished)
+			}
+		})
+	}
+}

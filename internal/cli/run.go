@@ -127,9 +127,14 @@ func (s *session) engine(e *env, o engineOptions) (*scheduler.Engine, error) {
 func copyProgress(e *env) func(sshops.Progress) {
 	var mu sync.Mutex
 	var last time.Time
+	done := map[string]bool{} // paths whose end was printed: the end is reported more than once
 	return func(p sshops.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
+		if p.Done && done[p.Path] {
+			return
+		}
+		done[p.Path] = p.Done
 		line := fmt.Sprintf("copy %s: %s, %d files, %s/s", p.Path, bytesHuman(p.Bytes), p.Files, bytesHuman(int64(p.Rate)))
 		if p.TotalBytes > 0 {
 			line += fmt.Sprintf(" of ~%s", bytesHuman(p.TotalBytes))
