@@ -290,9 +290,22 @@ func isRsyncError(line string) bool {
 
 // isVanished reports whether an rsync error line is about a file that no
 // longer exists on the sending side.
+// Only the calls rsync makes on a file it already listed count: a missing
+// entry root (change_dir, link_stat) is a real error.
 func isVanished(line string) bool {
-	return strings.HasPrefix(strings.TrimSpace(line), "file has vanished: ") ||
-		(strings.Contains(line, "[sender]") && strings.HasSuffix(strings.TrimSpace(line), "No such file or directory (2)"))
+	line = strings.TrimSpace(line)
+	if strings.HasPrefix(line, "file has vanished: ") {
+		return true
+	}
+	if !strings.Contains(line, "[sender]") || !strings.HasSuffix(line, "No such file or directory (2)") {
+		return false
+	}
+	for _, call := range []string{"xattr", "_acl_", "send_files failed to open"} {
+		if strings.Contains(line, call) {
+			return true
+		}
+	}
+	return false
 }
 
 // rsync runs rsync on old for one entry.
@@ -388,8 +401,11 @@ func (p *Pair) Cleanup(ctx context.Context) error {
 		// A killed run may have left its rsync and ssh running (they carry
 		// the marker in their command line: the key file): stop them first,
 		// so that no orphan keeps writing after verify or fixup. The [0-9a-f]
-		// keeps pkill from matching this very shell's command line.
-		cmd := fmt.Sprintf(`if pkill -KILL -f -- '%[1]s[0-9a-f]' 2>/dev/null; then echo "killed left-over transfer processes"; fi; f=~/.ssh/authorized_keys; n=$(grep -csF -- %[1]s "$f" || true); echo "keys ${n:-0}"; %[2]s || exit 1; for d in %[3]s/%[1]s*; do [ -e "$d" ] || continue; rm -rf -- "$d" && echo "removed $d" || exit 1; done`,
+		// keeps pgrep from matching this very shell's command line.
+		// Only processes in this shell's mount namespace: on one machine
+		// with several hosts in their own namespaces (the test lab), the
+		// others' transfers are not ours.
+		cmd := fmt.Sprintf(`ns=$(readlink /proc/$$/ns/mnt); for p in $(pgrep -f -- '%[1]s[0-9a-f]'); do [ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && kill -KILL "$p" 2>/dev/null && echo "killed left-over transfer process $p"; done; f=~/.ssh/authorized_keys; n=$(grep -csF -- %[1]s "$f" || true); echo "keys ${n:-0}"; %[2]s || exit 1; for d in %[3]s/%[1]s*; do [ -e "$d" ] || continue; rm -rf -- "$d" && echo "removed $d" || exit 1; done`,
 			onetimeMarker, removeKeyCmd(onetimeMarker), shellQuote(p.tempDir()))
 		out, err := c.output(ctx, cmd, "cleanup of one-time keys and "+p.tempDir()+"/"+onetimeMarker+"*", nil)
 		if err != nil {
