@@ -40,10 +40,12 @@ type Hooks interface {
 	Run(ctx context.Context, out io.Writer, h *config.Hook) error
 }
 
-// Propagation waits until DNS serves the new host's addresses.
+// Propagation waits until DNS serves the new host's addresses, or, after
+// a rollback, the old ones again.
 type Propagation interface {
 	WaitAuthoritative(ctx context.Context, out io.Writer) error
 	WaitResolvers(ctx context.Context, out io.Writer) error
+	WaitAuthoritativeReverted(ctx context.Context, out io.Writer) error
 }
 
 // Engine runs a cutover's steps in order against a journal.
@@ -517,6 +519,18 @@ func (e *Engine) Rollback(ctx context.Context, reason string) error {
 			e.event(Event{Kind: "dns-changed", Message: "reverted to the snapshot"})
 			return nil
 		})
+		if j.DNS == DNSReverted {
+			act("wait until every authoritative server serves the old addresses again", func() error {
+				wctx, cancel := context.WithTimeoutCause(ctx, cfg.DNS.ConvergeTimeout,
+					fmt.Errorf("converge_timeout %s reached", config.FormatDuration(cfg.DNS.ConvergeTimeout)))
+				defer cancel()
+				err := e.Prop.WaitAuthoritativeReverted(wctx, e.Out)
+				if err != nil && wctx.Err() != nil {
+					err = fmt.Errorf("%w: %w", context.Cause(wctx), err)
+				}
+				return err
+			})
+		}
 	}
 	rb.Ended = e.Clock.Now()
 	err := errors.Join(errs...)

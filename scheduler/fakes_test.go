@@ -192,6 +192,18 @@ func (p *fakeProp) wait(ctx context.Context) error {
 func (p *fakeProp) WaitAuthoritative(ctx context.Context, out io.Writer) error { return p.wait(ctx) }
 func (p *fakeProp) WaitResolvers(ctx context.Context, out io.Writer) error     { return p.wait(ctx) }
 
+// WaitAuthoritativeReverted checks the zone file points at the old host.
+func (p *fakeProp) WaitAuthoritativeReverted(ctx context.Context, out io.Writer) error {
+	m, err := p.z.read()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(m[p.z.cfg.DNS.Names[0]].A.Addrs, p.z.cfg.Old.Address) {
+		return fmt.Errorf("fake: not reverted: %v", m)
+	}
+	return nil
+}
+
 func appendLine(path, line string) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {

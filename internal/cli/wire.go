@@ -145,6 +145,14 @@ func (p *propagation) WaitResolvers(ctx context.Context, out io.Writer) error {
 	return err
 }
 
+// WaitAuthoritativeReverted waits until the authoritative servers serve
+// the old addresses again, after a rollback reverted the records.
+func (p *propagation) WaitAuthoritativeReverted(ctx context.Context, out io.Writer) error {
+	old, want := p.sets()
+	_, err := checker(p.cfg).WaitAuthoritative(ctx, p.cfg.DNS.Names, want, old, changeLines(out))
+	return err
+}
+
 // changeLines prints one line per observed change, for logs.
 func changeLines(out io.Writer) func(dnsprop.Event) {
 	return func(ev dnsprop.Event) {
