@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -263,8 +264,16 @@ func (s *scenario) command(ctx context.Context, extraEnv []string, args ...strin
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	if demo {
+		// scripts/demo: the operator watches cutover's own output live.
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, os.Stdout), io.MultiWriter(&out, os.Stdout)
+		fmt.Printf("\n$ cutover %s\n", strings.Join(args, " "))
+	}
 	return cmd, &out
 }
+
+// demo is set by scripts/demo: cutover's output goes to the terminal too.
+var demo = os.Getenv("CUTOVER_DEMO") != ""
 
 func (s *scenario) finish(cmd *exec.Cmd, out *bytes.Buffer, start time.Time, err error) result {
 	r := result{out: out.String(), took: time.Since(start)}
@@ -930,6 +939,10 @@ func TestMigration(t *testing.T) {
 		t.Fatalf("cutover run: exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
 	}
 	s.checkMigrated(nil)
+	if demo {
+		s.cutover(nil, "status", s.cfgPath)
+		fmt.Printf("\n%d messages were accepted during the migration; every one is on NEW exactly once.\n", len(s.sender.Accepted()))
+	}
 }
 
 // TestMigrationKilledDuringFinalSync kills cutover (SIGKILL) while final-sync copies, then runs
@@ -1034,8 +1047,8 @@ func TestRollbackOnVerifyFailure(t *testing.T) {
 	j := s.status()
 	if j.Outcome != scheduler.OutcomeRolledBack || j.DNS != scheduler.DNSReverted || j.Rollback == nil || j.Rollback.Error != "" {
 		t.Errorf("journal: outcome %q, dns %q, rollback %+v; want rolled-back, reverted, no error", j.Outcome, j.DNS, j.Rollback)
-	} else if !strings.HasPrefix(j.Rollback.Reason, "verify failed") || len(j.Rollback.Actions) != 2 {
-		t.Errorf("journal: rollback %+v; want reason verify failed, re-enable and revert", j.Rollback)
+	} else if !strings.HasPrefix(j.Rollback.Reason, "verify failed") || len(j.Rollback.Actions) != 3 {
+		t.Errorf("journal: rollback %+v; want reason verify failed, re-enable, revert, and the wait for the authoritative servers", j.Rollback)
 	}
 	pending := map[scheduler.StepName]scheduler.StepState{scheduler.Prepare: scheduler.Skipped, scheduler.Verify: scheduler.Failed}
 	for _, st := range []scheduler.StepName{scheduler.Fixup, scheduler.SwapDNS, scheduler.AwaitAuthoritative, scheduler.AwaitResolvers, scheduler.Activate, scheduler.RestoreTTL} {
