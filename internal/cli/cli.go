@@ -226,7 +226,7 @@ func init() {
 			if c == nil {
 				return &usageError{err: fmt.Errorf("help: unknown command %q", args[0]), hint: "cutover help"}
 			}
-			fmt.Fprintf(e.stdout, "Usage: cutover %s %s\n\n%s\n", c.name, c.args, strings.TrimSpace(c.help))
+			fmt.Fprintf(e.stdout, "Usage: cutover %s %s\n\n%s\n", c.name, c.args, strings.Trim(c.help, "\n"))
 			return nil
 		},
 	})
