@@ -58,6 +58,9 @@ func (p *Pair) relay(ctx context.Context, e Entry, final bool) error {
 }
 
 // tarCreate and tarExtract are the two ends of a relay; both run in the synced directory.
+// tarFilesChanged is GNU tar's exit status when files changed while it read them.
+const tarFilesChanged = 1
+
 func tarCreate(dir string) string {
 	return fmt.Sprintf("cd -- %s && exec tar --create --file=- .", shellQuote(dir))
 }
@@ -174,7 +177,14 @@ func (p *Pair) stream(ctx context.Context, dir string, total, files int64) (int6
 	dstErr.flush()
 	dstOut.flush()
 	if err := sessionErr(p.Old.ep.Role, create, srcWait, srcTail); err != nil {
-		return cw.n.Load(), err
+		// GNU tar --create exits 1 exactly when files changed or vanished
+		// while it read them (a live service writing); the archive is
+		// complete otherwise, and verify compares both sides afterwards.
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Result.ExitStatus != tarFilesChanged || dstWait != nil || copyErr != nil {
+			return cw.n.Load(), err
+		}
+		p.logf("warning: some files under %s changed or vanished while they were read (tar exit %d): the service was still writing there", dir, tarFilesChanged)
 	}
 	if err := sessionErr(p.New.ep.Role, extract, dstWait, dstTail); err != nil {
 		return cw.n.Load(), err
