@@ -147,16 +147,46 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 	if err != nil {
 		return err
 	}
+	// The entries are copied side by side: each rsync costs a connection
+	// set-up, and in the window the small paths (acme, dkimkeys, spool)
+	// would otherwise add theirs to the downtime one after another. The
+	// first failure stops the others; its error is the one returned.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+		slots    = make(chan struct{}, maxParallelCopies)
+	)
 	for _, e := range entries {
-		start := time.Now()
-		p.logf("%s sync of %s (%s)", pass, e.Path, p.mode())
-		if err := p.rsync(ctx, t, e, final); err != nil {
-			return err
-		}
-		p.logf("%s sync of %s done in %s", pass, e.Path, time.Since(start).Round(time.Millisecond))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if cctx.Err() != nil {
+				return
+			}
+			start := time.Now()
+			p.logf("%s sync of %s (%s)", pass, e.Path, p.mode())
+			if err := p.rsync(cctx, t, e, final); err != nil {
+				once.Do(func() { firstErr = err; cancel() })
+				return
+			}
+			p.logf("%s sync of %s done in %s", pass, e.Path, time.Since(start).Round(time.Millisecond))
+		}()
 	}
-	return nil
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		return fmt.Errorf("sshops: %s sync: %w", pass, context.Cause(ctx))
+	}
+	return firstErr
 }
+
+// maxParallelCopies bounds the rsyncs of one Copy running at once (sshd's
+// MaxSessions and MaxStartups defaults are 10).
+const maxParallelCopies = 4
 
 // transfer is the state on the hosts for one direct or agent Copy.
 type transfer struct {
