@@ -114,6 +114,14 @@ func (e *RolledBackError) Error() string {
 }
 func (e *RolledBackError) Unwrap() error { return e.Cause }
 
+// RollbackPendingError is a run refused because a rollback started and did
+// not finish: going forward again could swap DNS while old is re-enabled.
+type RollbackPendingError struct{ Reason, Err string }
+
+func (e *RollbackPendingError) Error() string {
+	return fmt.Sprintf("scheduler: a rollback (%s) did not finish: %s", e.Reason, e.Err)
+}
+
 // ErrFinished is returned when the journal says the cutover is over.
 var ErrFinished = errors.New("scheduler: this cutover is finished")
 
@@ -193,6 +201,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	case OutcomeDone, OutcomeRolledBack:
 		return fmt.Errorf("%w (%s)", ErrFinished, j.Outcome)
 	}
+	if j.Rollback != nil {
+		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
+	}
 	j.Outcome = ""
 	for _, info := range Steps {
 		rec := j.Step(info.Name)
@@ -232,6 +243,12 @@ func (e *Engine) RunStep(ctx context.Context, name StepName) error {
 		return fmt.Errorf("scheduler: unknown step %q (valid: %s)", name, strings.Join(StepNames(), ", "))
 	}
 	j := e.Journal
+	if j.Rollback != nil {
+		if j.Outcome == OutcomeRolledBack {
+			return fmt.Errorf("%w (%s)", ErrFinished, j.Outcome)
+		}
+		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
+	}
 	for _, s := range Steps {
 		if s.Name == name {
 			break

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -336,4 +337,56 @@ func errString(err error) string {
 func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
+}
+
+// A rollback that fails half-way leaves the run unable to go forward: only
+// `cutover rollback` may continue.
+func TestFailedRollbackBlocksRun(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, t0.Add(time.Hour), "")
+	os.WriteFile(filepath.Join(dir, "stuck"), nil, 0o600) // resolvers never converge
+	var out bytes.Buffer
+	e := newTestEngine(t, dir, cfg, autoClock(t0), &out)
+	// Let await-authoritative time out, and the revert fail.
+	e.Prop = &failingRevertProp{fakeProp: e.Prop.(*fakeProp), dir: dir}
+	err := e.Run(context.Background())
+	var rb *RolledBackError
+	if !errors.As(err, &rb) || rb.Rollback == nil {
+		t.Fatalf("Run: %v, want a rollback that failed", err)
+	}
+	if e.Journal.Outcome != OutcomeStopped {
+		t.Fatalf("outcome %q, want stopped", e.Journal.Outcome)
+	}
+	os.Remove(filepath.Join(dir, "stuck"))
+	os.Remove(filepath.Join(dir, "fail"))
+	for _, f := range []func(*Engine) error{
+		func(e *Engine) error { return e.Run(context.Background()) },
+		func(e *Engine) error { return e.RunStep(context.Background(), AwaitAuthoritative) },
+	} {
+		err = f(newTestEngine(t, dir, cfg, autoClock(t0), &out))
+		want := "scheduler: a rollback (await-authoritative failed: converge_timeout 2s reached: fake: not converged: context deadline exceeded) did not finish: revert DNS to the snapshot (mail.example.org. A {127.0.0.10} AAAA {::10}): fake: revert fails as told"
+		if got := errString(err); got != want {
+			t.Fatalf("after a failed rollback: %q, want %q", got, want)
+		}
+	}
+	// The rollback by hand finishes it.
+	e = newTestEngine(t, dir, cfg, autoClock(t0), &out)
+	if err := e.Rollback(context.Background(), "by hand"); err != nil {
+		t.Fatal(err)
+	}
+	if e.Journal.Outcome != OutcomeRolledBack {
+		t.Fatalf("outcome %q after the rollback by hand", e.Journal.Outcome)
+	}
+}
+
+// failingRevertProp makes the fakes' revert fail once await-authoritative timed out.
+type failingRevertProp struct {
+	*fakeProp
+	dir string
+}
+
+func (p *failingRevertProp) WaitAuthoritative(ctx context.Context, out io.Writer) error {
+	err := p.fakeProp.WaitAuthoritative(ctx, out)
+	os.WriteFile(filepath.Join(p.dir, "fail"), []byte("revert"), 0o600)
+	return err
 }

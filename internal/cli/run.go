@@ -165,6 +165,7 @@ func engineError(cfg *config.Config, err error) error {
 	var rb *scheduler.RolledBackError
 	var se *scheduler.StepError
 	var oe *scheduler.OrderError
+	var rp *scheduler.RollbackPendingError
 	switch {
 	case err == nil:
 		return nil
@@ -178,6 +179,8 @@ func engineError(cfg *config.Config, err error) error {
 			return withHint(err, ExitFailure, "see what is left with: cutover status %s; retry the rollback with: cutover rollback %s", cfg.File, cfg.File)
 		}
 		return withHint(err, ExitFailure, "DNS points at old again; fix the cause, then start over: move %s away and run cutover run %s", cfg.StateDir, cfg.File)
+	case errors.As(err, &rp):
+		return withHint(err, ExitFailure, "finish the rollback first: cutover rollback %s", cfg.File)
 	case errors.As(err, &oe):
 		return withHint(err, ExitFailure, "cutover step %s %s", oe.Missing, cfg.File)
 	case errors.As(err, &se):
