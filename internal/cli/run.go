@@ -135,16 +135,7 @@ func copyProgress(e *env) func(sshops.Progress) {
 			return
 		}
 		done[p.Path] = p.Done
-		line := fmt.Sprintf("copy %s: %s, %d files, %s/s", p.Path, bytesHuman(p.Bytes), p.Files, bytesHuman(int64(p.Rate)))
-		if p.TotalBytes > 0 {
-			line += fmt.Sprintf(" of ~%s", bytesHuman(p.TotalBytes))
-		}
-		if p.ETA > 0 && !p.Done {
-			line += fmt.Sprintf(", ETA %s", p.ETA.Round(time.Second))
-		}
-		if p.Done {
-			line += ", done"
-		}
+		line := "copy " + p.String()
 		switch {
 		case e.terminal:
 			fmt.Fprintf(e.stdout, "\r\x1b[K%s", line)

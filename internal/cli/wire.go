@@ -344,16 +344,3 @@ func runLocal(ctx context.Context, out io.Writer, command string) error {
 		return fmt.Errorf("hook: %q: stopped: %w", command, context.Cause(ctx))
 	}
 }
-
-func bytesHuman(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
