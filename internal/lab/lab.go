@@ -31,6 +31,7 @@ var requirements = map[string]struct{ bin, hint string }{
 	"sshd":    {"sshd", "apt-get install openssh-server"},
 	"ssh":     {"ssh", "apt-get install openssh-client"},
 	"named":   {"named", "apt-get install bind9"},
+	"knotd":   {"knotd", "apt-get install knot"},
 	"unbound": {"unbound", "apt-get install unbound"},
 	"rsync":   {"rsync", "apt-get install rsync"},
 	"ip":      {"ip", "apt-get install iproute2"},
@@ -70,7 +71,7 @@ func mustBin(what, name string) (string, error) {
 
 // Require skips t with a clear message when a needed binary is missing or we are not root;
 // when the environment variable CI is "true" it calls t.Fatalf instead of skipping.
-// what: any of "root", "sshd", "ssh", "named", "unbound", "rsync", "ip", "unshare", "nsenter".
+// what: any of "root", "sshd", "ssh", "named", "knotd", "unbound", "rsync", "ip", "unshare", "nsenter".
 // An unknown name is a programming error and always fails the test.
 func Require(t testing.TB, what ...string) {
 	t.Helper()
