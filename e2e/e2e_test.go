@@ -115,48 +115,15 @@ type scenario struct {
 func startPair(t *testing.T, n *lab.Net) *lab.Pair {
 	t.Helper()
 	lab.Require(t, "root", "ip", "sshd", "unshare", "nsenter", "rsync")
-	if strings.HasPrefix(os.TempDir(), "/tmp") {
-		t.Fatalf("e2e: TMPDIR %q is under /tmp: a private /tmp would hide the hosts' own files", os.TempDir())
-	}
-	dir := t.TempDir()
-	id, err := lab.NewIdentity(dir)
+	p, err := lab.StartPairWith(n, t.TempDir(), lab.PairOptions{PrivateTmp: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &lab.Pair{Identity: id, KnownHosts: filepath.Join(dir, "known_hosts")}
 	t.Cleanup(func() {
 		if err := p.Stop(); err != nil {
 			t.Error(err)
 		}
 	})
-	mounts := append(slices.Clone(lab.DefaultMounts), "/tmp")
-	var wg sync.WaitGroup
-	var errs [2]error
-	for i, s := range []struct {
-		name string
-		host byte
-		uid  int
-		h    **lab.Host
-	}{{"old", 10, 5000, &p.Old}, {"new", 20, 6000, &p.New}} {
-		wg.Go(func() {
-			*s.h, errs[i] = lab.StartHost(lab.HostOptions{Name: s.name, Addr: n.IP(s.host), Mounts: mounts,
-				Users: map[string]int{"vmail": s.uid, "opendkim": s.uid + 1}, AuthorizedKeys: []string{id.AuthorizedKey}})
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs[:]...); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p.Old.Path("/tmp"), 0o1777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p.New.Path("/tmp"), 0o1777); err != nil {
-		t.Fatal(err)
-	}
-	kh := p.Old.KnownHostsLine() + "\n" + p.New.KnownHostsLine() + "\n"
-	if err := os.WriteFile(p.KnownHosts, []byte(kh), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	return p
 }
 
@@ -211,39 +178,10 @@ func newScenario(t *testing.T) *scenario {
 // writeConfig writes the cutover config with cutover_at = now + lead.
 func (s *scenario) writeConfig(lead time.Duration) {
 	s.cutoverAt = time.Now().Add(lead).Truncate(time.Second)
-	n := s.net
-	var b strings.Builder
-	fmt.Fprintf(&b, "cutover_at = %s\nstate_dir = %q\non_failure = \"rollback\"\n\n", s.cutoverAt.UTC().Format(time.RFC3339), s.stateDir)
-	fmt.Fprintf(&b, "[old]\naddress = %q\naddress6 = %q\n\n[new]\naddress = %q\naddress6 = %q\n\n", n.IP(10), old6, n.IP(20), new6)
-	fmt.Fprintf(&b, "[ssh]\nidentity_file = %q\nknown_hosts = %q\ntransfer = \"direct\"\n\n", s.pair.Identity.KeyFile, s.pair.KnownHosts)
-	fmt.Fprintf(&b, "[dns]\nprovider = \"lab\"\nzone = %q\nnames = [%q]\nlowered_ttl = \"%ds\"\nrestore_ttl_after = \"2s\"\n", zone, mailName, loweredS)
-	fmt.Fprintf(&b, "authoritative = [%q, %q]\nresolvers = [%q, %q]\nquorum = \"all\"\nconverge_timeout = \"60s\"\n\n", n.IP(31), n.IP(32), n.IP(41), n.IP(42))
-	fmt.Fprintf(&b, "[providers.lab]\ntype = \"rfc2136\"\nserver = \"%s:53\"\nkey_name = %q\nkey_alg = %q\nkey = \"env:%s\"\n\n", n.IP(31), s.dns.Key.Name, s.dns.Key.Algorithm, secretEnv)
-	b.WriteString(`[[sync]]
-path = "/home/vmail/mail"
-initial = true
-delete = true
-owner = "vmail:"
-
-[[sync]]
-path = "/var/lib/acme"
-owner = "root:"
-
-[[sync]]
-path = "/etc/dkimkeys"
-owner = "opendkim:"
-verify = "content"
-
-[[sync]]
-path = "/var/spool/postfix"
-
-[hooks]
-disable  = { on = "old", run = "labmail-ctl disable", timeout = "30s" }
-activate = { on = "new", run = "labmail-ctl enable", timeout = "30s" }
-reenable = { on = "old", run = "labmail-ctl enable", timeout = "30s" }
-`)
+	cfg := lab.Migration{Net: s.net, Pair: s.pair, DNS: s.dns, CutoverAt: s.cutoverAt, StateDir: s.stateDir,
+		Zone: zone, Name: mailName, Old6: old6, New6: new6, LoweredTTL: loweredS * time.Second, SecretEnv: secretEnv}.Config()
 	s.cfgPath = filepath.Join(s.home, "cutover.toml")
-	if err := os.WriteFile(s.cfgPath, []byte(b.String()), 0o600); err != nil {
+	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
 }

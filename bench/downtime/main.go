@@ -57,10 +57,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -293,50 +291,11 @@ func (e *labEnv) stop() {
 	}
 }
 
-// startPair is lab.StartPair with a private /tmp in each host (as the e2e test does), so that
-// cutover's temp dirs and its clean-up of them stay inside these hosts.
+// startPair is the lab pair with a private /tmp in each host (as the e2e test does), so that
+// cutover's temp dirs and its clean-up of them stay inside these hosts; OLD knows NEW's host key,
+// as after the operator's first `ssh root@NEW` from OLD (the guides' scripts need it).
 func startPair(n *lab.Net, dir string) (*lab.Pair, error) {
-	id, err := lab.NewIdentity(dir)
-	if err != nil {
-		return nil, err
-	}
-	p := &lab.Pair{Identity: id, KnownHosts: filepath.Join(dir, "known_hosts")}
-	mounts := append(slices.Clone(lab.DefaultMounts), "/tmp")
-	var wg sync.WaitGroup
-	var errs [2]error
-	for i, s := range []struct {
-		name string
-		host byte
-		uid  int
-		h    **lab.Host
-	}{{"old", 10, 5000, &p.Old}, {"new", 20, 6000, &p.New}} {
-		wg.Go(func() {
-			*s.h, errs[i] = lab.StartHost(lab.HostOptions{Name: s.name, Addr: n.IP(s.host), Mounts: mounts,
-				Users: map[string]int{"vmail": s.uid, "opendkim": s.uid + 1}, AuthorizedKeys: []string{id.AuthorizedKey}})
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs[:]...); err != nil {
-		_ = p.Stop()
-		return nil, err
-	}
-	for _, h := range []*lab.Host{p.Old, p.New} {
-		if err := os.Chmod(h.Path("/tmp"), 0o1777); err != nil {
-			_ = p.Stop()
-			return nil, err
-		}
-	}
-	kh := p.Old.KnownHostsLine() + "\n" + p.New.KnownHostsLine() + "\n"
-	if err := os.WriteFile(p.KnownHosts, []byte(kh), 0o644); err != nil {
-		_ = p.Stop()
-		return nil, err
-	}
-	// OLD knows NEW's host key, as after the operator's first `ssh root@NEW` from OLD.
-	if err := os.WriteFile(p.Old.Path("/root/.ssh/known_hosts"), []byte(p.New.KnownHostsLine()+"\n"), 0o644); err != nil {
-		_ = p.Stop()
-		return nil, err
-	}
-	return p, nil
+	return lab.StartPairWith(n, dir, lab.PairOptions{PrivateTmp: true, OldKnowsNew: true})
 }
 
 // measure waits for 20 messages accepted by NEW, stops the sender and computes the downtime.
@@ -454,38 +413,8 @@ func runCutover(ctx context.Context, e *labEnv, bin string) (*result, error) {
 }
 
 func cutoverConfig(e *labEnv, at time.Time, stateDir string) string {
-	n := e.net
-	var b strings.Builder
-	fmt.Fprintf(&b, "cutover_at = %s\nstate_dir = %q\non_failure = \"rollback\"\n\n", at.UTC().Format(time.RFC3339), stateDir)
-	fmt.Fprintf(&b, "[old]\naddress = %q\naddress6 = %q\n\n[new]\naddress = %q\naddress6 = %q\n\n", n.IP(10), old6, n.IP(20), new6)
-	fmt.Fprintf(&b, "[ssh]\nidentity_file = %q\nknown_hosts = %q\ntransfer = \"direct\"\n\n", e.pair.Identity.KeyFile, e.pair.KnownHosts)
-	fmt.Fprintf(&b, "[dns]\nprovider = \"lab\"\nzone = %q\nnames = [%q]\nlowered_ttl = \"%ds\"\nrestore_ttl_after = \"2s\"\n", zone, mailName, loweredS)
-	fmt.Fprintf(&b, "authoritative = [%q, %q]\nresolvers = [%q, %q]\nquorum = \"all\"\nconverge_timeout = \"60s\"\n\n", n.IP(31), n.IP(32), n.IP(41), n.IP(42))
-	fmt.Fprintf(&b, "[providers.lab]\ntype = \"rfc2136\"\nserver = \"%s:53\"\nkey_name = %q\nkey_alg = %q\nkey = \"env:%s\"\n\n", n.IP(31), e.dns.Key.Name, e.dns.Key.Algorithm, secretEnv)
-	b.WriteString(`[[sync]]
-path = "/home/vmail/mail"
-initial = true
-delete = true
-owner = "vmail:"
-
-[[sync]]
-path = "/var/lib/acme"
-owner = "root:"
-
-[[sync]]
-path = "/etc/dkimkeys"
-owner = "opendkim:"
-verify = "content"
-
-[[sync]]
-path = "/var/spool/postfix"
-
-[hooks]
-disable  = { on = "old", run = "labmail-ctl disable", timeout = "30s" }
-activate = { on = "new", run = "labmail-ctl enable", timeout = "30s" }
-reenable = { on = "old", run = "labmail-ctl enable", timeout = "30s" }
-`)
-	return b.String()
+	return lab.Migration{Net: e.net, Pair: e.pair, DNS: e.dns, CutoverAt: at, StateDir: stateDir,
+		Zone: zone, Name: mailName, Old6: old6, New6: new6, LoweredTTL: loweredS * time.Second, SecretEnv: secretEnv}.Config()
 }
 
 // --- (b), (b'), (c): the guides as shell scripts ---

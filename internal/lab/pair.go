@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -18,8 +20,30 @@ type Pair struct {
 	KnownHosts string
 }
 
+// PairOptions tune a pair.
+type PairOptions struct {
+	// PrivateTmp gives each host its own /tmp (mode 1777), so that what
+	// cutover leaves in /tmp on one host (or removes from it) is not seen
+	// by the other hosts on this machine. The caller's TMPDIR must then
+	// not be under /tmp, or the hosts would not see the lab's own files.
+	PrivateTmp bool
+	// OldKnowsNew writes new's host key into old's /root/.ssh/known_hosts,
+	// as after the operator's first `ssh root@NEW` from OLD.
+	OldKnowsNew bool
+}
+
 // StartPair starts the pair on n, writing the identity and known_hosts into dir.
-func StartPair(n *Net, dir string) (*Pair, error) {
+func StartPair(n *Net, dir string) (*Pair, error) { return StartPairWith(n, dir, PairOptions{}) }
+
+// StartPairWith is StartPair with options.
+func StartPairWith(n *Net, dir string, opts PairOptions) (*Pair, error) {
+	mounts := DefaultMounts
+	if opts.PrivateTmp {
+		if strings.HasPrefix(os.TempDir(), "/tmp") {
+			return nil, fmt.Errorf("lab: pair: TMPDIR %q is under /tmp: a private /tmp would hide the lab's files from the hosts", os.TempDir())
+		}
+		mounts = append(slices.Clone(DefaultMounts), "/tmp")
+	}
 	id, err := NewIdentity(dir)
 	if err != nil {
 		return nil, err
@@ -40,6 +64,7 @@ func StartPair(n *Net, dir string) (*Pair, error) {
 			h, err := StartHost(HostOptions{
 				Name:           s.name,
 				Addr:           n.IP(s.host),
+				Mounts:         mounts,
 				Users:          map[string]int{"vmail": s.uid, "opendkim": s.uid + 1},
 				AuthorizedKeys: []string{id.AuthorizedKey},
 			})
@@ -52,10 +77,24 @@ func StartPair(n *Net, dir string) (*Pair, error) {
 		_ = p.Stop()
 		return nil, err
 	}
+	if opts.PrivateTmp {
+		for _, h := range []*Host{p.Old, p.New} {
+			if err := os.Chmod(h.Path("/tmp"), 0o1777); err != nil {
+				_ = p.Stop()
+				return nil, fmt.Errorf("lab: pair: %w", err)
+			}
+		}
+	}
 	kh := p.Old.KnownHostsLine() + "\n" + p.New.KnownHostsLine() + "\n"
 	if err := os.WriteFile(p.KnownHosts, []byte(kh), 0o644); err != nil {
 		_ = p.Stop()
 		return nil, fmt.Errorf("lab: pair: %w", err)
+	}
+	if opts.OldKnowsNew {
+		if err := os.WriteFile(p.Old.Path("/root/.ssh/known_hosts"), []byte(p.New.KnownHostsLine()+"\n"), 0o644); err != nil {
+			_ = p.Stop()
+			return nil, fmt.Errorf("lab: pair: %w", err)
+		}
 	}
 	return p, nil
 }

@@ -1,0 +1,62 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Migration describes the lab's chatmail-style migration from the pair's
+// old host to its new one, with the DNS lab's primary as the rfc2136
+// provider: what the end-to-end test and the downtime benchmark hand to
+// `cutover run`.
+type Migration struct {
+	Net        *Net
+	Pair       *Pair
+	DNS        *DNSLab
+	CutoverAt  time.Time
+	StateDir   string
+	Zone, Name string     // "example.org.", "mail.example.org."
+	Old6, New6 netip.Addr // the AAAA values of old and new
+	LoweredTTL time.Duration
+	SecretEnv  string // the environment variable holding the TSIG secret
+}
+
+// Config returns the cutover config file: the four chatmail paths, the
+// labmail-ctl hooks, both authoritative servers and both caches named (no
+// test may fall back to /etc/resolv.conf).
+func (m Migration) Config() string {
+	n := m.Net
+	var b strings.Builder
+	fmt.Fprintf(&b, "cutover_at = %s\nstate_dir = %q\non_failure = \"rollback\"\n\n", m.CutoverAt.UTC().Format(time.RFC3339), m.StateDir)
+	fmt.Fprintf(&b, "[old]\naddress = %q\naddress6 = %q\n\n[new]\naddress = %q\naddress6 = %q\n\n", n.IP(10), m.Old6, n.IP(20), m.New6)
+	fmt.Fprintf(&b, "[ssh]\nidentity_file = %q\nknown_hosts = %q\ntransfer = \"direct\"\n\n", m.Pair.Identity.KeyFile, m.Pair.KnownHosts)
+	fmt.Fprintf(&b, "[dns]\nprovider = \"lab\"\nzone = %q\nnames = [%q]\nlowered_ttl = \"%ds\"\nrestore_ttl_after = \"2s\"\n", m.Zone, m.Name, int(m.LoweredTTL/time.Second))
+	fmt.Fprintf(&b, "authoritative = [%q, %q]\nresolvers = [%q, %q]\nquorum = \"all\"\nconverge_timeout = \"60s\"\n\n", n.IP(31), n.IP(32), n.IP(41), n.IP(42))
+	fmt.Fprintf(&b, "[providers.lab]\ntype = \"rfc2136\"\nserver = \"%s:53\"\nkey_name = %q\nkey_alg = %q\nkey = \"env:%s\"\n\n", n.IP(31), m.DNS.Key.Name, m.DNS.Key.Algorithm, m.SecretEnv)
+	b.WriteString(`[[sync]]
+path = "/home/vmail/mail"
+initial = true
+delete = true
+owner = "vmail:"
+
+[[sync]]
+path = "/var/lib/acme"
+owner = "root:"
+
+[[sync]]
+path = "/etc/dkimkeys"
+owner = "opendkim:"
+verify = "content"
+
+[[sync]]
+path = "/var/spool/postfix"
+
+[hooks]
+disable  = { on = "old", run = "labmail-ctl disable", timeout = "30s" }
+activate = { on = "new", run = "labmail-ctl enable", timeout = "30s" }
+reenable = { on = "old", run = "labmail-ctl enable", timeout = "30s" }
+`)
+	return b.String()
+}
