@@ -1,5 +1,5 @@
 // Package lab owns the real-server test support of cutover: BIND 9 primaries and secondaries,
-// Unbound caches and OpenSSH hosts in their own mount namespaces, all on reserved 127.A.B.0/24
+// Knot DNS primaries, Unbound caches and OpenSSH hosts in their own mount namespaces, all on reserved 127.A.B.0/24
 // blocks of the loopback interface; and the stand-ins of an end-to-end migration: a mail service
 // per host (the labmail program, enabled and disabled inside the host like cmdeploy's activate and
 // --disable-mail), a Sender that delivers through a cache like an MTA, chatmail-like seed data, a
@@ -11,7 +11,7 @@
 // The package serves tests (the New* functions take a testing.TB, call Require, fail the test on
 // error and register Stop with t.Cleanup) and non-test code such as a demo command (the Start*
 // functions return a value and an error; the caller calls Stop). It needs root, iproute2,
-// util-linux (unshare, nsenter), bind9, unbound and openssh-server; nothing it starts listens
+// util-linux (unshare, nsenter), bind9, knot, unbound and openssh-server; nothing it starts listens
 // outside 127.0.0.0/8 and nothing ever sends a query off the machine.
 package lab
 
