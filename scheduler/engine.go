@@ -472,7 +472,9 @@ func (e *Engine) failed(ctx context.Context, name StepName, err error) error {
 	serr := &StepError{Step: name, Err: err}
 	j := e.Journal
 	activated := j.Step(Activate).State != Pending && j.Step(Activate).State != Skipped
-	if e.Config.OnFailure != config.OnFailureRollback || activated {
+	// Nothing changed yet (a failed preflight, say): nothing to undo, and
+	// the run stays resumable once the cause is fixed.
+	if e.Config.OnFailure != config.OnFailureRollback || activated || !e.changedAnything() {
 		j.Outcome = OutcomeStopped
 		if err := e.save(); err != nil {
 			return err
@@ -524,10 +526,7 @@ func (e *Engine) Rollback(ctx context.Context, reason string) error {
 		rb.Actions = append(rb.Actions, "the service on new was activated and keeps running: stop it by hand")
 		fmt.Fprintf(e.Out, "rollback: the service on new was activated: stop it by hand, or both hosts accept traffic\n")
 	}
-	dnsTouched := j.DNS != DNSOriginal && j.DNS != DNSReverted ||
-		j.Step(LowerTTL).State == Running || j.Step(LowerTTL).State == Failed ||
-		j.Step(SwapDNS).State == Running || j.Step(SwapDNS).State == Failed
-	if dnsTouched && j.Snapshot != nil {
+	if e.dnsTouched() && j.Snapshot != nil {
 		act("revert DNS to the snapshot ("+j.Snapshot.String()+")", func() error {
 			if err := e.DNS.Revert(ctx, j.Snapshot); err != nil {
 				return err
@@ -566,6 +565,19 @@ func (e *Engine) Rollback(ctx context.Context, reason string) error {
 	}
 	e.event(Event{Kind: "rollback-done", Message: strings.Join(rb.Actions, "; ")})
 	return nil
+}
+
+// dnsTouched reports whether cutover may have changed the records.
+func (e *Engine) dnsTouched() bool {
+	j := e.Journal
+	started := func(n StepName) bool { st := j.Step(n).State; return st == Running || st == Failed }
+	return j.DNS != DNSOriginal && j.DNS != DNSReverted || started(LowerTTL) || started(SwapDNS)
+}
+
+// changedAnything reports whether a rollback would have anything to undo.
+func (e *Engine) changedAnything() bool {
+	st := e.Journal.Step(Disable).State
+	return e.dnsTouched() || (st != Pending && st != Skipped)
 }
 
 func (e *Engine) save() error { return e.Journal.Save(e.Clock.Now()) }

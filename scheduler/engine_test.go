@@ -390,3 +390,25 @@ func (p *failingRevertProp) WaitAuthoritative(ctx context.Context, out io.Writer
 	os.WriteFile(filepath.Join(p.dir, "fail"), []byte("revert"), 0o600)
 	return err
 }
+
+// A failure before anything changed (preflight) has nothing to roll back:
+// the run stops and stays resumable.
+func TestPreflightFailureStaysResumable(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, t0.Add(time.Hour), "")
+	os.WriteFile(filepath.Join(dir, "fail"), []byte("preflight"), 0o600)
+	var out bytes.Buffer
+	e := newTestEngine(t, dir, cfg, autoClock(t0), &out)
+	err := e.Run(context.Background())
+	if got, want := errString(err), "preflight: fake: preflight fails as told"; got != want {
+		t.Fatalf("Run: %q, want %q", got, want)
+	}
+	if e.Journal.Rollback != nil || e.Journal.Outcome != OutcomeStopped {
+		t.Fatalf("rollback %v outcome %q, want no rollback and stopped", e.Journal.Rollback, e.Journal.Outcome)
+	}
+	os.Remove(filepath.Join(dir, "fail"))
+	if err := newTestEngine(t, dir, cfg, autoClock(t0), &out).Run(context.Background()); err != nil {
+		t.Fatalf("resumed Run: %v", err)
+	}
+	assertLines(t, filepath.Join(dir, "hooks.log"), "prepare", "disable", "activate")
+}

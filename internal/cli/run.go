@@ -157,9 +157,15 @@ func engineError(cfg *config.Config, err error) error {
 	var se *scheduler.StepError
 	var oe *scheduler.OrderError
 	var rp *scheduler.RollbackPendingError
+	var uh *sshops.UnknownHostError
+	var hm *sshops.HostKeyMismatchError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &uh):
+		return withHint(err, ExitFailure, "if %s is the right key, trust it and go on: cutover run %s --accept-new-host-key", uh.Fingerprint, cfg.File)
+	case errors.As(err, &hm):
+		return withHint(err, ExitFailure, "%s, then: cutover run %s --accept-new-host-key", hm.Hint(), cfg.File)
 	case errors.As(err, &ie):
 		return withHint(err, ExitInterrupted, "the journal says where it stopped; resume with: cutover run %s", cfg.File)
 	case errors.As(err, &de):
