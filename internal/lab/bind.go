@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,16 +38,7 @@ type BINDOptions struct {
 
 // BIND is a running named.
 type BIND struct {
-	Addr netip.AddrPort // Addr:53
-	Key  TSIG
-	Dir  string
-	PID  int
-
-	zone     string
-	addr     netip.Addr
-	proc     *proc
-	stopOnce sync.Once
-	stopErr  error
+	zoneServer
 }
 
 // StartBIND writes a named.conf and zone in a fresh temp dir, starts `named -g` and waits until
@@ -73,72 +63,42 @@ func StartBIND(opts BINDOptions) (*BIND, error) {
 			return nil, err
 		}
 	}
-	if opts.Zone.Origin == "" || opts.Zone.Origin == "." {
-		return nil, errors.New("lab: bind: Zone.Origin is required (e.g. \"example.org.\")")
-	}
-	if _, ok := dns.IsDomainName(opts.Zone.Origin); !ok {
-		return nil, fmt.Errorf("lab: bind: Zone.Origin %q is not a domain name", opts.Zone.Origin)
-	}
-	key := opts.Key
-	if key.Name == "" {
-		key = NewTSIG("cutover-lab")
-	}
-	if key.Algorithm == "" {
-		key.Algorithm = "hmac-sha256"
+	origin, key, err := zoneAndKey("bind", opts.Zone, opts.Key)
+	if err != nil {
+		return nil, err
 	}
 	named, err := mustBin("named", "named")
 	if err != nil {
 		return nil, err
 	}
-	origin := dns.Fqdn(strings.ToLower(opts.Zone.Origin))
 	role := "primary"
 	if secondary {
 		role = "secondary"
 	}
 	name := fmt.Sprintf("named %s %s", role, opts.Addr)
 
-	dir, err := makeTempDir("named")
-	if err != nil {
-		return nil, err
-	}
-	b := &BIND{Addr: netip.AddrPortFrom(opts.Addr, 53), Key: key, Dir: dir, zone: origin, addr: opts.Addr}
-	fail := func(err error) (*BIND, error) {
-		if b.proc != nil {
-			b.proc.stop(stopGrace)
+	b := &BIND{zoneServer{Key: key, zone: origin}}
+	write := func(dir string) ([]string, error) {
+		conf := filepath.Join(dir, "named.conf")
+		if err := os.WriteFile(conf, []byte(namedConf(dir, opts, key, origin)), 0o600); err != nil {
+			return nil, err
 		}
-		_ = releaseAddr(opts.Addr)
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	conf := filepath.Join(dir, "named.conf")
-	if err := os.WriteFile(conf, []byte(namedConf(dir, opts, key, origin)), 0o600); err != nil {
-		return fail(fmt.Errorf("lab: %s: %w", name, err))
-	}
-	if !secondary {
-		if err := os.WriteFile(filepath.Join(dir, "zone.db"), []byte(zoneFile(opts, origin)), 0o644); err != nil {
-			return fail(fmt.Errorf("lab: %s: %w", name, err))
+		if !secondary {
+			if err := os.WriteFile(filepath.Join(dir, "zone.db"), []byte(zoneFile(opts, origin)), 0o644); err != nil {
+				return nil, err
+			}
 		}
+		return []string{named, "-g", "-4", "-n", "1", "-c", conf}, nil
 	}
-	if err := acquireAddr(opts.Addr); err != nil {
-		return fail(err)
-	}
-	logPath := filepath.Join(dir, "named.log")
-	p, err := startProc(name, logPath, []string{named, "-g", "-4", "-n", "1", "-c", conf}, dir)
-	if err != nil {
-		return fail(err)
-	}
-	b.proc, b.PID = p, p.pid()
-	if p.record, err = writeRecord(blockOf(opts.Addr), stateRecord{Kind: "named", PID: b.PID, Dir: dir}); err != nil {
-		return fail(err)
-	}
-	if err := waitReady(p, func(ctx context.Context) error {
-		if !secondary && logContains(logPath, "not loaded due to errors") {
+	ready := func(ctx context.Context) error {
+		if !secondary && logContains(b.LogPath(), "not loaded due to errors") {
 			return errFatal
 		}
 		_, err := soaSerial(ctx, b.Addr, origin)
 		return err
-	}); err != nil {
-		return fail(err)
+	}
+	if err := b.start("named", name, opts.Addr, "named.log", write, ready); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -158,28 +118,6 @@ func NewBIND(t testing.TB, opts BINDOptions) *BIND {
 	})
 	return b
 }
-
-// Stop terminates named (SIGTERM, SIGKILL after a grace period), removes its address from lo
-// (unless another lab server still uses it) and its directory. Stop is idempotent.
-func (b *BIND) Stop() error {
-	b.stopOnce.Do(func() {
-		b.proc.stop(stopGrace)
-		b.stopErr = errors.Join(releaseAddr(b.addr), os.RemoveAll(b.Dir))
-	})
-	return b.stopErr
-}
-
-// Serial queries the server for the SOA of its zone and returns the serial it serves now.
-// An answer without AA is an error.
-func (b *BIND) Serial(ctx context.Context) (uint32, error) {
-	return soaSerial(ctx, b.Addr, b.zone)
-}
-
-// Zone returns the fully qualified origin the server serves.
-func (b *BIND) Zone() string { return b.zone }
-
-// LogPath returns the path of named's log (stderr of `named -g`).
-func (b *BIND) LogPath() string { return b.proc.logPath }
 
 // soaSerial asks server for zone's SOA over UDP and requires an authoritative answer.
 func soaSerial(ctx context.Context, server netip.AddrPort, zone string) (uint32, error) {

@@ -2,16 +2,12 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/miekg/dns"
 )
 
 // KnotOptions configures one Knot DNS primary.
@@ -25,16 +21,7 @@ type KnotOptions struct {
 
 // Knot is a running knotd.
 type Knot struct {
-	Addr netip.AddrPort // Addr:53
-	Key  TSIG
-	Dir  string
-	PID  int
-
-	zone     string
-	addr     netip.Addr
-	proc     *proc
-	stopOnce sync.Once
-	stopErr  error
+	zoneServer
 }
 
 // StartKnot writes a knot.conf and zone in a fresh temp dir, starts `knotd -c knot.conf` in the
@@ -48,67 +35,37 @@ func StartKnot(opts KnotOptions) (*Knot, error) {
 	if err := checkLabAddr("knot", opts.Addr); err != nil {
 		return nil, err
 	}
-	if opts.Zone.Origin == "" || opts.Zone.Origin == "." {
-		return nil, errors.New("lab: knot: Zone.Origin is required (e.g. \"example.org.\")")
-	}
-	if _, ok := dns.IsDomainName(opts.Zone.Origin); !ok {
-		return nil, fmt.Errorf("lab: knot: Zone.Origin %q is not a domain name", opts.Zone.Origin)
-	}
-	key := opts.Key
-	if key.Name == "" {
-		key = NewTSIG("cutover-lab")
-	}
-	if key.Algorithm == "" {
-		key.Algorithm = "hmac-sha256"
+	origin, key, err := zoneAndKey("knot", opts.Zone, opts.Key)
+	if err != nil {
+		return nil, err
 	}
 	knotd, err := mustBin("knotd", "knotd")
 	if err != nil {
 		return nil, err
 	}
-	origin := dns.Fqdn(strings.ToLower(opts.Zone.Origin))
 	name := fmt.Sprintf("knotd %s", opts.Addr)
 
-	dir, err := makeTempDir("knot")
-	if err != nil {
-		return nil, err
-	}
-	k := &Knot{Addr: netip.AddrPortFrom(opts.Addr, 53), Key: key, Dir: dir, zone: origin, addr: opts.Addr}
-	fail := func(err error) (*Knot, error) {
-		if k.proc != nil {
-			k.proc.stop(stopGrace)
+	k := &Knot{zoneServer{Key: key, zone: origin}}
+	write := func(dir string) ([]string, error) {
+		conf := filepath.Join(dir, "knot.conf")
+		if err := os.WriteFile(conf, []byte(knotConf(dir, opts.Addr, key, origin)), 0o600); err != nil {
+			return nil, err
 		}
-		_ = releaseAddr(opts.Addr)
-		_ = os.RemoveAll(dir)
-		return nil, err
+		zf := zoneFile(BINDOptions{Addr: opts.Addr, Zone: opts.Zone}, origin)
+		if err := os.WriteFile(filepath.Join(dir, "zone.db"), []byte(zf), 0o644); err != nil {
+			return nil, err
+		}
+		return []string{knotd, "-c", conf}, nil
 	}
-	conf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(conf, []byte(knotConf(dir, opts.Addr, key, origin)), 0o600); err != nil {
-		return fail(fmt.Errorf("lab: %s: %w", name, err))
-	}
-	zf := zoneFile(BINDOptions{Addr: opts.Addr, Zone: opts.Zone}, origin)
-	if err := os.WriteFile(filepath.Join(dir, "zone.db"), []byte(zf), 0o644); err != nil {
-		return fail(fmt.Errorf("lab: %s: %w", name, err))
-	}
-	if err := acquireAddr(opts.Addr); err != nil {
-		return fail(err)
-	}
-	logPath := filepath.Join(dir, "knotd.log")
-	p, err := startProc(name, logPath, []string{knotd, "-c", conf}, dir)
-	if err != nil {
-		return fail(err)
-	}
-	k.proc, k.PID = p, p.pid()
-	if p.record, err = writeRecord(blockOf(opts.Addr), stateRecord{Kind: "knotd", PID: k.PID, Dir: dir}); err != nil {
-		return fail(err)
-	}
-	if err := waitReady(p, func(ctx context.Context) error {
-		if logContains(logPath, "failed to load") || logContains(logPath, "failed to parse") {
+	ready := func(ctx context.Context) error {
+		if logContains(k.LogPath(), "failed to load") || logContains(k.LogPath(), "failed to parse") {
 			return errFatal
 		}
 		_, err := soaSerial(ctx, k.Addr, origin)
 		return err
-	}); err != nil {
-		return fail(err)
+	}
+	if err := k.start("knotd", name, opts.Addr, "knotd.log", write, ready); err != nil {
+		return nil, err
 	}
 	return k, nil
 }
@@ -128,28 +85,6 @@ func NewKnot(t testing.TB, opts KnotOptions) *Knot {
 	})
 	return k
 }
-
-// Stop terminates knotd (SIGTERM, SIGKILL after a grace period), removes its address from lo
-// (unless another lab server still uses it) and its directory. Stop is idempotent.
-func (k *Knot) Stop() error {
-	k.stopOnce.Do(func() {
-		k.proc.stop(stopGrace)
-		k.stopErr = errors.Join(releaseAddr(k.addr), os.RemoveAll(k.Dir))
-	})
-	return k.stopErr
-}
-
-// Serial queries the server for the SOA of its zone and returns the serial it serves now.
-// An answer without AA is an error.
-func (k *Knot) Serial(ctx context.Context) (uint32, error) {
-	return soaSerial(ctx, k.Addr, k.zone)
-}
-
-// Zone returns the fully qualified origin the server serves.
-func (k *Knot) Zone() string { return k.zone }
-
-// LogPath returns the path of knotd's log (its stderr).
-func (k *Knot) LogPath() string { return k.proc.logPath }
 
 // knotConf is a knot.conf for one primary zone at dir/zone.db, everything else in dir too.
 func knotConf(dir string, addr netip.Addr, key TSIG, origin string) string {

@@ -147,7 +147,7 @@ func TestKnotBadZone(t *testing.T) {
 		_ = k.Stop()
 		t.Fatal("a zone that does not parse started")
 	}
-	prefix := "lab: knotd " + ip.String() + " failed to start; last lines of /tmp/cutover-lab-knot-"
+	prefix := "lab: knotd " + ip.String() + " failed to start; last lines of /tmp/cutover-lab-knotd-"
 	if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), "line 6 (invalid address character)") {
 		t.Fatalf("got %v\nwant %s.../knotd.log: ... line 6 (invalid address character) ...", err, prefix)
 	}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,15 +25,8 @@ type UnboundOptions struct {
 // Unbound is a running unbound cache. It resolves only StubZone (via StubAddrs) and refuses
 // every other name, so nothing ever leaves the machine. It honours TTLs (cache-min-ttl: 0).
 type Unbound struct {
-	Addr netip.AddrPort
-	Dir  string
-	PID  int
-
-	addr     netip.Addr
-	conf     string
-	proc     *proc
-	stopOnce sync.Once
-	stopErr  error
+	daemon
+	conf string
 }
 
 // StartUnbound writes an unbound.conf in a fresh temp dir, starts `unbound -d` and waits until it
@@ -61,42 +53,24 @@ func StartUnbound(opts UnboundOptions) (*Unbound, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := makeTempDir("unbound")
-	if err != nil {
-		return nil, err
-	}
-	u := &Unbound{Addr: netip.AddrPortFrom(opts.Addr, 53), Dir: dir, addr: opts.Addr, conf: filepath.Join(dir, "unbound.conf")}
+	u := &Unbound{}
 	name := "unbound " + opts.Addr.String()
-	fail := func(err error) (*Unbound, error) {
-		if u.proc != nil {
-			u.proc.stop(stopGrace)
+	write := func(dir string) ([]string, error) {
+		u.conf = filepath.Join(dir, "unbound.conf")
+		if err := os.WriteFile(u.conf, []byte(unboundConf(dir, opts)), 0o644); err != nil {
+			return nil, err
 		}
-		_ = releaseAddr(opts.Addr)
-		_ = os.RemoveAll(dir)
-		return nil, err
+		return []string{bin, "-d", "-c", u.conf}, nil
 	}
-	if err := os.WriteFile(u.conf, []byte(unboundConf(dir, opts)), 0o644); err != nil {
-		return fail(fmt.Errorf("lab: %s: %w", name, err))
-	}
-	if err := acquireAddr(opts.Addr); err != nil {
-		return fail(err)
-	}
-	p, err := startProc(name, filepath.Join(dir, "unbound.log"), []string{bin, "-d", "-c", u.conf}, dir)
-	if err != nil {
-		return fail(err)
-	}
-	u.proc, u.PID = p, p.pid()
-	if p.record, err = writeRecord(blockOf(opts.Addr), stateRecord{Kind: "unbound", PID: u.PID, Dir: dir}); err != nil {
-		return fail(err)
-	}
-	if err := waitReady(p, func(ctx context.Context) error {
+	ready := func(ctx context.Context) error {
 		m := new(dns.Msg)
 		m.SetQuestion(".", dns.TypeSOA)
 		c := &dns.Client{Net: "udp", Timeout: time.Second}
 		_, _, err := c.ExchangeContext(ctx, m, u.Addr.String())
 		return err
-	}); err != nil {
-		return fail(err)
+	}
+	if err := u.start("unbound", name, opts.Addr, "unbound.log", write, ready); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
@@ -117,16 +91,6 @@ func NewUnbound(t testing.TB, opts UnboundOptions) *Unbound {
 	return u
 }
 
-// Stop terminates unbound, removes its address from lo (unless another lab server still uses it)
-// and its directory. Stop is idempotent.
-func (u *Unbound) Stop() error {
-	u.stopOnce.Do(func() {
-		u.proc.stop(stopGrace)
-		u.stopErr = errors.Join(releaseAddr(u.addr), os.RemoveAll(u.Dir))
-	})
-	return u.stopErr
-}
-
 // Flush empties the cache: every RRset, message and negative answer, and the infrastructure
 // cache (server timeouts), through unbound-control on the unix socket in Dir.
 func (u *Unbound) Flush(ctx context.Context) error {
@@ -138,14 +102,11 @@ func (u *Unbound) Flush(ctx context.Context) error {
 		cmd := exec.CommandContext(ctx, bin, append([]string{"-c", u.conf}, args...)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("lab: unbound %s: unbound-control %s: %w: %s", u.addr, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+			return fmt.Errorf("lab: unbound %s: unbound-control %s: %w: %s", u.Addr.Addr(), strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 		}
 	}
 	return nil
 }
-
-// LogPath returns the path of unbound's log.
-func (u *Unbound) LogPath() string { return u.proc.logPath }
 
 func unboundConf(dir string, o UnboundOptions) string {
 	zone := dns.Fqdn(strings.ToLower(o.StubZone))
