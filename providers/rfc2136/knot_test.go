@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/libdns/libdns"
-	"github.com/miekg/dns"
 
 	"github.com/cutover-dev/cutover/internal/lab"
 	"github.com/cutover-dev/cutover/providers"
@@ -29,64 +27,6 @@ func seedLines(seed []libdns.RR) []string {
 		lines = append(lines, fmt.Sprintf("%s %d IN %s %s", r.Name, int(r.TTL.Seconds()), r.Type, data))
 	}
 	return lines
-}
-
-// replaceRRset replaces name/typ (relative to zone) with addrs at server by a TSIG-signed
-// update, behind the provider's back.
-func replaceRRset(t *testing.T, server netip.AddrPort, key lab.TSIG, name, typ string, addrs []netip.Addr) {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetUpdate(zone)
-	fq := name + "." + zone
-	m.RemoveRRset([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: fq, Rrtype: dns.StringToType[typ], Class: dns.ClassINET}}})
-	var ins []dns.RR
-	for _, a := range addrs {
-		rr, err := dns.NewRR(fmt.Sprintf("%s 30 IN %s %s", fq, typ, a))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ins = append(ins, rr)
-	}
-	m.Insert(ins)
-	c := &dns.Client{Net: "tcp", TsigSecret: key.SecretMap()}
-	r, _, err := c.Exchange(key.Sign(m), server.String())
-	if err != nil || r.Rcode != dns.RcodeSuccess {
-		t.Fatalf("update behind the provider's back: %v %v", err, r)
-	}
-}
-
-// transferZone reads the whole zone from server by a TSIG-signed AXFR.
-func transferZone(t *testing.T, server netip.AddrPort, key lab.TSIG) []libdns.RR {
-	t.Helper()
-	tr := &dns.Transfer{TsigSecret: key.SecretMap()}
-	m := new(dns.Msg)
-	m.SetAxfr(zone)
-	env, err := tr.In(key.Sign(m), server.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []libdns.RR
-	for e := range env {
-		if e.Error != nil {
-			t.Fatal(e.Error)
-		}
-		for _, rr := range e.RR {
-			h := rr.Header()
-			r := libdns.RR{Name: libdns.RelativeName(h.Name, zone), TTL: time.Duration(h.Ttl) * time.Second, Type: dns.TypeToString[h.Rrtype]}
-			switch v := rr.(type) {
-			case *dns.A:
-				r.Data = v.A.String()
-			case *dns.AAAA:
-				r.Data = v.AAAA.String()
-			case *dns.TXT:
-				r.Data = strings.Join(v.Txt, "")
-			default:
-				r.Data = strings.TrimPrefix(rr.String(), h.String())
-			}
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // TestConformanceKnot runs the suite against a real Knot DNS primary with TSIG-signed updates

@@ -60,57 +60,68 @@ func TestConformanceBIND(t *testing.T) {
 			return z.Client()
 		},
 		Change: func(t *testing.T, name, typ string, addrs []netip.Addr) {
-			m := new(dns.Msg)
-			m.SetUpdate(zone)
-			fq := name + "." + zone
-			m.RemoveRRset([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: fq, Rrtype: dns.StringToType[typ], Class: dns.ClassINET}}})
-			var ins []dns.RR
-			for _, a := range addrs {
-				rr, err := dns.NewRR(fmt.Sprintf("%s 30 IN %s %s", fq, typ, a))
-				if err != nil {
-					t.Fatal(err)
-				}
-				ins = append(ins, rr)
-			}
-			m.Insert(ins)
-			c := &dns.Client{Net: "tcp", TsigSecret: b.Key.SecretMap()}
-			r, _, err := c.Exchange(b.Key.Sign(m), b.Addr.String())
-			if err != nil || r.Rcode != dns.RcodeSuccess {
-				t.Fatalf("update behind the provider's back: %v %v", err, r)
-			}
+			replaceRRset(t, b.Addr, b.Key, name, typ, addrs)
 		},
-		Read: func(t *testing.T) []libdns.RR {
-			tr := &dns.Transfer{TsigSecret: b.Key.SecretMap()}
-			m := new(dns.Msg)
-			m.SetAxfr(zone)
-			env, err := tr.In(b.Key.Sign(m), b.Addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out []libdns.RR
-			for e := range env {
-				if e.Error != nil {
-					t.Fatal(e.Error)
-				}
-				for _, rr := range e.RR {
-					h := rr.Header()
-					r := libdns.RR{Name: libdns.RelativeName(h.Name, zone), TTL: time.Duration(h.Ttl) * time.Second, Type: dns.TypeToString[h.Rrtype]}
-					switch v := rr.(type) {
-					case *dns.A:
-						r.Data = v.A.String()
-					case *dns.AAAA:
-						r.Data = v.AAAA.String()
-					case *dns.TXT:
-						r.Data = strings.Join(v.Txt, "")
-					default:
-						r.Data = strings.TrimPrefix(rr.String(), h.String())
-					}
-					out = append(out, r)
-				}
-			}
-			return out
-		},
+		Read: func(t *testing.T) []libdns.RR { return transferZone(t, b.Addr, b.Key) },
 	})
+}
+
+// replaceRRset replaces name/typ (relative to zone) with addrs at server by a TSIG-signed
+// update, behind the provider's back.
+func replaceRRset(t *testing.T, server netip.AddrPort, key lab.TSIG, name, typ string, addrs []netip.Addr) {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetUpdate(zone)
+	fq := name + "." + zone
+	m.RemoveRRset([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: fq, Rrtype: dns.StringToType[typ], Class: dns.ClassINET}}})
+	var ins []dns.RR
+	for _, a := range addrs {
+		rr, err := dns.NewRR(fmt.Sprintf("%s 30 IN %s %s", fq, typ, a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, rr)
+	}
+	m.Insert(ins)
+	c := &dns.Client{Net: "tcp", TsigSecret: key.SecretMap()}
+	r, _, err := c.Exchange(key.Sign(m), server.String())
+	if err != nil || r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("update behind the provider's back: %v %v", err, r)
+	}
+}
+
+// transferZone reads the whole zone from server by a TSIG-signed AXFR.
+func transferZone(t *testing.T, server netip.AddrPort, key lab.TSIG) []libdns.RR {
+	t.Helper()
+	tr := &dns.Transfer{TsigSecret: key.SecretMap()}
+	m := new(dns.Msg)
+	m.SetAxfr(zone)
+	env, err := tr.In(key.Sign(m), server.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []libdns.RR
+	for e := range env {
+		if e.Error != nil {
+			t.Fatal(e.Error)
+		}
+		for _, rr := range e.RR {
+			h := rr.Header()
+			r := libdns.RR{Name: libdns.RelativeName(h.Name, zone), TTL: time.Duration(h.Ttl) * time.Second, Type: dns.TypeToString[h.Rrtype]}
+			switch v := rr.(type) {
+			case *dns.A:
+				r.Data = v.A.String()
+			case *dns.AAAA:
+				r.Data = v.AAAA.String()
+			case *dns.TXT:
+				r.Data = strings.Join(v.Txt, "")
+			default:
+				r.Data = strings.TrimPrefix(rr.String(), h.String())
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func TestCheck(t *testing.T) {
