@@ -82,6 +82,19 @@ func openSession(e *env, cfg *config.Config, what string) (*session, error) {
 	return &session{cfg: cfg, lock: lock, journal: j, events: ev}, nil
 }
 
+// openForChange is the start of every command that changes things: the
+// scripted clock refused, the config loaded, the state dir locked.
+func openForChange(e *env, path, command string) (*session, error) {
+	if err := refuseTestNow(); err != nil {
+		return nil, err
+	}
+	cfg, err := loadConfig(e, path, false)
+	if err != nil {
+		return nil, err
+	}
+	return openSession(e, cfg, "cutover "+command+" "+cfg.File)
+}
+
 func (s *session) close() {
 	if s.hosts != nil {
 		s.hosts.Close()
@@ -213,18 +226,12 @@ Exit 0 when the cutover is done, 1 when a step failed or consent was not given, 
 		if err != nil {
 			return err
 		}
-		if err := refuseTestNow(); err != nil {
-			return err
-		}
-		cfg, err := loadConfig(e, pos[0], false)
-		if err != nil {
-			return err
-		}
-		s, err := openSession(e, cfg, "cutover run "+cfg.File)
+		s, err := openForChange(e, pos[0], "run")
 		if err != nil {
 			return err
 		}
 		defer s.close()
+		cfg := s.cfg
 		j := s.journal
 		switch j.Outcome {
 		case scheduler.OutcomeDone:
@@ -322,18 +329,12 @@ A failure is journaled and not rolled back. Steps: ` + strings.Join(scheduler.St
 		if _, ok := scheduler.Info(name); !ok {
 			return &usageError{err: fmt.Errorf("step: unknown step %q (valid: %s)", pos[0], strings.Join(scheduler.StepNames(), ", ")), hint: "cutover help step"}
 		}
-		if err := refuseTestNow(); err != nil {
-			return err
-		}
-		cfg, err := loadConfig(e, pos[1], false)
-		if err != nil {
-			return err
-		}
-		s, err := openSession(e, cfg, "cutover step "+string(name)+" "+cfg.File)
+		s, err := openForChange(e, pos[1], "step "+string(name))
 		if err != nil {
 			return err
 		}
 		defer s.close()
+		cfg := s.cfg
 		if *markDone {
 			if err := consent(e, *yes, fmt.Sprintf("Record that %s took effect, without running it?", name), "cutover step "+string(name)+" "+cfg.File+" --mark-done --yes"); err != nil {
 				return err
@@ -358,7 +359,7 @@ A failure is journaled and not rolled back. Steps: ` + strings.Join(scheduler.St
 	register(sp)
 
 	rb := &command{
-		name: "rollback", args: "FILE [--yes]", summary: "put DNS back and re-enable old, by hand",
+		name: "rollback", args: "FILE [--yes] [--accept-new-host-key]", summary: "put DNS back and re-enable old, by hand",
 		help: `Puts things back as they were: the service re-enabled on old ([hooks] reenable) if it was
 disabled, and DNS reverted to the snapshot in the journal (original addresses and TTLs) if it was
 changed. Runs every action even when one fails, and journals each. After activate, the new host
@@ -372,18 +373,12 @@ keeps running: stop it yourself.`,
 		if err != nil {
 			return err
 		}
-		if err := refuseTestNow(); err != nil {
-			return err
-		}
-		cfg, err := loadConfig(e, pos[0], false)
-		if err != nil {
-			return err
-		}
-		s, err := openSession(e, cfg, "cutover rollback "+cfg.File)
+		s, err := openForChange(e, pos[0], "rollback")
 		if err != nil {
 			return err
 		}
 		defer s.close()
+		cfg := s.cfg
 		j := s.journal
 		if !j.Started() {
 			return withHint(fmt.Errorf("rollback: nothing to roll back: no journal in %s", cfg.StateDir), ExitFailure, "cutover status %s", cfg.File)
