@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutover-dev/cutover/providers/providertest"
 )
 
 // fakeCF speaks the Cloudflare v4 API as github.com/libdns/cloudflare uses
@@ -54,23 +55,7 @@ func newFakeCF(t *testing.T, token string) (*fakeCF, *http.Client) {
 	f := &fakeCF{t: t, zoneID: "023e105f4ecef8ad9ca31a8372d0c353", zoneName: "example.org", token: token}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	u, _ := url.Parse(srv.URL)
-	return f, &http.Client{Transport: rewrite{u, srv.Client().Transport}}
-}
-
-// rewrite sends every request (addressed to api.cloudflare.com) to the fake.
-type rewrite struct {
-	to *url.URL
-	rt http.RoundTripper
-}
-
-func (r rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != "api.cloudflare.com" || req.URL.Scheme != "https" {
-		return nil, fmt.Errorf("test: request to %s, not to the Cloudflare API", req.URL)
-	}
-	req = req.Clone(req.Context())
-	req.URL.Scheme, req.URL.Host = r.to.Scheme, r.to.Host
-	return r.rt.RoundTrip(req)
+	return f, &http.Client{Transport: providertest.Redirect("api.cloudflare.com", srv)}
 }
 
 func (f *fakeCF) add(name, typ, content string, ttl int) {

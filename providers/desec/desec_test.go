@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -97,27 +96,12 @@ func (f *fakeDesec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type rewrite struct {
-	to *url.URL
-	rt http.RoundTripper
-}
-
-func (r rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != "desec.io" {
-		return nil, fmt.Errorf("test: request to %s, not to the deSEC API", req.URL)
-	}
-	req = req.Clone(req.Context())
-	req.URL.Scheme, req.URL.Host = r.to.Scheme, r.to.Host
-	return r.rt.RoundTrip(req)
-}
-
 // newFake points the library (which uses http.DefaultClient) at a fake.
 func newFake(t *testing.T) *fakeDesec {
 	f := &fakeDesec{}
 	srv := httptest.NewServer(f)
-	u, _ := url.Parse(srv.URL)
 	old := http.DefaultClient.Transport
-	http.DefaultClient.Transport = rewrite{u, srv.Client().Transport}
+	http.DefaultClient.Transport = providertest.Redirect("desec.io", srv)
 	t.Cleanup(func() { http.DefaultClient.Transport = old; srv.Close() })
 	t.Setenv("CUTOVER_TEST_DESEC", token)
 	return f

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,27 +104,12 @@ func (f *fakePorkbun) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type rewrite struct {
-	to *url.URL
-	rt http.RoundTripper
-}
-
-func (r rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != "api.porkbun.com" {
-		return nil, fmt.Errorf("test: request to %s, not to the Porkbun API", req.URL)
-	}
-	req = req.Clone(req.Context())
-	req.URL.Scheme, req.URL.Host = r.to.Scheme, r.to.Host
-	return r.rt.RoundTrip(req)
-}
-
 // newFake points the library (which uses http.DefaultTransport) at a fake.
 func newFake(t *testing.T) *fakePorkbun {
 	f := &fakePorkbun{}
 	srv := httptest.NewServer(f)
-	u, _ := url.Parse(srv.URL)
 	old := http.DefaultTransport
-	http.DefaultTransport = rewrite{u, srv.Client().Transport}
+	http.DefaultTransport = providertest.Redirect("api.porkbun.com", srv)
 	t.Cleanup(func() { http.DefaultTransport = old; srv.Close() })
 	t.Setenv("CUTOVER_TEST_PK_KEY", apiKey)
 	t.Setenv("CUTOVER_TEST_PK_SECRET", secretKey)
