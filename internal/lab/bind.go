@@ -111,11 +111,7 @@ func NewBIND(t testing.TB, opts BINDOptions) *BIND {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := b.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	stopAtEnd(t, b.Stop)
 	return b
 }
 

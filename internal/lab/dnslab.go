@@ -72,11 +72,7 @@ func NewDNSLab(t testing.TB, n *Net, z Zone) *DNSLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := d.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	stopAtEnd(t, d.Stop)
 	return d
 }
 

@@ -169,11 +169,7 @@ func NewHost(t testing.TB, opts HostOptions) *Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := h.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	stopAtEnd(t, h.Stop)
 	return h
 }
 

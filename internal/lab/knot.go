@@ -78,11 +78,7 @@ func NewKnot(t testing.TB, opts KnotOptions) *Knot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := k.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	stopAtEnd(t, k.Stop)
 	return k
 }
 

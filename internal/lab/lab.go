@@ -107,3 +107,13 @@ func require(t testing.TB, ci bool, euid int, look func(string) (string, error),
 	}
 	t.Skipf("%s; skipping (with CI=true this fails)", msg)
 }
+
+// stopAtEnd runs stop when the test ends and reports its error: the end of
+// every New* function of the lab.
+func stopAtEnd(t testing.TB, stop func() error) {
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+}

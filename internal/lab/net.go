@@ -73,11 +73,7 @@ func NewNet(t testing.TB) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := n.Release(); err != nil {
-			t.Error(err)
-		}
-	})
+	stopAtEnd(t, n.Release)
 	return n
 }
 

@@ -107,11 +107,7 @@ func NewPair(t testing.TB, n *Net) *Pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	stopAtEnd(t, p.Stop)
 	return p
 }
 

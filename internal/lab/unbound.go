@@ -83,11 +83,7 @@ func NewUnbound(t testing.TB, opts UnboundOptions) *Unbound {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := u.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	stopAtEnd(t, u.Stop)
 	return u
 }
 

@@ -16,19 +16,6 @@ import (
 	"github.com/cutover-dev/cutover/providers/rfc2136"
 )
 
-// seedLines turns the suite's seed into zone-file lines.
-func seedLines(seed []libdns.RR) []string {
-	var lines []string
-	for _, r := range seed {
-		data := r.Data
-		if r.Type == "TXT" {
-			data = fmt.Sprintf("%q", data)
-		}
-		lines = append(lines, fmt.Sprintf("%s %d IN %s %s", r.Name, int(r.TTL.Seconds()), r.Type, data))
-	}
-	return lines
-}
-
 // TestConformanceKnot runs the suite against a real Knot DNS primary with TSIG-signed updates
 // and AXFR (issue 3: the provider works with BIND 9 and Knot).
 func TestConformanceKnot(t *testing.T) {
