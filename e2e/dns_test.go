@@ -65,20 +65,9 @@ key = "env:%s"
 	var outputs []string
 	run := func(args ...string) (int, string) {
 		t.Helper()
-		cmd := exec.Command(cutoverBin, args...)
-		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir, secretEnv + "=" + d.Key.Secret}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		outputs = append(outputs, out.String())
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), out.String()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0, out.String()
+		code, out := runCutover(t, dir, d.Key.Secret, args...)
+		outputs = append(outputs, out)
+		return code, out
 	}
 	primary := netip.AddrPortFrom(n.IP(31), 53)
 	expectA := func(want netip.Addr, ttl uint32) {
@@ -176,4 +165,24 @@ key = "env:%s"
 			t.Fatalf("the TSIG secret appears in cutover's output:\n%s", o)
 		}
 	}
+}
+
+// runCutover runs the built binary to the end with a minimal environment
+// (HOME in dir, the TSIG secret in secretEnv) and returns its exit code and
+// combined output.
+func runCutover(t *testing.T, dir, secret string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(cutoverBin, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir, secretEnv + "=" + secret}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
 }

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,21 +38,7 @@ func TestUnknownHostKey(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) (int, string) {
-		cmd := exec.Command(cutoverBin, args...)
-		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir, secretEnv + "=" + d.Key.Secret}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), out.String()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0, out.String()
-	}
+	run := func(args ...string) (int, string) { return runCutover(t, dir, d.Key.Secret, args...) }
 	code, out := run("run", cfg, "--yes")
 	fp := strings.Fields(pair.Old.KnownHostsLine())
 	wantHint := "cutover: hint: if ssh-ed25519 SHA256:"
