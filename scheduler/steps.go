@@ -32,27 +32,24 @@ type StepInfo struct {
 	// Idempotent steps are rerun after an interruption; the others (hooks)
 	// stop and ask, because running a service command twice may not be safe.
 	Idempotent bool
-	// InWindow steps run after the service is disabled on old: a failure
-	// there leaves users without service until rollback or a fix.
-	InWindow bool
-	Summary  string
+	Summary    string
 }
 
 // Steps is the cutover, in order. It reads like chatmail's migration guide.
 var Steps = []StepInfo{
-	{Preflight, true, false, "check both hosts and DNS; snapshot the records"},
-	{LowerTTL, true, false, "lower the TTL of the A/AAAA records ahead of the window"},
-	{InitialSync, true, false, "copy the large data ahead of the window"},
-	{Prepare, false, false, "configure the new host, still inactive"},
-	{Disable, false, true, "stop the service on the old host: the window opens"},
-	{FinalSync, true, true, "copy everything again (the delta), with deletions"},
-	{Verify, true, true, "compare both hosts' copies"},
-	{Fixup, true, true, "fix and check ownership on the new host"},
-	{SwapDNS, true, true, "point A/AAAA at the new host"},
-	{AwaitAuthoritative, true, true, "wait until every authoritative server serves the new records"},
-	{AwaitResolvers, true, true, "wait until the resolvers serve the new records"},
-	{Activate, false, true, "start the service on the new host: the window closes"},
-	{RestoreTTL, true, false, "put the original TTL back"},
+	{Preflight, true, "check both hosts and DNS; snapshot the records"},
+	{LowerTTL, true, "lower the TTL of the A/AAAA records ahead of the window"},
+	{InitialSync, true, "copy the large data ahead of the window"},
+	{Prepare, false, "configure the new host, still inactive"},
+	{Disable, false, "stop the service on the old host: the window opens"},
+	{FinalSync, true, "copy everything again (the delta), with deletions"},
+	{Verify, true, "compare both hosts' copies"},
+	{Fixup, true, "fix and check ownership on the new host"},
+	{SwapDNS, true, "point A/AAAA at the new host"},
+	{AwaitAuthoritative, true, "wait until every authoritative server serves the new records"},
+	{AwaitResolvers, true, "wait until the resolvers serve the new records"},
+	{Activate, false, "start the service on the new host: the window closes"},
+	{RestoreTTL, true, "put the original TTL back"},
 }
 
 // Info returns the StepInfo for name, and whether it is a step.

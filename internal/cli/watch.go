@@ -144,6 +144,9 @@ Exit 0 when converged, 1 on timeout (with the last state of every server), 2 on 
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
 		_, err = chk.Wait(wctx, names, old, want, view.Event)
+		if werr := view.Err(); werr != nil && err == nil {
+			return fmt.Errorf("watch: writing the view: %w", werr)
+		}
 		var nc *dnsprop.NotConvergedError
 		switch {
 		case err == nil:

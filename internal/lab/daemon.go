@@ -92,9 +92,6 @@ func (z *zoneServer) Serial(ctx context.Context) (uint32, error) {
 	return soaSerial(ctx, z.Addr, z.zone)
 }
 
-// Zone returns the fully qualified origin the server serves.
-func (z *zoneServer) Zone() string { return z.zone }
-
 // zoneAndKey checks a zone's origin and fills in a TSIG key: a zero key
 // gets a fresh NewTSIG, a key without algorithm hmac-sha256.
 func zoneAndKey(kind string, z Zone, key TSIG) (origin string, _ TSIG, _ error) {

@@ -376,9 +376,6 @@ func (h *Host) Path(p string) string {
 	panic(fmt.Sprintf("lab: host %q: Path(%q): not private to the host (mounts %v, /root/.ssh, /etc/passwd, /etc/group)", h.Name, p, h.mounts))
 }
 
-// Mounts returns the host's private mount points.
-func (h *Host) Mounts() []string { return slices.Clone(h.mounts) }
-
 // AddrPort returns Addr:Port.
 func (h *Host) AddrPort() netip.AddrPort { return netip.AddrPortFrom(h.Addr, uint16(h.Port)) }
 

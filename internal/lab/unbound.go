@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/miekg/dns"
@@ -73,18 +72,6 @@ func StartUnbound(opts UnboundOptions) (*Unbound, error) {
 		return nil, err
 	}
 	return u, nil
-}
-
-// NewUnbound starts an Unbound cache for the test and stops it at the end of the test.
-func NewUnbound(t testing.TB, opts UnboundOptions) *Unbound {
-	t.Helper()
-	Require(t, "root", "ip", "unbound")
-	u, err := StartUnbound(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopAtEnd(t, u.Stop)
-	return u
 }
 
 // Flush empties the cache: every RRset, message and negative answer, and the infrastructure
