@@ -290,45 +290,6 @@ func TestOperationErrors(t *testing.T) {
 	}
 }
 
-func TestSnapshotCheck(t *testing.T) {
-	snap := &providers.Snapshot{Zone: "example.org.", Names: []providers.NameRecords{
-		{Name: "mail.example.org.", A: providers.RRset{Addrs: []netip.Addr{a1}, TTL: time.Hour}, AAAA: providers.RRset{Addrs: []netip.Addr{a61}, TTL: time.Hour}},
-	}}
-	tests := []struct {
-		desc string
-		old  providers.Target
-		want string
-	}{
-		{desc: "points at old", old: providers.Target{A: a1, AAAA: a61}},
-		{
-			desc: "already the new host",
-			old:  providers.Target{A: a2, AAAA: a62},
-			want: "providers: mail.example.org. A is 192.0.2.1, not the old host's 198.51.100.2\nproviders: mail.example.org. AAAA is 2001:db8::1, not the old host's 2001:db8::2",
-		},
-		{
-			desc: "old host has no IPv6 but the name has AAAA",
-			old:  providers.Target{A: a1},
-			want: "providers: mail.example.org. AAAA is 2001:db8::1, not the old host's none",
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			err := snap.Check(tc.old)
-			got := ""
-			if err != nil {
-				got = err.Error()
-				var ne *providers.NotOldError
-				if !errors.As(err, &ne) {
-					t.Errorf("%v is not a *NotOldError", err)
-				}
-			}
-			if got != tc.want {
-				t.Fatalf("got %q\nwant %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestSnapshotJSON(t *testing.T) {
 	snap := &providers.Snapshot{Zone: "example.org.", Taken: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), Names: []providers.NameRecords{
 		{Name: "mail.example.org.", A: providers.RRset{Addrs: []netip.Addr{a1}, TTL: time.Hour}, AAAA: providers.RRset{Addrs: []netip.Addr{a61}, TTL: time.Hour}},

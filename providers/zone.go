@@ -83,41 +83,9 @@ func (e *ConflictError) Error() string {
 		e.Op, e.Name, e.Type, fmtAddrs(e.Got), fmtAddrs(e.Want), fmtAddrs(e.Other))
 }
 
-// NotOldError is returned by Snapshot.Check when a name does not point at the
-// old host.
-type NotOldError struct {
-	Name, Type string
-	Want, Got  []netip.Addr
-}
-
-func (e *NotOldError) Error() string {
-	return fmt.Sprintf("providers: %s %s is %s, not the old host's %s", e.Name, e.Type, fmtAddrs(e.Got), fmtAddrs(e.Want))
-}
-
 // ErrTTLTooLow is wrapped when an operation is asked for a TTL below the
 // provider's minimum.
 var ErrTTLTooLow = errors.New("TTL below the provider's minimum")
-
-// Check says whether the snapshot shows every name pointing at old: each A
-// RRset exactly {old.A} and each AAAA exactly {old.AAAA} (none when old has
-// no IPv6). It returns one *NotOldError per mismatch, joined. Check(new) == nil
-// means the swap has already happened.
-func (s *Snapshot) Check(old Target) error {
-	var errs []error
-	for _, n := range s.Names {
-		for _, t := range []struct {
-			typ  string
-			want netip.Addr
-			got  RRset
-		}{{"A", old.A, n.A}, {"AAAA", old.AAAA, n.AAAA}} {
-			want := single(t.want)
-			if !sameAddrs(t.got.Addrs, want) {
-				errs = append(errs, &NotOldError{Name: n.Name, Type: t.typ, Want: want, Got: t.got.Addrs})
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // Lookup returns the snapshot's records of name, if it has them.
 func (s *Snapshot) Lookup(name string) (NameRecords, bool) {

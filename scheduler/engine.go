@@ -449,11 +449,11 @@ func (e *Engine) runHook(ctx context.Context, out io.Writer, h *config.Hook) err
 // records were moved already, or the config names the wrong host.
 func CheckSnapshot(cfg *config.Config, snap *Snapshot) error {
 	for _, n := range snap.Names {
-		if n.A.Exists && !slices.Contains(n.A.Addrs, cfg.Old.Address) {
+		if msg, _ := notAtOld(cfg, n); msg != "" {
 			if slices.Contains(n.A.Addrs, cfg.New.Address) {
-				return fmt.Errorf("scheduler: %s A is %s: it already points at the new host", n.Name, addrList(n.A.Addrs))
+				msg += ": it already points at the new host"
 			}
-			return fmt.Errorf("scheduler: %s A is %s, which does not include old.address %s", n.Name, addrList(n.A.Addrs), cfg.Old.Address)
+			return errors.New("scheduler: " + msg)
 		}
 	}
 	return nil

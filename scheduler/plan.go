@@ -90,6 +90,19 @@ func Margin(ttl time.Duration) time.Duration {
 	return max(ttl/10, 10*time.Second).Round(time.Second)
 }
 
+// notAtOld says how a name's records do not point at the old host, and
+// which [old] key that concerns; "" when they do. A name without an A
+// RRset passes (the swap creates it), as does an AAAA when old has none.
+func notAtOld(cfg *config.Config, n NameFacts) (msg, key string) {
+	if n.A.Exists && !slices.Contains(n.A.Addrs, cfg.Old.Address) {
+		return fmt.Sprintf("%s A is %s, which does not include old.address %s", n.Name, addrList(n.A.Addrs), cfg.Old.Address), "address"
+	}
+	if cfg.Old.Address6.IsValid() && n.AAAA.Exists && !slices.Contains(n.AAAA.Addrs, cfg.Old.Address6) {
+		return fmt.Sprintf("%s AAAA is %s, which does not include old.address6 %s", n.Name, addrList(n.AAAA.Addrs), cfg.Old.Address6), "address6"
+	}
+	return "", ""
+}
+
 // MakePlan computes the timeline. It never performs I/O.
 func MakePlan(in Input) (*Plan, error) {
 	cfg := in.Config
@@ -117,17 +130,10 @@ func MakePlan(in Input) (*Plan, error) {
 			}
 			if !n.A.Exists {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no A record today; the swap will create it", n.Name))
-			} else if !slices.Contains(n.A.Addrs, cfg.Old.Address) {
-				return nil, &PlanError{
-					Msg:  fmt.Sprintf("%s A is %s, which does not include old.address %s", n.Name, addrList(n.A.Addrs), cfg.Old.Address),
-					Hint: "check [old] address, or whether the records were already moved (cutover dns show " + cfg.File + ")",
-				}
 			}
-			if cfg.Old.Address6.IsValid() && n.AAAA.Exists && !slices.Contains(n.AAAA.Addrs, cfg.Old.Address6) {
-				return nil, &PlanError{
-					Msg:  fmt.Sprintf("%s AAAA is %s, which does not include old.address6 %s", n.Name, addrList(n.AAAA.Addrs), cfg.Old.Address6),
-					Hint: "check [old] address6, or whether the records were already moved (cutover dns show " + cfg.File + ")",
-				}
+			if msg, key := notAtOld(cfg, n); msg != "" {
+				return nil, &PlanError{Msg: msg,
+					Hint: "check [old] " + key + ", or whether the records were already moved (cutover dns show " + cfg.File + ")"}
 			}
 			if !cfg.New.Address6.IsValid() && n.AAAA.Exists {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("%s has AAAA %s but [new] has no address6: the swap removes the AAAA records", n.Name, addrList(n.AAAA.Addrs)))
