@@ -22,7 +22,7 @@ import (
 
 	"github.com/libdns/libdns"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 )
 
 // Env is what a provider may use besides its settings.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/libdns/libdns"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 

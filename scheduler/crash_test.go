@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 )
 
 // childEnv makes the test binary act as a cutover process over the

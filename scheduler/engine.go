@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 )
 
 // DNS changes the zone at the provider. Every method is idempotent and

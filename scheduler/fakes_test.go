@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 )
 
 // The fakes keep their state in files under one directory, so that a test

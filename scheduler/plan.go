@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 )
 
 // RRset is what the authoritative servers serve for one name and type.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 )
 
 func planConfig(t *testing.T, cutoverAt time.Time, new6 bool) *config.Config {

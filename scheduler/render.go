@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 )
 
 // Render writes the plan for a person: every step with its absolute time in

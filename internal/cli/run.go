@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/scheduler"
 	"github.com/cutover-dev/cutover/sshops"
 )

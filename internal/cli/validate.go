@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 )
 
 func init() {

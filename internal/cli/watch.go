@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/dnsprop"
-	"github.com/cutover-dev/cutover/internal/config"
 )
 
 // listFlag collects a repeatable flag; commas also separate values.

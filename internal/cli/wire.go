@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/dnsprop"
-	"github.com/cutover-dev/cutover/internal/config"
 	"github.com/cutover-dev/cutover/providers"
 	_ "github.com/cutover-dev/cutover/providers/all" // every provider registers itself
 	"github.com/cutover-dev/cutover/scheduler"

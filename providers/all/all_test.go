@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 	_ "github.com/cutover-dev/cutover/providers/all"
 	"github.com/cutover-dev/cutover/providers/providertest"

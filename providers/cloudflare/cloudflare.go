@@ -24,7 +24,7 @@ import (
 	"github.com/libdns/cloudflare"
 	"github.com/libdns/libdns"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 

@@ -14,7 +14,7 @@ import (
 	libcf "github.com/libdns/cloudflare"
 	"github.com/libdns/libdns"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 	"github.com/cutover-dev/cutover/providers/cloudflare"
 	"github.com/cutover-dev/cutover/providers/providertest"

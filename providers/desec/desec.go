@@ -12,7 +12,7 @@ import (
 
 	"github.com/libdns/desec"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 

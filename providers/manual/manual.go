@@ -23,7 +23,7 @@ import (
 	"github.com/libdns/libdns"
 	"github.com/miekg/dns"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 

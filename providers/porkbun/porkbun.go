@@ -17,7 +17,7 @@ import (
 	"github.com/libdns/libdns"
 	"github.com/libdns/porkbun"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/libdns/libdns"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 	"github.com/cutover-dev/cutover/providers/porkbun"
 	"github.com/cutover-dev/cutover/providers/providertest"

@@ -21,7 +21,7 @@ import (
 	"github.com/libdns/rfc2136"
 	"github.com/miekg/dns"
 
-	"github.com/cutover-dev/cutover/internal/config"
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 
