@@ -28,7 +28,8 @@ func SetsOf(addrs []netip.Addr) Sets {
 	return s
 }
 
-func (s Sets) of(qtype string) []netip.Addr {
+// Of is the set of record type qtype: "A" or "AAAA".
+func (s Sets) Of(qtype string) []netip.Addr {
 	if qtype == "AAAA" {
 		return s.AAAA
 	}

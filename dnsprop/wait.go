@@ -221,10 +221,10 @@ func watchedTypes(types []string, want Sets) ([]uint16, error) {
 			return nil, fmt.Errorf("dnsprop: record types %q: want A, AAAA or both, once each", types)
 		}
 		out = append(out, qt)
-		expectSome = expectSome || len(want.of(t)) > 0
+		expectSome = expectSome || len(want.Of(t)) > 0
 	}
 	for _, t := range bothTypes {
-		if len(want.of(t)) > 0 && !slices.Contains(types, t) {
+		if len(want.Of(t)) > 0 && !slices.Contains(types, t) {
 			return nil, fmt.Errorf("dnsprop: expected %s addresses but %s is not watched", t, t)
 		}
 	}
@@ -395,7 +395,7 @@ func (w *waiter) round(ctx context.Context) error {
 func (w *waiter) apply(kk key, a answer, sent, at time.Time) {
 	s := w.slots[kk]
 	t := typeName(kk.qtype)
-	o := Observation{Server: kk.srv, Role: kk.role, Name: kk.name, Type: t, Want: normSet(w.want.of(t)), At: at}
+	o := Observation{Server: kk.srv, Role: kk.role, Name: kk.name, Type: t, Want: normSet(w.want.Of(t)), At: at}
 	if kk.role == RoleAuthoritative {
 		if st := w.soa[kk.srv]; st.ok {
 			o.Serial = st.serial
@@ -405,7 +405,7 @@ func (w *waiter) apply(kk key, a answer, sent, at time.Time) {
 		o.State, o.Err = StateUnknown, a.err
 	} else {
 		o.Addrs, o.TTL = a.addrs, a.ttl
-		o.State = classify(a.addrs, w.old.of(t), w.want.of(t))
+		o.State = classify(a.addrs, w.old.Of(t), w.want.Of(t))
 	}
 	changed := !s.seen || s.obs.State != o.State || !slices.Equal(s.obs.Addrs, o.Addrs) ||
 		s.obs.Err != o.Err || s.obs.Serial != o.Serial
