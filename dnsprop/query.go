@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -242,13 +243,46 @@ func canonNames(names []string) ([]string, error) {
 	}
 	var out []string
 	for _, n := range names {
-		c := dns.CanonicalName(n)
-		if _, ok := dns.IsDomainName(c); !ok || n == "" {
-			return nil, fmt.Errorf("dnsprop: invalid name %q", n)
+		c, err := CanonName(n)
+		if err != nil {
+			return nil, err
 		}
 		if !slices.Contains(out, c) {
 			out = append(out, c)
 		}
 	}
 	return out, nil
+}
+
+// CanonName checks that name is a host name that can hold A and AAAA records
+// and returns it in lower case, fully qualified. Labels are 1 to 63 letters,
+// digits, '-' (not first or last) and '_'; the whole name at most 253
+// characters without the final dot.
+func CanonName(name string) (string, error) {
+	c := dns.CanonicalName(name)
+	bad := func(why string, args ...any) (string, error) {
+		return "", fmt.Errorf("dnsprop: invalid name %q: %s", name, fmt.Sprintf(why, args...))
+	}
+	switch {
+	case name == "" || c == ".":
+		return bad("empty")
+	case len(c) > 254:
+		return bad("%d characters, at most 253 allowed", len(c)-1)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(c, "."), ".") {
+		switch {
+		case l == "":
+			return bad("empty label")
+		case len(l) > 63:
+			return bad("label %q is longer than 63 characters", l)
+		case strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-"):
+			return bad("label %q starts or ends with '-'", l)
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return bad("%q is not a letter, digit, '-' or '_'", r)
+			}
+		}
+	}
+	return c, nil
 }

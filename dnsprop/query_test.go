@@ -181,9 +181,9 @@ func TestClassifyWholeSets(t *testing.T) {
 	}{
 		{desc: "new set, any order", records: []string{"www 30 IN A 192.0.2.3", "www 30 IN A 192.0.2.2"}, a: StateNew, aaaa: StateNew, aTTL: 30 * time.Second, converged: true},
 		{desc: "old sets", records: []string{"www 20 IN A 192.0.2.1", "www 20 IN AAAA 2001:db8::1"}, a: StateOld, aaaa: StateOld, aTTL: 20 * time.Second},
-		{desc: "old and new at once", records: []string{"www 30 IN A 192.0.2.1", "www 30 IN A 192.0.2.2", "www 30 IN A 192.0.2.3"}, a: StateMixed, aaaa: StateNew, aTTL: 30 * time.Second},
-		{desc: "part of the new set", records: []string{"www 30 IN A 192.0.2.2"}, a: StateMixed, aaaa: StateNew, aTTL: 30 * time.Second},
-		{desc: "foreign address", records: []string{"www 30 IN A 198.51.100.1"}, a: StateMixed, aaaa: StateNew, aTTL: 30 * time.Second},
+		{desc: "old and new at once", records: []string{"www 30 IN A 192.0.2.1", "www 30 IN A 192.0.2.2", "www 30 IN A 192.0.2.3"}, a: StateOther, aaaa: StateNew, aTTL: 30 * time.Second},
+		{desc: "part of the new set", records: []string{"www 30 IN A 192.0.2.2"}, a: StateOther, aaaa: StateNew, aTTL: 30 * time.Second},
+		{desc: "foreign address", records: []string{"www 30 IN A 198.51.100.1"}, a: StateOther, aaaa: StateNew, aTTL: 30 * time.Second},
 		{desc: "AAAA left over", records: []string{"www 30 IN A 192.0.2.2", "www 30 IN A 192.0.2.3", "www 30 IN AAAA 2001:db8::1"}, a: StateNew, aaaa: StateOld, aTTL: 30 * time.Second},
 		{desc: "NODATA for both", records: []string{"www 30 IN TXT x"}, a: StateMissing, aaaa: StateNew, aTTL: 45 * time.Second},
 		{desc: "NXDOMAIN", records: nil, a: StateMissing, aaaa: StateNew, aTTL: 45 * time.Second},

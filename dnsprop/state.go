@@ -28,7 +28,8 @@ func SetsOf(addrs []netip.Addr) Sets {
 	return s
 }
 
-func (s Sets) of(qtype string) []netip.Addr {
+// Of is the set of record type qtype: "A" or "AAAA".
+func (s Sets) Of(qtype string) []netip.Addr {
 	if qtype == "AAAA" {
 		return s.AAAA
 	}
@@ -42,11 +43,12 @@ type State string
 const (
 	// StateNew: exactly the expected set (for an empty expected set: no record).
 	StateNew State = "new"
-	// StateOld: exactly the set being replaced (for an empty old set: no record).
+	// StateOld: exactly the set being replaced (never an empty one).
 	StateOld State = "old"
-	// StateMixed: records, but neither exactly the old nor exactly the new set
-	// (both sets at once, part of one, or a foreign address).
-	StateMixed State = "mixed"
+	// StateOther: records, but neither exactly the old nor exactly the new set
+	// (both sets at once, part of one, a foreign address, or any record where
+	// none is expected).
+	StateOther State = "other"
 	// StateMissing: no record (NODATA or NXDOMAIN) where the expected set is not empty.
 	StateMissing State = "missing"
 	// StateUnknown: no usable answer (timeout, SERVFAIL, REFUSED, no AA flag from
@@ -66,12 +68,12 @@ func classify(got, old, want []netip.Addr) State {
 	switch {
 	case sameSet(got, want):
 		return StateNew
-	case sameSet(got, old):
-		return StateOld
 	case len(got) == 0:
 		return StateMissing
+	case sameSet(got, old):
+		return StateOld
 	default:
-		return StateMixed
+		return StateOther
 	}
 }
 
@@ -97,10 +99,16 @@ type Observation struct {
 	Type   string // "A" or "AAAA"
 	State  State
 	Addrs  []netip.Addr  // sorted
+	Want   []netip.Addr  // the expected set, sorted; empty: no record expected
 	TTL    time.Duration // TTL of the answer; for no record, the negative TTL (SOA); resolvers count it down
 	Serial uint32        // authoritative only: the SOA serial the server served in the same round
 	Err    string        // why the state is unknown
 	At     time.Time     // when the answer arrived
+	// Stable: the answer is not the expected one and will not change by
+	// itself. A resolver served it again after the TTL of its first copy ran
+	// out (it fetched it afresh); an authoritative server served it twice at
+	// the newest SOA serial any of the servers serves. Set in Reports only.
+	Stable bool
 }
 
 // TTLLeft is how much of the observation's TTL is left at now.
@@ -111,13 +119,37 @@ func (o *Observation) TTLLeft(now time.Time) time.Duration {
 	return max(0, o.At.Add(o.TTL).Sub(now))
 }
 
+// What says what the server serves, measured against what is expected:
+// "new", "missing", "old {192.0.2.1}, want {192.0.2.2}",
+// "other {2001:db8::20}, want none" or "unknown (SERVFAIL)".
+func (o *Observation) What() string {
+	switch o.State {
+	case StateNew, StateMissing:
+		return string(o.State)
+	case StateUnknown:
+		return "unknown (" + o.Err + ")"
+	}
+	return fmt.Sprintf("%s %s, want %s", o.State, setString(o.Addrs), setString(o.Want))
+}
+
+// setString is "{a, b}", or "none" for the empty set.
+func setString(a []netip.Addr) string {
+	if len(a) == 0 {
+		return "none"
+	}
+	return "{" + strings.Join(addrStrings(a), ", ") + "}"
+}
+
 // describe is the observation in the words of Report.Lagging and of the
 // not-converged error.
 func (o *Observation) describe(now time.Time) string {
-	s := fmt.Sprintf("%s %s %s %s", serverString(o.Server), o.Name, o.Type, o.State)
+	s := fmt.Sprintf("%s %s %s %s", serverString(o.Server), o.Name, o.Type, o.What())
 	switch {
 	case o.State == StateUnknown:
-		s += " (" + o.Err + ")"
+	case o.Stable && o.Role == RoleResolver:
+		s += " (stable: served again after its TTL ran out)"
+	case o.Stable:
+		s += fmt.Sprintf(" (stable: at serial %d, the newest)", o.Serial)
 	case o.Role == RoleResolver:
 		s += fmt.Sprintf(" (ttl %s left)", roundSeconds(o.TTLLeft(now)))
 	}
@@ -135,23 +167,34 @@ type observationJSON struct {
 	Type   string   `json:"type"`
 	State  State    `json:"state"`
 	Addrs  []string `json:"addrs"`
+	Want   []string `json:"want"`
 	TTL    int64    `json:"ttl"`
 	Serial uint32   `json:"serial,omitempty"`
-	Err    string   `json:"err,omitempty"`
-	At     string   `json:"at"`
+	Stable bool     `json:"stable,omitempty"`
+	Error  string   `json:"error,omitempty"`
+	Time   string   `json:"time"`
 }
 
-// MarshalJSON writes TTL in whole seconds and addresses as strings.
+// MarshalJSON writes TTL in whole seconds, addresses as strings and the time
+// in RFC 3339 UTC (the names of the README's "watch --json").
 func (o Observation) MarshalJSON() ([]byte, error) {
 	j := observationJSON{
 		Server: o.Server.String(), Role: o.Role, Name: o.Name, Type: o.Type, State: o.State,
-		Addrs: addrStrings(o.Addrs), TTL: int64(roundSeconds(o.TTL) / time.Second),
-		Serial: o.Serial, Err: o.Err,
-	}
-	if !o.At.IsZero() {
-		j.At = o.At.UTC().Format(time.RFC3339Nano)
+		Addrs: addrStrings(o.Addrs), Want: addrStrings(o.Want), TTL: seconds(o.TTL),
+		Serial: o.Serial, Stable: o.Stable, Error: o.Err, Time: jsonTime(o.At),
 	}
 	return json.Marshal(j)
+}
+
+// seconds is d in whole seconds, rounded.
+func seconds(d time.Duration) int64 { return int64(roundSeconds(d) / time.Second) }
+
+// jsonTime is t in RFC 3339 UTC, "" for the zero time.
+func jsonTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func addrStrings(a []netip.Addr) []string {
@@ -164,10 +207,15 @@ func addrStrings(a []netip.Addr) []string {
 
 // Report is the state of every server at one moment.
 type Report struct {
-	Converged    bool
-	Observations []Observation // authoritative servers first, then resolvers; names and types in order
+	Converged bool
+	// StableButWrong: not converged, and every answer that is not the
+	// expected one is Stable (no unknown answer, no lagging serial): waiting
+	// longer will not help until the records themselves change.
+	StableButWrong bool
+	Types          []string      // the record types watched: "A", "AAAA" or both
+	Observations   []Observation // authoritative servers first, then resolvers; names and types in order
 	// ETA of full convergence: the largest TTL left on a resolver answer that is
-	// not yet the new one (0 when nothing is waiting on a TTL).
+	// not yet the new one and not stable (0 when nothing is waiting on a TTL).
 	ETA time.Duration
 	// Lagging says what does not serve the expected state, one line each, e.g.
 	// `secondary 127.0.0.32 serves serial 3, primary 4` or
@@ -179,28 +227,30 @@ type Report struct {
 }
 
 type reportJSON struct {
-	Converged    bool           `json:"converged"`
-	ETA          int64          `json:"eta"`
-	Lagging      []string       `json:"lagging"`
-	At           string         `json:"at"`
-	Queries      map[string]int `json:"queries"`
-	Observations []Observation  `json:"observations"`
+	Converged      bool           `json:"converged"`
+	StableButWrong bool           `json:"stable_but_wrong"`
+	Types          []string       `json:"types"`
+	ETA            int64          `json:"eta"`
+	Lagging        []string       `json:"lagging"`
+	Time           string         `json:"time"`
+	Queries        map[string]int `json:"queries"`
+	Observations   []Observation  `json:"observations"`
 }
 
 // MarshalJSON writes ETA in whole seconds.
 func (r Report) MarshalJSON() ([]byte, error) {
 	j := reportJSON{
-		Converged: r.Converged, ETA: int64(roundSeconds(r.ETA) / time.Second),
-		Lagging: r.Lagging, Queries: map[string]int{}, Observations: r.Observations,
+		Converged: r.Converged, StableButWrong: r.StableButWrong, Types: r.Types, ETA: seconds(r.ETA),
+		Lagging: r.Lagging, Time: jsonTime(r.At), Queries: map[string]int{}, Observations: r.Observations,
+	}
+	if j.Types == nil {
+		j.Types = []string{}
 	}
 	if j.Lagging == nil {
 		j.Lagging = []string{}
 	}
 	if j.Observations == nil {
 		j.Observations = []Observation{}
-	}
-	if !r.At.IsZero() {
-		j.At = r.At.UTC().Format(time.RFC3339Nano)
 	}
 	for k, v := range r.Queries {
 		j.Queries[k.String()] = v

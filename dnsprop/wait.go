@@ -23,7 +23,7 @@ const maxBackoff = 8
 
 // WaitAuthoritative returns once every authoritative address of the zone serves
 // want for all names (AA flag set) and all of them serve the same SOA serial.
-// old is the set being replaced: it tells "old" from "mixed" and "missing".
+// old is the set being replaced: it tells "old" from "other".
 // Authoritative servers are asked for their SOA serial every PollInterval; a
 // name is asked again when the server's serial changes or while it does not
 // serve the new set yet.
@@ -36,7 +36,7 @@ const maxBackoff = 8
 // When ctx ends first it returns the last Report and a *NotConvergedError that
 // wraps ctx.Err() and names what has not converged.
 func (c *Checker) WaitAuthoritative(ctx context.Context, names []string, old, want Sets, progress func(Event)) (*Report, error) {
-	return c.wait(ctx, names, old, want, progress, true, false)
+	return c.wait(ctx, names, bothTypes, old, want, progress, true, false)
 }
 
 // WaitResolvers returns once Quorum resolvers (all when Quorum is 0) serve want
@@ -46,14 +46,24 @@ func (c *Checker) WaitAuthoritative(ctx context.Context, names []string, old, wa
 // REFUSED, ...) is asked again after PollInterval, backing off up to eight
 // times that. See WaitAuthoritative for progress and the ctx error.
 func (c *Checker) WaitResolvers(ctx context.Context, names []string, old, want Sets, progress func(Event)) (*Report, error) {
-	return c.wait(ctx, names, old, want, progress, false, true)
+	return c.wait(ctx, names, bothTypes, old, want, progress, false, true)
 }
 
 // Wait is WaitAuthoritative and WaitResolvers at once: it returns when both
 // conditions hold at the same time.
 func (c *Checker) Wait(ctx context.Context, names []string, old, want Sets, progress func(Event)) (*Report, error) {
-	return c.wait(ctx, names, old, want, progress, true, true)
+	return c.wait(ctx, names, bothTypes, old, want, progress, true, true)
 }
+
+// WaitTypes is Wait for some record types only: types holds "A", "AAAA" or
+// both, and a type not in it is not asked for at all (`cutover watch --expect
+// 192.0.2.2` watches A only). want must not hold addresses of a type not
+// watched.
+func (c *Checker) WaitTypes(ctx context.Context, names, types []string, old, want Sets, progress func(Event)) (*Report, error) {
+	return c.wait(ctx, names, types, old, want, progress, true, true)
+}
+
+var bothTypes = []string{"A", "AAAA"}
 
 // key is one (server, name, type) being watched.
 type key struct {
@@ -69,6 +79,10 @@ type slot struct {
 	seen  bool
 	next  time.Time // resolvers: when to ask again
 	fails int       // consecutive unknown answers
+	// repeated: obs is the same answer as the one before it. expires: when
+	// the TTL of the first of these same answers ran out (resolvers).
+	repeated bool
+	expires  time.Time
 }
 
 // soaState is the last SOA answer of one authoritative server.
@@ -83,6 +97,7 @@ type soaState struct {
 type waiter struct {
 	k                   *cfg
 	names               []string
+	qtypes              []uint16
 	old, want           Sets
 	progress            func(Event)
 	cnt                 *counter
@@ -100,7 +115,7 @@ type waiter struct {
 	servesZero map[netip.AddrPort]bool
 }
 
-func (c *Checker) wait(ctx context.Context, names []string, old, want Sets, progress func(Event), checkAuth, checkRes bool) (*Report, error) {
+func (c *Checker) wait(ctx context.Context, names, types []string, old, want Sets, progress func(Event), checkAuth, checkRes bool) (*Report, error) {
 	k, err := c.config()
 	if err != nil {
 		return nil, err
@@ -108,8 +123,12 @@ func (c *Checker) wait(ctx context.Context, names []string, old, want Sets, prog
 	if names, err = canonNames(names); err != nil {
 		return nil, err
 	}
-	if len(want.A) == 0 && len(want.AAAA) == 0 {
-		return nil, errEmptySets
+	if err := uniqueServers(k); err != nil {
+		return nil, err
+	}
+	qtypes, err := watchedTypes(types, want)
+	if err != nil {
+		return nil, err
 	}
 	for _, a := range want.A {
 		if !a.Unmap().Is4() {
@@ -130,7 +149,7 @@ func (c *Checker) wait(ctx context.Context, names []string, old, want Sets, prog
 		}
 	}
 	w := &waiter{
-		k: k, names: names, old: old, want: want, progress: progress, cnt: &counter{},
+		k: k, names: names, qtypes: qtypes, old: old, want: want, progress: progress, cnt: &counter{},
 		checkAuth: checkAuth, checkRes: checkRes,
 		soa: map[netip.AddrPort]*soaState{}, slots: map[key]*slot{}, servesZero: map[netip.AddrPort]bool{},
 	}
@@ -191,6 +210,62 @@ func (c *Checker) wait(ctx context.Context, names []string, old, want Sets, prog
 	}
 }
 
+// watchedTypes checks types ("A", "AAAA", no duplicates) against want: a type
+// not watched must expect nothing, and the watched ones something.
+func watchedTypes(types []string, want Sets) ([]uint16, error) {
+	var out []uint16
+	expectSome := false
+	for _, t := range types {
+		qt, ok := map[string]uint16{"A": dns.TypeA, "AAAA": dns.TypeAAAA}[t]
+		if !ok || slices.Contains(out, qt) {
+			return nil, fmt.Errorf("dnsprop: record types %q: want A, AAAA or both, once each", types)
+		}
+		out = append(out, qt)
+		expectSome = expectSome || len(want.Of(t)) > 0
+	}
+	for _, t := range bothTypes {
+		if len(want.Of(t)) > 0 && !slices.Contains(types, t) {
+			return nil, fmt.Errorf("dnsprop: expected %s addresses but %s is not watched", t, t)
+		}
+	}
+	if len(out) == 0 || !expectSome {
+		return nil, errEmptySets
+	}
+	slices.Sort(out) // A before AAAA
+	return out, nil
+}
+
+// uniqueServers refuses a resolver or authoritative server given twice: it
+// would count twice towards a quorum that then can never be met.
+func uniqueServers(k *cfg) error {
+	for _, l := range []struct {
+		role    string
+		servers []netip.AddrPort
+	}{{RoleResolver, k.resolvers}, {RoleAuthoritative, k.auth}} {
+		for i, s := range l.servers {
+			if j := slices.Index(l.servers, s); j < i {
+				return fmt.Errorf("dnsprop: %s %s given twice (%s and %s)", l.role, serverString(s), ordinal(j+1), ordinal(i+1))
+			}
+		}
+	}
+	return nil
+}
+
+// ordinal is 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, 21st, ...
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
+}
+
 // done emits the summary of a wait that ended without convergence.
 func (w *waiter) done(e *NotConvergedError) (*Report, error) {
 	w.emit(Event{Kind: EventSummary, Report: e.Report})
@@ -205,11 +280,8 @@ func (w *waiter) emit(ev Event) {
 
 func (w *waiter) addKeys(srv netip.AddrPort, role string) {
 	for _, n := range w.names {
-		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		for _, t := range w.qtypes {
 			k := key{srv: srv, role: role, name: n, qtype: t}
-			if _, ok := w.slots[k]; ok {
-				continue // a resolver given twice
-			}
 			w.slots[k] = &slot{}
 			w.order = append(w.order, k)
 		}
@@ -323,7 +395,7 @@ func (w *waiter) round(ctx context.Context) error {
 func (w *waiter) apply(kk key, a answer, sent, at time.Time) {
 	s := w.slots[kk]
 	t := typeName(kk.qtype)
-	o := Observation{Server: kk.srv, Role: kk.role, Name: kk.name, Type: t, At: at}
+	o := Observation{Server: kk.srv, Role: kk.role, Name: kk.name, Type: t, Want: normSet(w.want.Of(t)), At: at}
 	if kk.role == RoleAuthoritative {
 		if st := w.soa[kk.srv]; st.ok {
 			o.Serial = st.serial
@@ -333,11 +405,14 @@ func (w *waiter) apply(kk key, a answer, sent, at time.Time) {
 		o.State, o.Err = StateUnknown, a.err
 	} else {
 		o.Addrs, o.TTL = a.addrs, a.ttl
-		o.State = classify(a.addrs, w.old.of(t), w.want.of(t))
+		o.State = classify(a.addrs, w.old.Of(t), w.want.Of(t))
 	}
 	changed := !s.seen || s.obs.State != o.State || !slices.Equal(s.obs.Addrs, o.Addrs) ||
 		s.obs.Err != o.Err || s.obs.Serial != o.Serial
-	s.obs, s.seen = o, true
+	s.obs, s.seen, s.repeated = o, true, !changed
+	if changed {
+		s.expires = sent.Truncate(time.Second).Add(o.TTL)
+	}
 	if kk.role == RoleResolver {
 		s.next = w.nextAsk(s, kk, a, sent, at)
 	}
@@ -380,8 +455,13 @@ func (w *waiter) nextAsk(s *slot, kk key, a answer, sent, at time.Time) time.Tim
 // report is the state at now.
 func (w *waiter) report(now time.Time) *Report {
 	r := &Report{At: now, Queries: w.cnt.snapshot()}
+	for _, t := range w.qtypes {
+		r.Types = append(r.Types, typeName(t))
+	}
 	allSeen := len(w.order) > 0
 	authOK := true
+	allStable := true // every answer that is not new is stable
+	top, haveTop := w.topSerial()
 	good := map[netip.AddrPort]bool{}
 	for _, kk := range w.order {
 		s := w.slots[kk]
@@ -390,12 +470,21 @@ func (w *waiter) report(now time.Time) *Report {
 			continue
 		}
 		o := s.obs
-		r.Observations = append(r.Observations, o)
-		if kk.role == RoleAuthoritative {
-			if o.State != StateNew {
-				authOK = false
-				r.Lagging = append(r.Lagging, o.describe(now))
+		if o.State != StateNew && o.State != StateUnknown && s.repeated {
+			if kk.role == RoleResolver {
+				o.Stable = o.TTL > 0 && !o.At.Before(s.expires)
+			} else {
+				st := w.soa[kk.srv]
+				o.Stable = haveTop && st.ok && st.serial == top
 			}
+		}
+		r.Observations = append(r.Observations, o)
+		if o.State != StateNew {
+			allStable = allStable && o.Stable
+			r.Lagging = append(r.Lagging, o.describe(now))
+		}
+		if kk.role == RoleAuthoritative {
+			authOK = authOK && o.State == StateNew
 			continue
 		}
 		if _, ok := good[kk.srv]; !ok {
@@ -403,16 +492,15 @@ func (w *waiter) report(now time.Time) *Report {
 		}
 		if o.State != StateNew {
 			good[kk.srv] = false
-			r.Lagging = append(r.Lagging, o.describe(now))
-			if o.State != StateUnknown {
+			if o.State != StateUnknown && !o.Stable {
 				r.ETA = max(r.ETA, o.TTLLeft(now))
 			}
 		}
 	}
 	if w.checkAuth {
-		lines := w.serialLagging()
+		lines := w.serialLagging(top, haveTop)
 		if len(lines) > 0 {
-			authOK = false
+			authOK, allStable = false, false
 			r.Lagging = append(lines, r.Lagging...)
 		}
 	}
@@ -431,27 +519,33 @@ func (w *waiter) report(now time.Time) *Report {
 		resOK = n >= need
 	}
 	r.Converged = allSeen && authOK && resOK
+	r.StableButWrong = !r.Converged && allSeen && allStable
 	return r
 }
 
-// serialLagging names every authoritative server that does not serve the
-// highest SOA serial seen, or whose SOA is unknown.
-func (w *waiter) serialLagging() []string {
-	var top uint32
-	var topSrv netip.AddrPort
-	have := false
+// topSerial is the newest SOA serial any authoritative server serves.
+func (w *waiter) topSerial() (top uint32, have bool) {
 	for _, s := range w.servers {
-		st := w.soa[s.Addr]
-		if st.ok && (!have || serialLess(top, st.serial)) {
-			top, topSrv, have = st.serial, s.Addr, true
+		if st := w.soa[s.Addr]; st.ok && (!have || serialLess(top, st.serial)) {
+			top, have = st.serial, true
 		}
 	}
+	return top, have
+}
+
+// serialLagging names every authoritative server that does not serve top,
+// the newest SOA serial seen, or whose SOA is unknown.
+func (w *waiter) serialLagging(top uint32, have bool) []string {
 	ref := ""
 	if have {
-		ref = serverString(topSrv)
 		for _, s := range w.servers {
-			if st := w.soa[s.Addr]; w.primary[s.Addr] && st.ok && st.serial == top {
+			st := w.soa[s.Addr]
+			switch {
+			case !st.ok || st.serial != top:
+			case w.primary[s.Addr]:
 				ref = "primary"
+			case ref == "":
+				ref = serverString(s.Addr)
 			}
 		}
 	}

@@ -177,7 +177,7 @@ func TestLaggingSecondary(t *testing.T) {
 	defer cancel()
 	rep, err := c.WaitAuthoritative(ctx, names, old, want, nil)
 	s2 := serverString(secondary.addr)
-	wantErr := fmt.Sprintf("dnsprop: not converged: secondary %s serves serial 3, primary 4; %s www.example.org. A old: context deadline exceeded", s2, s2)
+	wantErr := fmt.Sprintf("dnsprop: not converged: secondary %s serves serial 3, primary 4; %s www.example.org. A old {192.0.2.1}, want {192.0.2.2}: context deadline exceeded", s2, s2)
 	if err == nil || err.Error() != wantErr {
 		t.Fatalf("WaitAuthoritative error = %v\nwant %s", err, wantErr)
 	}
@@ -224,7 +224,7 @@ func TestQuorum(t *testing.T) {
 	r1 := startFake(t, "127.0.0.1", 0, serve(newZ))
 	r2 := startFake(t, "127.0.0.1", 0, serve(newZ))
 	r3 := startFake(t, "127.0.0.1", 0, serve(oldZ))
-	lag := fmt.Sprintf("%s www.example.org. A old (ttl 1h0m0s left)", serverString(r3.addr))
+	lag := fmt.Sprintf("%s www.example.org. A old {192.0.2.1}, want {192.0.2.2} (ttl 1h0m0s left)", serverString(r3.addr))
 	tests := []struct {
 		desc   string
 		quorum int
@@ -269,7 +269,7 @@ func TestCancelReturnsPromptly(t *testing.T) {
 		err    string
 	}{
 		{desc: "waiting for a TTL", handle: serve(oldZ),
-			err: "dnsprop: not converged: RES www.example.org. A old (ttl 1h0m0s left); RES www.example.org. AAAA old (ttl 1h0m0s left): context canceled"},
+			err: "dnsprop: not converged: RES www.example.org. A old {192.0.2.1}, want {192.0.2.2} (ttl 1h0m0s left); RES www.example.org. AAAA old {2001:db8::1}, want none (ttl 1h0m0s left): context canceled"},
 		{desc: "waiting for an answer", handle: drop, err: "dnsprop: not converged: nothing observed yet: context canceled"},
 	}
 	for _, tc := range tests {
@@ -315,7 +315,7 @@ func TestWaitBoth(t *testing.T) {
 		err      string
 	}{
 		{desc: "all new", resolver: "192.0.2.2"},
-		{desc: "resolver old", resolver: "192.0.2.1", err: "dnsprop: not converged: RES www.example.org. A old (ttl 5s left): context deadline exceeded"},
+		{desc: "resolver old", resolver: "192.0.2.1", err: "dnsprop: not converged: RES www.example.org. A old {192.0.2.1}, want {192.0.2.2} (ttl 5s left): context deadline exceeded"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -364,12 +364,23 @@ func TestConfigErrors(t *testing.T) {
 		desc  string
 		c     Checker
 		names []string
+		types []string // nil: WaitResolvers, else WaitTypes
 		want  Sets
 		err   string
 	}{
 		{desc: "no resolvers", c: Checker{}, names: []string{"www.example.org."}, want: want, err: "dnsprop: no resolvers given: waiting on resolvers needs at least one"},
 		{desc: "no names", c: Checker{Resolvers: res}, want: want, err: "dnsprop: no names given"},
-		{desc: "bad name", c: Checker{Resolvers: res}, names: []string{"a..b"}, want: want, err: `dnsprop: invalid name "a..b"`},
+		{desc: "bad name", c: Checker{Resolvers: res}, names: []string{"a..b"}, want: want, err: `dnsprop: invalid name "a..b": empty label`},
+		{desc: "not a host name", c: Checker{Resolvers: res}, names: []string{"bad name!!"}, want: want, err: `dnsprop: invalid name "bad name!!": ' ' is not a letter, digit, '-' or '_'`},
+		{desc: "label of 64", c: Checker{Resolvers: res}, names: []string{strings.Repeat("a", 64) + ".org"}, want: want, err: fmt.Sprintf(`dnsprop: invalid name "%s.org": label "%[1]s" is longer than 63 characters`, strings.Repeat("a", 64))},
+		{desc: "name of 268", c: Checker{Resolvers: res}, names: []string{strings.Repeat("a.", 134)}, want: want, err: fmt.Sprintf(`dnsprop: invalid name "%s": 267 characters, at most 253 allowed`, strings.Repeat("a.", 134))},
+		{desc: "leading hyphen", c: Checker{Resolvers: res}, names: []string{"-mail.example.org"}, want: want, err: `dnsprop: invalid name "-mail.example.org": label "-mail" starts or ends with '-'`},
+		{desc: "resolver twice", c: Checker{Resolvers: append(res, netip.MustParseAddrPort("127.0.0.2:53"), res[0])}, names: []string{"www.example.org."}, want: want, err: `dnsprop: resolver 127.0.0.1:1 given twice (1st and 3rd)`},
+		{desc: "authoritative twice", c: Checker{Resolvers: res, Authoritative: append(res, res[0])}, names: []string{"www.example.org."}, want: want, err: `dnsprop: authoritative 127.0.0.1:1 given twice (1st and 2nd)`},
+		{desc: "IPv6 expected, A only", c: Checker{Resolvers: res}, names: []string{"www.example.org."}, types: []string{"A"}, want: SetsOf(addrs("192.0.2.2", "2001:db8::2")), err: "dnsprop: expected AAAA addresses but AAAA is not watched"},
+		{desc: "only the absent type watched", c: Checker{Resolvers: res}, names: []string{"www.example.org."}, types: []string{"AAAA"}, want: want, err: "dnsprop: expected A addresses but A is not watched"},
+		{desc: "unknown type", c: Checker{Resolvers: res}, names: []string{"www.example.org."}, types: []string{"A", "MX"}, want: want, err: `dnsprop: record types ["A" "MX"]: want A, AAAA or both, once each`},
+		{desc: "type twice", c: Checker{Resolvers: res}, names: []string{"www.example.org."}, types: []string{"A", "A"}, want: want, err: `dnsprop: record types ["A" "A"]: want A, AAAA or both, once each`},
 		{desc: "bad zone", c: Checker{Resolvers: res, Zone: "a..b"}, names: []string{"www.example.org."}, want: want, err: `dnsprop: invalid zone "a..b"`},
 		{desc: "negative quorum", c: Checker{Resolvers: res, Quorum: -1}, names: []string{"www.example.org."}, want: want, err: "dnsprop: quorum -1 is negative"},
 		{desc: "invalid server", c: Checker{Resolvers: []netip.AddrPort{{}}}, names: []string{"www.example.org."}, want: want, err: `dnsprop: invalid server address "invalid AddrPort"`},
@@ -380,7 +391,13 @@ func TestConfigErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			rep, err := tc.c.WaitResolvers(context.Background(), tc.names, Sets{}, tc.want, nil)
+			wait := tc.c.WaitResolvers
+			if tc.types != nil {
+				wait = func(ctx context.Context, names []string, old, want Sets, progress func(Event)) (*Report, error) {
+					return tc.c.WaitTypes(ctx, names, tc.types, old, want, progress)
+				}
+			}
+			rep, err := wait(context.Background(), tc.names, Sets{}, tc.want, nil)
 			if err == nil || err.Error() != tc.err || rep != nil {
 				t.Fatalf("error = %v, report %v\nwant %s and no report", err, rep, tc.err)
 			}
@@ -416,5 +433,118 @@ func TestIPv6Resolver(t *testing.T) {
 	}
 	if !rep.Converged || rep.Queries[r] != 2 {
 		t.Fatalf("WaitResolvers over IPv6: converged %v, queries %v; want converged after 2 questions", rep.Converged, rep.Queries)
+	}
+}
+
+// TestStableButWrong: WaitTypes watches only the record types asked for; an
+// answer that is still wrong after the TTL of its first copy ran out (a
+// resolver) or at the newest serial (an authoritative server) is stable, and
+// when every wrong answer is, the report says waiting longer will not help.
+// The clock is fake: the 30 s TTL passes in no time.
+func TestStableButWrong(t *testing.T) {
+	t.Parallel()
+	const T = 1_700_000_000
+	records := func(extra ...string) []string {
+		return append([]string{soa(1, 300, 60), "example.org. 300 IN NS ns1.example.org.", "ns1.example.org. 300 IN A 127.0.0.1"}, extra...)
+	}
+	tests := []struct {
+		desc      string
+		records   []string
+		types     []string
+		old, want Sets
+		err       string        // "" = converged
+		at        time.Duration // when the first report said stable but wrong, from T
+		aaaaAsked bool
+	}{
+		{
+			desc:    "IPv4 expected: A only, the AAAA is not asked",
+			records: records("mail.example.org. 30 IN A 192.0.2.2", "mail.example.org. 30 IN AAAA 2001:db8::20"),
+			types:   []string{"A"}, want: SetsOf(addrs("192.0.2.2")),
+		},
+		{
+			desc:    "AAAA must be absent but stays",
+			records: records("mail.example.org. 30 IN A 192.0.2.2", "mail.example.org. 30 IN AAAA 2001:db8::20"),
+			types:   []string{"A", "AAAA"}, want: SetsOf(addrs("192.0.2.2")), aaaaAsked: true,
+			err: "dnsprop: not converged: AUTH mail.example.org. AAAA other {2001:db8::20}, want none (stable: at serial 1, the newest); " +
+				"RES mail.example.org. AAAA other {2001:db8::20}, want none (stable: served again after its TTL ran out): context canceled",
+			at: 30*time.Second + ttlSlack,
+		},
+		{
+			desc:    "the zone still serves the old address",
+			records: records("mail.example.org. 30 IN A 192.0.2.1"),
+			types:   []string{"A"}, old: SetsOf(addrs("192.0.2.1")), want: SetsOf(addrs("192.0.2.2")),
+			err: "dnsprop: not converged: AUTH mail.example.org. A old {192.0.2.1}, want {192.0.2.2} (stable: at serial 1, the newest); " +
+				"RES mail.example.org. A old {192.0.2.1}, want {192.0.2.2} (stable: served again after its TTL ran out): context canceled",
+			at: 30*time.Second + ttlSlack,
+		},
+		{
+			desc:    "no record where one is expected",
+			records: records("mail.example.org. 30 IN TXT x"),
+			types:   []string{"A"}, want: SetsOf(addrs("192.0.2.2")),
+			err: "dnsprop: not converged: AUTH mail.example.org. A missing (stable: at serial 1, the newest); " +
+				"RES mail.example.org. A missing (stable: served again after its TTL ran out): context canceled",
+			at: 60*time.Second + ttlSlack, // the negative TTL
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			aaaa := 0
+			count := func(h func(*dns.Msg, string) *dns.Msg) func(*dns.Msg, string) *dns.Msg {
+				return func(req *dns.Msg, n string) *dns.Msg {
+					if q := req.Question[0]; q.Qtype == dns.TypeAAAA && q.Name == "mail.example.org." {
+						mu.Lock()
+						aaaa++
+						mu.Unlock()
+					}
+					return h(req, n)
+				}
+			}
+			auth := startFake(t, "127.0.0.1", 0, count(serve(zone{aa: true, records: tc.records})))
+			res := startFake(t, "127.0.0.1", 0, count(serve(zone{records: tc.records})))
+			clk := &fakeClock{now: time.Unix(T, 0)}
+			c := &Checker{Zone: "example.org.", Authoritative: []netip.AddrPort{auth.addr}, Resolvers: []netip.AddrPort{res.addr}, Clock: clk.Now, after: clk.After}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var etas []time.Duration // ETA of each progress report while not stable
+			var stableAt time.Time
+			rep, err := c.WaitTypes(ctx, []string{"mail.example.org."}, tc.types, tc.old, tc.want, func(ev Event) {
+				switch {
+				case ev.Kind != EventProgress:
+				case ev.Report.StableButWrong:
+					if stableAt.IsZero() {
+						stableAt = ev.Report.At
+					}
+					cancel()
+				case len(etas) == 0 || ev.Report.ETA != etas[len(etas)-1]:
+					etas = append(etas, ev.Report.ETA)
+				}
+			})
+			want := strings.NewReplacer("AUTH", serverString(auth.addr), "RES", serverString(res.addr)).Replace(tc.err)
+			if tc.err == "" {
+				if err != nil || !rep.Converged || rep.StableButWrong {
+					t.Fatalf("WaitTypes = %v, %v; want converged", lagging(rep), err)
+				}
+			} else {
+				if err == nil || err.Error() != want {
+					t.Fatalf("WaitTypes error = %v\nwant %s", err, want)
+				}
+				if !rep.StableButWrong || rep.ETA != 0 || stableAt.Sub(time.Unix(T, 0)) != tc.at {
+					t.Errorf("report stable but wrong %v, ETA %s, first at T+%s; want true, 0s, first at T+%s", rep.StableButWrong, rep.ETA, stableAt.Sub(time.Unix(T, 0)), tc.at)
+				}
+				if len(etas) == 0 || etas[0] != tc.at-ttlSlack {
+					t.Errorf("ETAs before the answers were stable: %v, want the TTL (%s) first", etas, tc.at-ttlSlack)
+				}
+			}
+			if got := strings.Join(rep.Types, ","); got != strings.Join(tc.types, ",") {
+				t.Errorf("Report.Types = %q, want %q", got, tc.types)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if (aaaa > 0) != tc.aaaaAsked {
+				t.Errorf("AAAA asked %d times, want asked: %v", aaaa, tc.aaaaAsked)
+			}
+		})
 	}
 }

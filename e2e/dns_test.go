@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -165,6 +168,116 @@ key = "env:%s"
 			t.Fatalf("the TSIG secret appears in cutover's output:\n%s", o)
 		}
 	}
+}
+
+// TestWatchSaysWhatItSees runs `cutover watch` against the lab as in issue
+// 17: mail has an A and an AAAA; --expect with an IPv4 address watches A
+// only; --absent aaaa makes the AAAA a wrong answer that never changes, which
+// watch calls stable but wrong instead of telling the user to wait longer;
+// SIGINT stops it with exit 130.
+func TestWatchSaysWhatItSees(t *testing.T) {
+	t.Parallel()
+	lab.Require(t, "root", "ip", "named", "unbound")
+	const ttl = 2
+	n := lab.NewNet(t)
+	d := lab.NewDNSLab(t, n, lab.Zone{Origin: zone, TTL: ttl, Minimum: ttl, Records: []string{
+		fmt.Sprintf("mail %d IN A %s", ttl, n.IP(20)),
+		fmt.Sprintf("mail %d IN AAAA %s", ttl, new6),
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	serial, err := d.Primary.Serial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := []string{"watch", mailName, "--expect", n.IP(20).String(), "--authoritative", "auto", "--json"}
+	for _, r := range d.Resolvers() {
+		watch = append(watch, "--resolver", r.String())
+	}
+	var stable []string
+	for _, s := range append(d.Authoritative(), d.Resolvers()...) {
+		why := fmt.Sprintf("at serial %d, the newest", serial)
+		if !slices.Contains(d.Authoritative(), s) {
+			why = "served again after its TTL ran out"
+		}
+		stable = append(stable, fmt.Sprintf("%s mail.example.org. AAAA other {%s}, want none (stable: %s)", s.Addr(), new6, why))
+	}
+	tests := []struct {
+		desc   string
+		args   []string
+		code   int
+		types  []string
+		stderr string
+	}{
+		{desc: "IPv4 expected: A only", args: []string{"--timeout", "30s"}, types: []string{"A"}},
+		{desc: "AAAA must be absent", args: []string{"--absent", "aaaa", "--timeout", "8s"}, code: 1, types: []string{"A", "AAAA"},
+			stderr: "cutover: error: watch: not converged after 8s, and the answers are stable but wrong: dnsprop: not converged: " +
+				strings.Join(stable, "; ") + ": context deadline exceeded\n" +
+				"cutover: hint: waiting longer will not help: every wrong answer above came back unchanged after its TTL ran out " +
+				"(or is what the authoritative servers serve at their newest serial); check --expect, --absent and the records at your DNS provider\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			cmd := exec.CommandContext(ctx, cutoverBin, append(watch, tc.args...)...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			code := 0
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || stderr.String() != tc.stderr {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d, stderr:\n%s", code, stderr.String(), tc.code, tc.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+			var summary struct {
+				Kind   string `json:"kind"`
+				Report struct {
+					Converged      bool     `json:"converged"`
+					StableButWrong bool     `json:"stable_but_wrong"`
+					Types          []string `json:"types"`
+					ETA            *int     `json:"eta"`
+				} `json:"report"`
+			}
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &summary); err != nil || summary.Kind != "summary" {
+				t.Fatalf("last line %q (%v), want the summary", lines[len(lines)-1], err)
+			}
+			r := summary.Report
+			if r.Converged != (tc.code == 0) || r.StableButWrong != (tc.code != 0) || !slices.Equal(r.Types, tc.types) || r.ETA == nil || *r.ETA != 0 {
+				t.Errorf("summary %+v, want converged %v, stable_but_wrong %v, types %q, eta 0 (seconds)", r, tc.code == 0, tc.code != 0, tc.types)
+			}
+		})
+	}
+
+	t.Run("SIGINT", func(t *testing.T) {
+		cmd := exec.CommandContext(ctx, cutoverBin, append(watch, "--expect", n.IP(99).String(), "--timeout", "1h")...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The first change line: watch is asking.
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		go io.Copy(io.Discard, out)
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		want := "cutover: interrupt: stopping at the next safe point (a second signal aborts at once)\ncutover: error: interrupted\n"
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 || stderr.String() != want {
+			t.Fatalf("after SIGINT: %v, stderr:\n%s\nwant exit 130, stderr:\n%s", err, stderr.String(), want)
+		}
+	})
 }
 
 // runCutover runs the built binary to the end with a minimal environment
