@@ -215,15 +215,11 @@ func (e *Engine) Run(ctx context.Context) error {
 				return &NeedsDecisionError{Step: info.Name, Started: rec.Started}
 			}
 		}
-		if err := e.fault(FaultBefore, info.Name); err != nil {
-			return err
-		}
+		e.fault(FaultBefore, info.Name)
 		if err := e.runStep(ctx, info, true); err != nil {
 			return e.failed(ctx, info.Name, err)
 		}
-		if err := e.fault(FaultAfter, info.Name); err != nil {
-			return err
-		}
+		e.fault(FaultAfter, info.Name)
 	}
 	j.Outcome = OutcomeDone
 	if err := e.save(); err != nil {
