@@ -10,21 +10,22 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 )
 
 // DNS changes the zone at the provider. Every method is idempotent and
 // checks its precondition against snap before changing anything.
 type DNS interface {
 	// Snapshot reads the A/AAAA data of the configured names.
-	Snapshot(ctx context.Context) (*Snapshot, error)
+	Snapshot(ctx context.Context) (*dnsrec.Snapshot, error)
 	// LowerTTL keeps the data of snap with the lowered TTL.
-	LowerTTL(ctx context.Context, snap *Snapshot) error
+	LowerTTL(ctx context.Context, snap *dnsrec.Snapshot) error
 	// Swap points the names at the new host, with the lowered TTL.
-	Swap(ctx context.Context, snap *Snapshot) error
+	Swap(ctx context.Context, snap *dnsrec.Snapshot) error
 	// RestoreTTL keeps the current data (old or new) with snap's TTLs.
-	RestoreTTL(ctx context.Context, snap *Snapshot) error
+	RestoreTTL(ctx context.Context, snap *dnsrec.Snapshot) error
 	// Revert puts snap's data and TTLs back.
-	Revert(ctx context.Context, snap *Snapshot) error
+	Revert(ctx context.Context, snap *dnsrec.Snapshot) error
 }
 
 // Hosts acts on the old and the new host. out receives the step's output.
@@ -126,7 +127,7 @@ func (e *RollbackPendingError) Error() string {
 var ErrFinished = errors.New("scheduler: this cutover is finished")
 
 // Skip says why a step has nothing to do with this config, or "".
-func Skip(cfg *config.Config, snap *Snapshot, name StepName) string {
+func Skip(cfg *config.Config, snap *dnsrec.Snapshot, name StepName) string {
 	hasSync := func(f func(config.Sync) bool) bool { return slices.ContainsFunc(cfg.Sync, f) }
 	switch name {
 	case LowerTTL:
@@ -443,7 +444,7 @@ func (e *Engine) runHook(ctx context.Context, out io.Writer, h *config.Hook) err
 
 // CheckSnapshot refuses a zone that does not point at the old host: the
 // records were moved already, or the config names the wrong host.
-func CheckSnapshot(cfg *config.Config, snap *Snapshot) error {
+func CheckSnapshot(cfg *config.Config, snap *dnsrec.Snapshot) error {
 	for _, n := range snap.Names {
 		if msg, _ := notAtOld(cfg, n); msg != "" {
 			if slices.Contains(n.A.Addrs, cfg.New.Address) {

@@ -8,25 +8,12 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 )
-
-// RRset is what the authoritative servers serve for one name and type.
-type RRset struct {
-	Exists bool          `json:"exists"`
-	Addrs  []netip.Addr  `json:"addrs,omitempty"`
-	TTL    time.Duration `json:"ttl"`
-}
-
-// NameFacts are the observed records of one name.
-type NameFacts struct {
-	Name string `json:"name"`
-	A    RRset  `json:"a"`
-	AAAA RRset  `json:"aaaa"`
-}
 
 // Facts is what DNS serves now, as far as the plan needs it.
 type Facts struct {
-	Names       []NameFacts   `json:"names"`
+	Names       []dnsrec.Name `json:"names"`
 	NegativeTTL time.Duration `json:"negative_ttl"` // how long a NODATA answer may be cached
 }
 
@@ -93,12 +80,12 @@ func Margin(ttl time.Duration) time.Duration {
 // notAtOld says how a name's records do not point at the old host, and
 // which [old] key that concerns; "" when they do. A name without an A
 // RRset passes (the swap creates it), as does an AAAA when old has none.
-func notAtOld(cfg *config.Config, n NameFacts) (msg, key string) {
-	if n.A.Exists && !slices.Contains(n.A.Addrs, cfg.Old.Address) {
-		return fmt.Sprintf("%s A is %s, which does not include old.address %s", n.Name, addrList(n.A.Addrs), cfg.Old.Address), "address"
+func notAtOld(cfg *config.Config, n dnsrec.Name) (msg, key string) {
+	if n.A.Exists() && !slices.Contains(n.A.Addrs, cfg.Old.Address) {
+		return fmt.Sprintf("%s A is %s, which does not include old.address %s", n.Name, dnsrec.AddrList(n.A.Addrs), cfg.Old.Address), "address"
 	}
-	if cfg.Old.Address6.IsValid() && n.AAAA.Exists && !slices.Contains(n.AAAA.Addrs, cfg.Old.Address6) {
-		return fmt.Sprintf("%s AAAA is %s, which does not include old.address6 %s", n.Name, addrList(n.AAAA.Addrs), cfg.Old.Address6), "address6"
+	if cfg.Old.Address6.IsValid() && n.AAAA.Exists() && !slices.Contains(n.AAAA.Addrs, cfg.Old.Address6) {
+		return fmt.Sprintf("%s AAAA is %s, which does not include old.address6 %s", n.Name, dnsrec.AddrList(n.AAAA.Addrs), cfg.Old.Address6), "address6"
 	}
 	return "", ""
 }
@@ -125,18 +112,18 @@ func MakePlan(in Input) (*Plan, error) {
 	if in.Facts != nil {
 		for _, n := range in.Facts.Names {
 			servedTTL = max(servedTTL, n.A.TTL, n.AAAA.TTL)
-			if cfg.New.Address6.IsValid() && !n.AAAA.Exists {
+			if cfg.New.Address6.IsValid() && !n.AAAA.Exists() {
 				addsAAAA = true
 			}
-			if !n.A.Exists {
+			if !n.A.Exists() {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no A record today; the swap will create it", n.Name))
 			}
 			if msg, key := notAtOld(cfg, n); msg != "" {
 				return nil, &PlanError{Msg: msg,
 					Hint: "check [old] " + key + ", or whether the records were already moved (cutover dns show " + cfg.File + ")"}
 			}
-			if !cfg.New.Address6.IsValid() && n.AAAA.Exists {
-				p.Warnings = append(p.Warnings, fmt.Sprintf("%s has AAAA %s but [new] has no address6: the swap removes the AAAA records", n.Name, addrList(n.AAAA.Addrs)))
+			if !cfg.New.Address6.IsValid() && n.AAAA.Exists() {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s has AAAA %s but [new] has no address6: the swap removes the AAAA records", n.Name, dnsrec.AddrList(n.AAAA.Addrs)))
 			}
 		}
 		p.MaxTTL = servedTTL
@@ -171,16 +158,16 @@ func MakePlan(in Input) (*Plan, error) {
 		for _, n := range in.Facts.Names {
 			for _, rr := range []struct {
 				typ string
-				set RRset
+				set dnsrec.RRset
 			}{{"A", n.A}, {"AAAA", n.AAAA}} {
-				if !rr.set.Exists {
+				if !rr.set.Exists() {
 					continue
 				}
 				if rr.set.TTL <= cfg.DNS.LoweredTTL {
-					lower.Action = append(lower.Action, fmt.Sprintf("%s %s %s: TTL already %s, left as it is", n.Name, rr.typ, addrList(rr.set.Addrs), config.FormatDuration(rr.set.TTL)))
+					lower.Action = append(lower.Action, fmt.Sprintf("%s %s %s: TTL already %s, left as it is", n.Name, rr.typ, dnsrec.AddrList(rr.set.Addrs), config.FormatDuration(rr.set.TTL)))
 					continue
 				}
-				lower.Action = append(lower.Action, fmt.Sprintf("%s %s %s: TTL %s -> %s", n.Name, rr.typ, addrList(rr.set.Addrs), config.FormatDuration(rr.set.TTL), config.FormatDuration(cfg.DNS.LoweredTTL)))
+				lower.Action = append(lower.Action, fmt.Sprintf("%s %s %s: TTL %s -> %s", n.Name, rr.typ, dnsrec.AddrList(rr.set.Addrs), config.FormatDuration(rr.set.TTL), config.FormatDuration(cfg.DNS.LoweredTTL)))
 			}
 		}
 		if servedTTL <= cfg.DNS.LoweredTTL {
@@ -310,7 +297,7 @@ func MakePlan(in Input) (*Plan, error) {
 	return p, nil
 }
 
-func inFacts(f *Facts) []NameFacts {
+func inFacts(f *Facts) []dnsrec.Name {
 	if f == nil {
 		return nil
 	}
@@ -336,17 +323,6 @@ func verifyWhat(v string) string {
 
 func sshTarget(h config.Host) string {
 	return fmt.Sprintf("%s@%s", h.SSHUser, netip.AddrPortFrom(h.Address, uint16(h.SSHPort)))
-}
-
-func addrList(as []netip.Addr) string {
-	if len(as) == 0 {
-		return "{}"
-	}
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return "{" + strings.Join(s, ", ") + "}"
 }
 
 func serverList(as []netip.AddrPort) string {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/scheduler"
 )
 
@@ -17,7 +18,7 @@ type dnsOp struct {
 	name     string
 	question string
 	state    scheduler.DNSState
-	do       func(d *dnsOps, ctx context.Context, s *scheduler.Snapshot) error
+	do       func(d *dnsOps, ctx context.Context, s *dnsrec.Snapshot) error
 }
 
 var dnsOpsByName = map[string]dnsOp{
@@ -71,9 +72,9 @@ refuses to touch a record that holds neither the value expected before nor after
 			for _, n := range snap.Names {
 				for _, rr := range []struct {
 					typ string
-					set scheduler.RRset
+					set dnsrec.RRset
 				}{{"A", n.A}, {"AAAA", n.AAAA}} {
-					if !rr.set.Exists {
+					if !rr.set.Exists() {
 						fmt.Fprintf(tw, "%s\t%s\t-\t(none)\n", n.Name, rr.typ)
 						continue
 					}
@@ -90,7 +91,7 @@ refuses to touch a record that holds neither the value expected before nor after
 	register(c)
 }
 
-func addrs(r scheduler.RRset) string {
+func addrs(r dnsrec.RRset) string {
 	s := make([]string, len(r.Addrs))
 	for i, a := range r.Addrs {
 		s[i] = a.String()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/dnsprop"
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/providers"
 	_ "github.com/cutover-dev/cutover/providers/all" // every provider registers itself
 	"github.com/cutover-dev/cutover/scheduler"
@@ -47,13 +48,7 @@ func observe(ctx context.Context, cfg *config.Config) (*scheduler.Facts, error) 
 	if err != nil {
 		return nil, err
 	}
-	f := &scheduler.Facts{NegativeTTL: zf.NegativeTTL}
-	for _, n := range zf.Names {
-		f.Names = append(f.Names, scheduler.NameFacts{Name: n.Name,
-			A:    scheduler.RRset{Exists: n.A.Exists, Addrs: n.A.Addrs, TTL: n.A.TTL},
-			AAAA: scheduler.RRset{Exists: n.AAAA.Exists, Addrs: n.AAAA.Addrs, TTL: n.AAAA.TTL}})
-	}
-	return f, nil
+	return &scheduler.Facts{Names: zf.Names, NegativeTTL: zf.NegativeTTL}, nil
 }
 
 // dnsOps is scheduler.DNS over a provider zone.
@@ -75,46 +70,20 @@ func (d *dnsOps) target() providers.Target {
 	return providers.Target{A: d.cfg.New.Address, AAAA: d.cfg.New.Address6}
 }
 
-func (d *dnsOps) Snapshot(ctx context.Context) (*scheduler.Snapshot, error) {
-	ps, err := d.zone.Snapshot(ctx, d.cfg.DNS.Names)
-	if err != nil {
-		return nil, err
-	}
-	s := &scheduler.Snapshot{Zone: ps.Zone, Taken: ps.Taken}
-	conv := func(r providers.RRset) scheduler.RRset {
-		return scheduler.RRset{Exists: len(r.Addrs) > 0, Addrs: r.Addrs, TTL: r.TTL}
-	}
-	for _, n := range ps.Names {
-		s.Names = append(s.Names, scheduler.NameFacts{Name: n.Name, A: conv(n.A), AAAA: conv(n.AAAA)})
-	}
-	return s, nil
+func (d *dnsOps) Snapshot(ctx context.Context) (*dnsrec.Snapshot, error) {
+	return d.zone.Snapshot(ctx, d.cfg.DNS.Names)
 }
-
-func toProviders(s *scheduler.Snapshot) *providers.Snapshot {
-	ps := &providers.Snapshot{Zone: s.Zone, Taken: s.Taken}
-	conv := func(r scheduler.RRset) providers.RRset {
-		if !r.Exists {
-			return providers.RRset{}
-		}
-		return providers.RRset{Addrs: r.Addrs, TTL: r.TTL}
-	}
-	for _, n := range s.Names {
-		ps.Names = append(ps.Names, providers.NameRecords{Name: n.Name, A: conv(n.A), AAAA: conv(n.AAAA)})
-	}
-	return ps
+func (d *dnsOps) LowerTTL(ctx context.Context, s *dnsrec.Snapshot) error {
+	return d.zone.LowerTTL(ctx, s, d.cfg.DNS.LoweredTTL)
 }
-
-func (d *dnsOps) LowerTTL(ctx context.Context, s *scheduler.Snapshot) error {
-	return d.zone.LowerTTL(ctx, toProviders(s), d.cfg.DNS.LoweredTTL)
+func (d *dnsOps) Swap(ctx context.Context, s *dnsrec.Snapshot) error {
+	return d.zone.Swap(ctx, s, d.target(), d.cfg.DNS.LoweredTTL)
 }
-func (d *dnsOps) Swap(ctx context.Context, s *scheduler.Snapshot) error {
-	return d.zone.Swap(ctx, toProviders(s), d.target(), d.cfg.DNS.LoweredTTL)
+func (d *dnsOps) RestoreTTL(ctx context.Context, s *dnsrec.Snapshot) error {
+	return d.zone.RestoreTTL(ctx, s, d.target())
 }
-func (d *dnsOps) RestoreTTL(ctx context.Context, s *scheduler.Snapshot) error {
-	return d.zone.RestoreTTL(ctx, toProviders(s), d.target())
-}
-func (d *dnsOps) Revert(ctx context.Context, s *scheduler.Snapshot) error {
-	return d.zone.Revert(ctx, toProviders(s), d.target())
+func (d *dnsOps) Revert(ctx context.Context, s *dnsrec.Snapshot) error {
+	return d.zone.Revert(ctx, s, d.target())
 }
 
 // propagation is scheduler.Propagation over dnsprop.
