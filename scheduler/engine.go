@@ -126,72 +126,28 @@ func (e *RollbackPendingError) Error() string {
 // ErrFinished is returned when the journal says the cutover is over.
 var ErrFinished = errors.New("scheduler: this cutover is finished")
 
-// Skip says why a step has nothing to do with this config, or "".
-func Skip(cfg *config.Config, snap *dnsrec.Snapshot, name StepName) string {
-	hasSync := func(f func(config.Sync) bool) bool { return slices.ContainsFunc(cfg.Sync, f) }
-	switch name {
-	case LowerTTL:
-		if snap != nil && snap.MaxTTL() <= cfg.DNS.LoweredTTL {
-			return "every TTL served is already at or below lowered_ttl"
-		}
-	case InitialSync:
-		if !hasSync(func(s config.Sync) bool { return s.Initial }) {
-			return "no [[sync]] entry has initial = true"
-		}
-	case FinalSync, Verify:
-		if len(cfg.Sync) == 0 {
-			return "no [[sync]] entries"
-		}
-	case Fixup:
-		if !hasSync(func(s config.Sync) bool { return s.Owner != "" }) {
-			return "no [[sync]] entry sets owner"
-		}
-	case Prepare, Disable, Activate:
-		if hook(cfg, name) == nil {
-			return fmt.Sprintf("no [hooks] %s configured", name)
-		}
-	case RestoreTTL:
-		if cfg.DNS.RestoreNever {
-			return `restore_ttl_after = "never"`
-		}
-	}
-	return ""
-}
-
-func hook(cfg *config.Config, name StepName) *config.Hook {
-	switch name {
-	case Prepare:
-		return cfg.Hooks.Prepare
-	case Disable:
-		return cfg.Hooks.Disable
-	case Activate:
-		return cfg.Hooks.Activate
-	}
-	return nil
-}
-
 // Earliest is when a step may start, given what the journal says; zero
 // means as soon as the steps before it are done.
-func (e *Engine) Earliest(name StepName) time.Time {
-	j, cfg := e.Journal, e.Config
-	switch name {
-	case Disable:
-		t := cfg.CutoverAt
-		// Never open the window before every cache holds the lowered TTL,
-		// even when lower-ttl ran late, unless the operator accepted it.
-		if !j.AcceptSlow && j.Snapshot != nil && !j.LoweredAt.IsZero() {
-			ttl := j.Snapshot.MaxTTL()
-			if safe := j.LoweredAt.Add(ttl + Margin(ttl)); safe.After(t) {
-				t = safe
-			}
-		}
-		return t
-	case RestoreTTL:
-		if a := j.Step(Activate); a != nil && !a.Ended.IsZero() {
-			return a.Ended.Add(cfg.DNS.RestoreTTLAfter)
+func (e *Engine) Earliest(s Step) time.Time {
+	var t time.Time
+	if s.Start == AtCutover {
+		t = e.Config.CutoverAt
+	}
+	if s.NotBefore != nil {
+		if nb := s.NotBefore(e.Config, e.Journal); nb.After(t) {
+			t = nb
 		}
 	}
-	return time.Time{}
+	return t
+}
+
+// snapshotRecords is the journal's snapshot for a step's Skip: nil when
+// none was taken yet.
+func (e *Engine) snapshotRecords() []dnsrec.Name {
+	if e.Journal.Snapshot == nil {
+		return nil
+	}
+	return known(e.Journal.Snapshot.Names)
 }
 
 // Run executes every step not yet done, in order, each no earlier than its
@@ -206,7 +162,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
 	}
 	j.Outcome = ""
-	for _, info := range Steps {
+	for _, info := range table(e.Config) {
 		rec := j.Step(info.Name)
 		switch rec.State {
 		case Done, Skipped:
@@ -235,8 +191,9 @@ func (e *Engine) Run(ctx context.Context) error {
 // can never run before DNS points at the new host. A failure is journaled
 // and not rolled back.
 func (e *Engine) RunStep(ctx context.Context, name StepName) error {
-	info, ok := Info(name)
-	if !ok {
+	steps := table(e.Config)
+	i := slices.IndexFunc(steps, func(s Step) bool { return s.Name == name })
+	if i < 0 {
 		return fmt.Errorf("scheduler: unknown step %q (valid: %s)", name, strings.Join(StepNames(), ", "))
 	}
 	j := e.Journal
@@ -246,10 +203,8 @@ func (e *Engine) RunStep(ctx context.Context, name StepName) error {
 		}
 		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
 	}
-	for _, s := range Steps {
-		if s.Name == name {
-			break
-		}
+	info := steps[i]
+	for _, s := range steps[:i] {
 		if st := j.Step(s.Name).State; st != Done && st != Skipped {
 			return &OrderError{Step: name, Missing: s.Name, State: st}
 		}
@@ -282,13 +237,13 @@ func (e *OrderError) Error() string {
 	return fmt.Sprintf("scheduler: %s cannot run yet: %s is %s", e.Step, e.Missing, e.State)
 }
 
-func (e *Engine) runStep(ctx context.Context, info StepInfo, wait bool) error {
+func (e *Engine) runStep(ctx context.Context, info Step, wait bool) error {
 	j := e.Journal
 	rec := j.Step(info.Name)
-	if why := Skip(e.Config, j.Snapshot, info.Name); why != "" {
+	if why := info.skip(e.Config, e.snapshotRecords()); why != "" {
 		rec.State, rec.Note = Skipped, why
-		if info.Name == LowerTTL && j.LoweredAt.IsZero() {
-			j.LoweredAt = e.Clock.Now()
+		if info.Skipped != nil {
+			info.Skipped(e)
 		}
 		if err := e.save(); err != nil {
 			return err
@@ -297,7 +252,7 @@ func (e *Engine) runStep(ctx context.Context, info StepInfo, wait bool) error {
 		return nil
 	}
 	if wait {
-		if t := e.Earliest(info.Name); !t.IsZero() {
+		if t := e.Earliest(info); !t.IsZero() {
 			if err := e.waitUntil(ctx, info.Name, t); err != nil {
 				return err
 			}
@@ -317,7 +272,7 @@ func (e *Engine) runStep(ctx context.Context, info StepInfo, wait bool) error {
 
 	tail := &tailWriter{w: e.Out, max: 20}
 	stopFault := e.faultDuring(info.Name)
-	note, err := e.do(ctx, info.Name, tail)
+	note, err := e.do(ctx, info, tail)
 	stopFault()
 	rec.Tail = tail.Lines()
 	rec.Ended = e.Clock.Now()
@@ -350,74 +305,61 @@ func (e *Engine) runStep(ctx context.Context, info StepInfo, wait bool) error {
 }
 
 // do performs one step's action and returns a note for the journal.
-func (e *Engine) do(ctx context.Context, name StepName, out io.Writer) (string, error) {
-	j, cfg := e.Journal, e.Config
-	switch name {
-	case Preflight:
-		if err := e.Hosts.Preflight(ctx, out); err != nil {
-			return "", err
-		}
-		if j.Snapshot == nil {
-			snap, err := e.DNS.Snapshot(ctx)
-			if err != nil {
-				return "", err
-			}
-			if err := CheckSnapshot(cfg, snap); err != nil {
-				return "", err
-			}
-			j.Snapshot = snap
-			fmt.Fprintf(out, "snapshot: %s\n", snap)
-			e.event(Event{Kind: "dns-snapshot", Message: snap.String()})
-		}
-		return "snapshot: " + j.Snapshot.String(), nil
-	case LowerTTL:
-		if err := e.DNS.LowerTTL(ctx, j.Snapshot); err != nil {
-			return "", err
-		}
-		j.DNS, j.LoweredAt = DNSLowered, e.Clock.Now()
-		e.event(Event{Kind: "dns-changed", Step: name, Message: "TTL lowered to " + config.FormatDuration(cfg.DNS.LoweredTTL)})
-		return "TTL lowered to " + config.FormatDuration(cfg.DNS.LoweredTTL), nil
-	case InitialSync:
-		return "", e.Hosts.Copy(ctx, out, false)
-	case FinalSync:
-		return "", e.Hosts.Copy(ctx, out, true)
-	case Verify:
-		return "", e.Hosts.Verify(ctx, out)
-	case Fixup:
-		return "", e.Hosts.Fixup(ctx, out)
-	case Prepare, Disable, Activate:
-		h := hook(cfg, name)
-		return "", e.runHook(ctx, out, h)
-	case SwapDNS:
-		if err := e.DNS.Swap(ctx, j.Snapshot); err != nil {
-			return "", err
-		}
-		j.DNS = DNSSwapped
-		e.event(Event{Kind: "dns-changed", Step: name, Message: fmt.Sprintf("A/AAAA now point at %s", e.newAddrs())})
-		return "A/AAAA -> " + e.newAddrs(), nil
-	case AwaitAuthoritative, AwaitResolvers:
-		wctx, cancel := context.WithTimeoutCause(ctx, cfg.DNS.ConvergeTimeout,
-			fmt.Errorf("converge_timeout %s reached", config.FormatDuration(cfg.DNS.ConvergeTimeout)))
-		defer cancel()
-		var err error
-		if name == AwaitAuthoritative {
-			err = e.Prop.WaitAuthoritative(wctx, out)
-		} else {
-			err = e.Prop.WaitResolvers(wctx, out)
-		}
-		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-			err = fmt.Errorf("%w: %w", context.Cause(wctx), err)
-		}
-		return "", err
-	case RestoreTTL:
-		if err := e.DNS.RestoreTTL(ctx, j.Snapshot); err != nil {
-			return "", err
-		}
-		j.DNS = DNSRestored
-		e.event(Event{Kind: "dns-changed", Step: name, Message: "original TTL restored"})
-		return "original TTL restored", nil
+func (e *Engine) do(ctx context.Context, s Step, out io.Writer) (string, error) {
+	if s.Hook != nil {
+		return "", e.runHook(ctx, out, s.Hook(&e.Config.Hooks))
 	}
-	return "", fmt.Errorf("scheduler: no action for step %q", name)
+	return s.Do(e, ctx, out)
+}
+
+// snapshot takes the snapshot into the journal (not yet saved) if it holds
+// none, refusing a zone that does not point at old.
+func (e *Engine) snapshot(ctx context.Context, out io.Writer) (*dnsrec.Snapshot, error) {
+	j := e.Journal
+	if j.Snapshot != nil {
+		return j.Snapshot, nil
+	}
+	snap, err := e.takeSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j.Snapshot = snap
+	fmt.Fprintf(out, "snapshot: %s\n", snap)
+	e.event(Event{Kind: "dns-snapshot", Message: snap.String()})
+	return snap, nil
+}
+
+// takeSnapshot reads the records and checks they still point at old.
+func (e *Engine) takeSnapshot(ctx context.Context) (*dnsrec.Snapshot, error) {
+	snap, err := e.DNS.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckSnapshot(e.Config, snap); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// setDNS records what the zone holds now.
+func (e *Engine) setDNS(s DNSState) {
+	e.Journal.DNS = s
+	if s == DNSLowered {
+		e.Journal.LoweredAt = e.Clock.Now()
+	}
+}
+
+// converge runs a wait for DNS, at most converge_timeout; the error says
+// when the timeout ended it.
+func (e *Engine) converge(ctx context.Context, wait func(ctx context.Context) error) error {
+	timeout := e.Config.DNS.ConvergeTimeout
+	wctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("converge_timeout %s reached", config.FormatDuration(timeout)))
+	defer cancel()
+	err := wait(wctx)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", context.Cause(wctx), err)
+	}
+	return err
 }
 
 func (e *Engine) newAddrs() string {
@@ -528,20 +470,13 @@ func (e *Engine) Rollback(ctx context.Context, reason string) error {
 			if err := e.DNS.Revert(ctx, j.Snapshot); err != nil {
 				return err
 			}
-			j.DNS = DNSReverted
+			e.setDNS(DNSReverted)
 			e.event(Event{Kind: "dns-changed", Message: "reverted to the snapshot"})
 			return nil
 		})
 		if j.DNS == DNSReverted {
 			act("wait until every authoritative server serves the old addresses again", func() error {
-				wctx, cancel := context.WithTimeoutCause(ctx, cfg.DNS.ConvergeTimeout,
-					fmt.Errorf("converge_timeout %s reached", config.FormatDuration(cfg.DNS.ConvergeTimeout)))
-				defer cancel()
-				err := e.Prop.WaitAuthoritativeReverted(wctx, e.Out)
-				if err != nil && wctx.Err() != nil {
-					err = fmt.Errorf("%w: %w", context.Cause(wctx), err)
-				}
-				return err
+				return e.converge(ctx, func(ctx context.Context) error { return e.Prop.WaitAuthoritativeReverted(ctx, e.Out) })
 			})
 		}
 	}
