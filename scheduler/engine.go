@@ -162,21 +162,21 @@ func (e *Engine) Run(ctx context.Context) error {
 		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
 	}
 	j.Outcome = ""
-	for _, info := range table(e.Config) {
-		rec := j.Step(info.Name)
+	for _, step := range table(e.Config) {
+		rec := j.Step(step.Name)
 		switch rec.State {
 		case Done, Skipped:
 			continue
 		case Running:
-			if !info.Idempotent && !e.RerunInterrupted {
-				return &NeedsDecisionError{Step: info.Name, Started: rec.Started}
+			if !step.Idempotent && !e.RerunInterrupted {
+				return &NeedsDecisionError{Step: step.Name, Started: rec.Started}
 			}
 		}
-		e.fault(FaultBefore, info.Name)
-		if err := e.runStep(ctx, info, true); err != nil {
-			return e.failed(ctx, info.Name, err)
+		e.fault(FaultBefore, step.Name)
+		if err := e.runStep(ctx, step, true); err != nil {
+			return e.failed(ctx, step.Name, err)
 		}
-		e.fault(FaultAfter, info.Name)
+		e.fault(FaultAfter, step.Name)
 	}
 	j.Outcome = OutcomeDone
 	if err := e.save(); err != nil {
@@ -203,20 +203,20 @@ func (e *Engine) RunStep(ctx context.Context, name StepName) error {
 		}
 		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
 	}
-	info := steps[i]
+	step := steps[i]
 	for _, s := range steps[:i] {
 		if st := j.Step(s.Name).State; st != Done && st != Skipped {
 			return &OrderError{Step: name, Missing: s.Name, State: st}
 		}
 	}
 	rec := j.Step(name)
-	if !info.Idempotent && !e.RerunInterrupted && (rec.State == Running || rec.State == Done) {
+	if !step.Idempotent && !e.RerunInterrupted && (rec.State == Running || rec.State == Done) {
 		if rec.State == Running {
 			return &NeedsDecisionError{Step: name, Started: rec.Started}
 		}
 		return fmt.Errorf("scheduler: step %s already ran (%s) and runs a hook that may not be safe to run twice", name, rec.Ended.UTC().Format(time.RFC3339))
 	}
-	err := e.runStep(ctx, info, false)
+	err := e.runStep(ctx, step, false)
 	if err != nil {
 		var ie *InterruptedError
 		if errors.As(err, &ie) {
@@ -237,29 +237,29 @@ func (e *OrderError) Error() string {
 	return fmt.Sprintf("scheduler: %s cannot run yet: %s is %s", e.Step, e.Missing, e.State)
 }
 
-func (e *Engine) runStep(ctx context.Context, info Step, wait bool) error {
+func (e *Engine) runStep(ctx context.Context, step Step, wait bool) error {
 	j := e.Journal
-	rec := j.Step(info.Name)
-	if why := info.skip(e.Config, e.snapshotRecords()); why != "" {
+	rec := j.Step(step.Name)
+	if why := step.skip(e.Config, e.snapshotRecords()); why != "" {
 		rec.State, rec.Note = Skipped, why
-		if info.Skipped != nil {
-			info.Skipped(e)
+		if step.Skipped != nil {
+			step.Skipped(e)
 		}
 		if err := e.save(); err != nil {
 			return err
 		}
-		e.event(Event{Kind: "step-skipped", Step: info.Name, Message: why})
+		e.event(Event{Kind: "step-skipped", Step: step.Name, Message: why})
 		return nil
 	}
 	if wait {
-		if t := e.Earliest(info); !t.IsZero() {
-			if err := e.waitUntil(ctx, info.Name, t); err != nil {
+		if t := e.Earliest(step); !t.IsZero() {
+			if err := e.waitUntil(ctx, step.Name, t); err != nil {
 				return err
 			}
 		}
 	}
 	if ctx.Err() != nil {
-		return &InterruptedError{Step: info.Name}
+		return &InterruptedError{Step: step.Name}
 	}
 	now := e.Clock.Now()
 	rec.State, rec.Started, rec.Ended, rec.Error, rec.Note, rec.Tail = Running, now, time.Time{}, "", "", nil
@@ -267,12 +267,12 @@ func (e *Engine) runStep(ctx context.Context, info Step, wait bool) error {
 	if err := e.save(); err != nil {
 		return err
 	}
-	e.event(Event{Kind: "step-started", Step: info.Name})
-	fmt.Fprintf(e.Out, "== %s: %s\n", info.Name, info.Summary)
+	e.event(Event{Kind: "step-started", Step: step.Name})
+	fmt.Fprintf(e.Out, "== %s: %s\n", step.Name, step.Summary)
 
 	tail := &tailWriter{w: e.Out, max: 20}
-	stopFault := e.faultDuring(info.Name)
-	note, err := e.do(ctx, info, tail)
+	stopFault := e.faultDuring(step.Name)
+	note, err := e.do(ctx, step, tail)
 	stopFault()
 	rec.Tail = tail.Lines()
 	rec.Ended = e.Clock.Now()
@@ -284,23 +284,23 @@ func (e *Engine) runStep(ctx context.Context, info Step, wait bool) error {
 			if serr := e.save(); serr != nil {
 				return serr
 			}
-			e.event(Event{Kind: "step-interrupted", Step: info.Name, Error: err.Error()})
-			return &InterruptedError{Step: info.Name}
+			e.event(Event{Kind: "step-interrupted", Step: step.Name, Error: err.Error()})
+			return &InterruptedError{Step: step.Name}
 		}
 		rec.State, rec.Error = Failed, err.Error()
 		if serr := e.save(); serr != nil {
 			return serr
 		}
-		e.event(Event{Kind: "step-failed", Step: info.Name, Error: err.Error()})
-		fmt.Fprintf(e.Out, "== %s: failed after %s: %v\n", info.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond), err)
+		e.event(Event{Kind: "step-failed", Step: step.Name, Error: err.Error()})
+		fmt.Fprintf(e.Out, "== %s: failed after %s: %v\n", step.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond), err)
 		return err
 	}
 	rec.State, rec.Note = Done, note
 	if err := e.save(); err != nil {
 		return err
 	}
-	e.event(Event{Kind: "step-done", Step: info.Name, Message: note})
-	fmt.Fprintf(e.Out, "== %s: done in %s\n", info.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond))
+	e.event(Event{Kind: "step-done", Step: step.Name, Message: note})
+	fmt.Fprintf(e.Out, "== %s: done in %s\n", step.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond))
 	return nil
 }
 
@@ -335,7 +335,7 @@ func (e *Engine) takeSnapshot(ctx context.Context) (*dnsrec.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckSnapshot(e.Config, snap); err != nil {
+	if err := checkSnapshot(e.Config, snap); err != nil {
 		return nil, err
 	}
 	return snap, nil
@@ -384,9 +384,9 @@ func (e *Engine) runHook(ctx context.Context, out io.Writer, h *config.Hook) err
 	return err
 }
 
-// CheckSnapshot refuses a zone that does not point at the old host: the
+// checkSnapshot refuses a zone that does not point at the old host: the
 // records were moved already, or the config names the wrong host.
-func CheckSnapshot(cfg *config.Config, snap *dnsrec.Snapshot) error {
+func checkSnapshot(cfg *config.Config, snap *dnsrec.Snapshot) error {
 	for _, n := range snap.Names {
 		if msg, _ := notAtOld(cfg, n); msg != "" {
 			if slices.Contains(n.A.Addrs, cfg.New.Address) {
