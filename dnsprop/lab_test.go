@@ -50,7 +50,7 @@ func TestLabPropagation(t *testing.T) {
 	}
 	a := facts.Names[0].A
 	if facts.Zone != "example.org." || !slices.Equal(a.Addrs, []netip.Addr{oldIP}) || a.TTL != ttl*time.Second ||
-		facts.Names[0].AAAA.Exists || facts.NegativeTTL != 2*time.Second || facts.Serials[d.Primary.Addr] != 1 || facts.Serials[d.Secondary.Addr] != 1 {
+		facts.Names[0].AAAA.Exists() || facts.NegativeTTL != 2*time.Second || facts.Serials[d.Primary.Addr] != 1 || facts.Serials[d.Secondary.Addr] != 1 {
 		t.Fatalf("facts: zone %q A %+v AAAA %+v negative TTL %s serials %v", facts.Zone, a, facts.Names[0].AAAA, facts.NegativeTTL, facts.Serials)
 	}
 

@@ -8,21 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/miekg/dns"
 )
-
-// RRset is what the authoritative servers serve for one (name, type).
-type RRset struct {
-	Exists bool          // false: NODATA or NXDOMAIN on every server
-	Addrs  []netip.Addr  // union over the servers, sorted
-	TTL    time.Duration // the largest TTL any server serves (0 when !Exists)
-}
-
-// NameFacts are the A and AAAA RRsets of one name.
-type NameFacts struct {
-	Name    string
-	A, AAAA RRset
-}
 
 // ZoneFacts is what a zone's authoritative servers serve right now: what the
 // planner needs to know how long caches may hold the current answers.
@@ -31,7 +19,7 @@ type ZoneFacts struct {
 	Servers     []Server                  // the authoritative set used
 	Serials     map[netip.AddrPort]uint32 // SOA serial per server
 	NegativeTTL time.Duration             // min(SOA TTL, SOA minimum) (RFC 2308), the largest over the servers
-	Names       []NameFacts               // in the order asked; TTL = the largest any authoritative server serves
+	Names       []dnsrec.Name             // in the order asked: the union of the addresses, the largest TTL any authoritative server serves
 }
 
 // observeError lists every server that did not answer usably.
@@ -88,9 +76,9 @@ func (c *Checker) Observe(ctx context.Context, names []string) (*ZoneFacts, erro
 		return nil, err
 	}
 	f := &ZoneFacts{Zone: zone, Servers: servers, Serials: map[netip.AddrPort]uint32{}}
-	byName := map[string]*NameFacts{}
+	byName := map[string]*dnsrec.Name{}
 	for _, n := range names {
-		f.Names = append(f.Names, NameFacts{Name: n})
+		f.Names = append(f.Names, dnsrec.Name{Name: n})
 	}
 	for i := range f.Names {
 		byName[f.Names[i].Name] = &f.Names[i]
@@ -117,7 +105,6 @@ func (c *Checker) Observe(ctx context.Context, names []string) (*ZoneFacts, erro
 			rs = &byName[j.name].AAAA
 		}
 		if a.exists {
-			rs.Exists = true
 			rs.Addrs = normSet(append(rs.Addrs, a.addrs...))
 			rs.TTL = max(rs.TTL, a.ttl)
 		}

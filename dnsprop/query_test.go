@@ -80,7 +80,7 @@ func TestTruncationRetriesOverTCP(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := facts.Names[0].A
-			if !got.Exists || !slices.Equal(got.Addrs, normSet(tc.want)) || got.TTL != 300*time.Second {
+			if !got.Exists() || !slices.Equal(got.Addrs, normSet(tc.want)) || got.TTL != 300*time.Second {
 				t.Errorf("A = %+v, want %d addresses with TTL 5m0s", got, len(tc.want))
 			}
 			udp, tcp := f.counts()
@@ -267,7 +267,7 @@ func TestNegativeTTL(t *testing.T) {
 func factsString(f *ZoneFacts) string {
 	s := fmt.Sprintf("%s neg %s", f.Zone, f.NegativeTTL)
 	for _, n := range f.Names {
-		s += fmt.Sprintf(" [%s A {%v %v %s} AAAA {%v %v %s}]", n.Name, n.A.Exists, n.A.Addrs, n.A.TTL, n.AAAA.Exists, n.AAAA.Addrs, n.AAAA.TTL)
+		s += fmt.Sprintf(" [%s A {%v %v %s} AAAA {%v %v %s}]", n.Name, n.A.Exists(), n.A.Addrs, n.A.TTL, n.AAAA.Exists(), n.AAAA.Addrs, n.AAAA.TTL)
 	}
 	return s
 }

@@ -9,30 +9,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/libdns/libdns"
 )
 
-// RRset is the addresses of one name and type with their TTL. Empty Addrs
-// means there is no such RRset.
-type RRset struct {
-	Addrs []netip.Addr  `json:"addrs,omitempty"`
-	TTL   time.Duration `json:"ttl,omitempty"`
-}
-
-// NameRecords is the A and AAAA RRsets of one name.
-type NameRecords struct {
-	Name string `json:"name"` // FQDN with trailing dot
-	A    RRset  `json:"a"`
-	AAAA RRset  `json:"aaaa"`
-}
-
-// Snapshot is what the zone held for the names before cutover changed
-// anything. It goes into the journal.
-type Snapshot struct {
-	Zone  string        `json:"zone"`
-	Taken time.Time     `json:"taken"`
-	Names []NameRecords `json:"names"`
-}
+// The record model is dnsrec's; these names are kept for the callers of
+// Zone (and the provider conformance tests) that spell it providers.X.
+type (
+	RRset       = dnsrec.RRset
+	NameRecords = dnsrec.Name
+	Snapshot    = dnsrec.Snapshot
+)
 
 // Target is the host the names move to. An invalid AAAA means the host has no
 // IPv6 address: Swap removes the AAAA RRsets.
@@ -86,17 +73,6 @@ func (e *ConflictError) Error() string {
 // ErrTTLTooLow is wrapped when an operation is asked for a TTL below the
 // provider's minimum.
 var ErrTTLTooLow = errors.New("TTL below the provider's minimum")
-
-// Lookup returns the snapshot's records of name, if it has them.
-func (s *Snapshot) Lookup(name string) (NameRecords, bool) {
-	name = fqdn(name)
-	for _, n := range s.Names {
-		if n.Name == name {
-			return n, true
-		}
-	}
-	return NameRecords{}, false
-}
 
 // Snapshot reads the current A and AAAA RRsets of names (FQDNs inside the
 // zone). It only reads.

@@ -10,21 +10,22 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 )
 
 // DNS changes the zone at the provider. Every method is idempotent and
 // checks its precondition against snap before changing anything.
 type DNS interface {
 	// Snapshot reads the A/AAAA data of the configured names.
-	Snapshot(ctx context.Context) (*Snapshot, error)
+	Snapshot(ctx context.Context) (*dnsrec.Snapshot, error)
 	// LowerTTL keeps the data of snap with the lowered TTL.
-	LowerTTL(ctx context.Context, snap *Snapshot) error
+	LowerTTL(ctx context.Context, snap *dnsrec.Snapshot) error
 	// Swap points the names at the new host, with the lowered TTL.
-	Swap(ctx context.Context, snap *Snapshot) error
+	Swap(ctx context.Context, snap *dnsrec.Snapshot) error
 	// RestoreTTL keeps the current data (old or new) with snap's TTLs.
-	RestoreTTL(ctx context.Context, snap *Snapshot) error
+	RestoreTTL(ctx context.Context, snap *dnsrec.Snapshot) error
 	// Revert puts snap's data and TTLs back.
-	Revert(ctx context.Context, snap *Snapshot) error
+	Revert(ctx context.Context, snap *dnsrec.Snapshot) error
 }
 
 // Hosts acts on the old and the new host. out receives the step's output.
@@ -125,72 +126,28 @@ func (e *RollbackPendingError) Error() string {
 // ErrFinished is returned when the journal says the cutover is over.
 var ErrFinished = errors.New("scheduler: this cutover is finished")
 
-// Skip says why a step has nothing to do with this config, or "".
-func Skip(cfg *config.Config, snap *Snapshot, name StepName) string {
-	hasSync := func(f func(config.Sync) bool) bool { return slices.ContainsFunc(cfg.Sync, f) }
-	switch name {
-	case LowerTTL:
-		if snap != nil && snap.MaxTTL() <= cfg.DNS.LoweredTTL {
-			return "every TTL served is already at or below lowered_ttl"
-		}
-	case InitialSync:
-		if !hasSync(func(s config.Sync) bool { return s.Initial }) {
-			return "no [[sync]] entry has initial = true"
-		}
-	case FinalSync, Verify:
-		if len(cfg.Sync) == 0 {
-			return "no [[sync]] entries"
-		}
-	case Fixup:
-		if !hasSync(func(s config.Sync) bool { return s.Owner != "" }) {
-			return "no [[sync]] entry sets owner"
-		}
-	case Prepare, Disable, Activate:
-		if hook(cfg, name) == nil {
-			return fmt.Sprintf("no [hooks] %s configured", name)
-		}
-	case RestoreTTL:
-		if cfg.DNS.RestoreNever {
-			return `restore_ttl_after = "never"`
-		}
-	}
-	return ""
-}
-
-func hook(cfg *config.Config, name StepName) *config.Hook {
-	switch name {
-	case Prepare:
-		return cfg.Hooks.Prepare
-	case Disable:
-		return cfg.Hooks.Disable
-	case Activate:
-		return cfg.Hooks.Activate
-	}
-	return nil
-}
-
 // Earliest is when a step may start, given what the journal says; zero
 // means as soon as the steps before it are done.
-func (e *Engine) Earliest(name StepName) time.Time {
-	j, cfg := e.Journal, e.Config
-	switch name {
-	case Disable:
-		t := cfg.CutoverAt
-		// Never open the window before every cache holds the lowered TTL,
-		// even when lower-ttl ran late, unless the operator accepted it.
-		if !j.AcceptSlow && j.Snapshot != nil && !j.LoweredAt.IsZero() {
-			ttl := j.Snapshot.MaxTTL()
-			if safe := j.LoweredAt.Add(ttl + Margin(ttl)); safe.After(t) {
-				t = safe
-			}
-		}
-		return t
-	case RestoreTTL:
-		if a := j.Step(Activate); a != nil && !a.Ended.IsZero() {
-			return a.Ended.Add(cfg.DNS.RestoreTTLAfter)
+func (e *Engine) Earliest(s Step) time.Time {
+	var t time.Time
+	if s.Start == AtCutover {
+		t = e.Config.CutoverAt
+	}
+	if s.NotBefore != nil {
+		if nb := s.NotBefore(e.Config, e.Journal); nb.After(t) {
+			t = nb
 		}
 	}
-	return time.Time{}
+	return t
+}
+
+// snapshotRecords is the journal's snapshot for a step's Skip: nil when
+// none was taken yet.
+func (e *Engine) snapshotRecords() []dnsrec.Name {
+	if e.Journal.Snapshot == nil {
+		return nil
+	}
+	return known(e.Journal.Snapshot.Names)
 }
 
 // Run executes every step not yet done, in order, each no earlier than its
@@ -205,25 +162,21 @@ func (e *Engine) Run(ctx context.Context) error {
 		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
 	}
 	j.Outcome = ""
-	for _, info := range Steps {
-		rec := j.Step(info.Name)
+	for _, step := range table(e.Config) {
+		rec := j.Step(step.Name)
 		switch rec.State {
 		case Done, Skipped:
 			continue
 		case Running:
-			if !info.Idempotent && !e.RerunInterrupted {
-				return &NeedsDecisionError{Step: info.Name, Started: rec.Started}
+			if !step.Idempotent && !e.RerunInterrupted {
+				return &NeedsDecisionError{Step: step.Name, Started: rec.Started}
 			}
 		}
-		if err := e.fault(FaultBefore, info.Name); err != nil {
-			return err
+		e.fault(FaultBefore, step.Name)
+		if err := e.runStep(ctx, step, true); err != nil {
+			return e.failed(ctx, step.Name, err)
 		}
-		if err := e.runStep(ctx, info, true); err != nil {
-			return e.failed(ctx, info.Name, err)
-		}
-		if err := e.fault(FaultAfter, info.Name); err != nil {
-			return err
-		}
+		e.fault(FaultAfter, step.Name)
 	}
 	j.Outcome = OutcomeDone
 	if err := e.save(); err != nil {
@@ -238,8 +191,9 @@ func (e *Engine) Run(ctx context.Context) error {
 // can never run before DNS points at the new host. A failure is journaled
 // and not rolled back.
 func (e *Engine) RunStep(ctx context.Context, name StepName) error {
-	info, ok := Info(name)
-	if !ok {
+	steps := table(e.Config)
+	i := slices.IndexFunc(steps, func(s Step) bool { return s.Name == name })
+	if i < 0 {
 		return fmt.Errorf("scheduler: unknown step %q (valid: %s)", name, strings.Join(StepNames(), ", "))
 	}
 	j := e.Journal
@@ -249,22 +203,20 @@ func (e *Engine) RunStep(ctx context.Context, name StepName) error {
 		}
 		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
 	}
-	for _, s := range Steps {
-		if s.Name == name {
-			break
-		}
+	step := steps[i]
+	for _, s := range steps[:i] {
 		if st := j.Step(s.Name).State; st != Done && st != Skipped {
 			return &OrderError{Step: name, Missing: s.Name, State: st}
 		}
 	}
 	rec := j.Step(name)
-	if !info.Idempotent && !e.RerunInterrupted && (rec.State == Running || rec.State == Done) {
+	if !step.Idempotent && !e.RerunInterrupted && (rec.State == Running || rec.State == Done) {
 		if rec.State == Running {
 			return &NeedsDecisionError{Step: name, Started: rec.Started}
 		}
 		return fmt.Errorf("scheduler: step %s already ran (%s) and runs a hook that may not be safe to run twice", name, rec.Ended.UTC().Format(time.RFC3339))
 	}
-	err := e.runStep(ctx, info, false)
+	err := e.runStep(ctx, step, false)
 	if err != nil {
 		var ie *InterruptedError
 		if errors.As(err, &ie) {
@@ -285,29 +237,29 @@ func (e *OrderError) Error() string {
 	return fmt.Sprintf("scheduler: %s cannot run yet: %s is %s", e.Step, e.Missing, e.State)
 }
 
-func (e *Engine) runStep(ctx context.Context, info StepInfo, wait bool) error {
+func (e *Engine) runStep(ctx context.Context, step Step, wait bool) error {
 	j := e.Journal
-	rec := j.Step(info.Name)
-	if why := Skip(e.Config, j.Snapshot, info.Name); why != "" {
+	rec := j.Step(step.Name)
+	if why := step.skip(e.Config, e.snapshotRecords()); why != "" {
 		rec.State, rec.Note = Skipped, why
-		if info.Name == LowerTTL && j.LoweredAt.IsZero() {
-			j.LoweredAt = e.Clock.Now()
+		if step.Skipped != nil {
+			step.Skipped(e)
 		}
 		if err := e.save(); err != nil {
 			return err
 		}
-		e.event(Event{Kind: "step-skipped", Step: info.Name, Message: why})
+		e.event(Event{Kind: "step-skipped", Step: step.Name, Message: why})
 		return nil
 	}
 	if wait {
-		if t := e.Earliest(info.Name); !t.IsZero() {
-			if err := e.waitUntil(ctx, info.Name, t); err != nil {
+		if t := e.Earliest(step); !t.IsZero() {
+			if err := e.waitUntil(ctx, step.Name, t); err != nil {
 				return err
 			}
 		}
 	}
 	if ctx.Err() != nil {
-		return &InterruptedError{Step: info.Name}
+		return &InterruptedError{Step: step.Name}
 	}
 	now := e.Clock.Now()
 	rec.State, rec.Started, rec.Ended, rec.Error, rec.Note, rec.Tail = Running, now, time.Time{}, "", "", nil
@@ -315,12 +267,12 @@ func (e *Engine) runStep(ctx context.Context, info StepInfo, wait bool) error {
 	if err := e.save(); err != nil {
 		return err
 	}
-	e.event(Event{Kind: "step-started", Step: info.Name})
-	fmt.Fprintf(e.Out, "== %s: %s\n", info.Name, info.Summary)
+	e.event(Event{Kind: "step-started", Step: step.Name})
+	fmt.Fprintf(e.Out, "== %s: %s\n", step.Name, step.Summary)
 
 	tail := &tailWriter{w: e.Out, max: 20}
-	stopFault := e.faultDuring(info.Name)
-	note, err := e.do(ctx, info.Name, tail)
+	stopFault := e.faultDuring(step.Name)
+	note, err := e.do(ctx, step, tail)
 	stopFault()
 	rec.Tail = tail.Lines()
 	rec.Ended = e.Clock.Now()
@@ -332,95 +284,82 @@ func (e *Engine) runStep(ctx context.Context, info StepInfo, wait bool) error {
 			if serr := e.save(); serr != nil {
 				return serr
 			}
-			e.event(Event{Kind: "step-interrupted", Step: info.Name, Error: err.Error()})
-			return &InterruptedError{Step: info.Name}
+			e.event(Event{Kind: "step-interrupted", Step: step.Name, Error: err.Error()})
+			return &InterruptedError{Step: step.Name}
 		}
 		rec.State, rec.Error = Failed, err.Error()
 		if serr := e.save(); serr != nil {
 			return serr
 		}
-		e.event(Event{Kind: "step-failed", Step: info.Name, Error: err.Error()})
-		fmt.Fprintf(e.Out, "== %s: failed after %s: %v\n", info.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond), err)
+		e.event(Event{Kind: "step-failed", Step: step.Name, Error: err.Error()})
+		fmt.Fprintf(e.Out, "== %s: failed after %s: %v\n", step.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond), err)
 		return err
 	}
 	rec.State, rec.Note = Done, note
 	if err := e.save(); err != nil {
 		return err
 	}
-	e.event(Event{Kind: "step-done", Step: info.Name, Message: note})
-	fmt.Fprintf(e.Out, "== %s: done in %s\n", info.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond))
+	e.event(Event{Kind: "step-done", Step: step.Name, Message: note})
+	fmt.Fprintf(e.Out, "== %s: done in %s\n", step.Name, rec.Ended.Sub(rec.Started).Round(time.Millisecond))
 	return nil
 }
 
 // do performs one step's action and returns a note for the journal.
-func (e *Engine) do(ctx context.Context, name StepName, out io.Writer) (string, error) {
-	j, cfg := e.Journal, e.Config
-	switch name {
-	case Preflight:
-		if err := e.Hosts.Preflight(ctx, out); err != nil {
-			return "", err
-		}
-		if j.Snapshot == nil {
-			snap, err := e.DNS.Snapshot(ctx)
-			if err != nil {
-				return "", err
-			}
-			if err := CheckSnapshot(cfg, snap); err != nil {
-				return "", err
-			}
-			j.Snapshot = snap
-			fmt.Fprintf(out, "snapshot: %s\n", snap)
-			e.event(Event{Kind: "dns-snapshot", Message: snap.String()})
-		}
-		return "snapshot: " + j.Snapshot.String(), nil
-	case LowerTTL:
-		if err := e.DNS.LowerTTL(ctx, j.Snapshot); err != nil {
-			return "", err
-		}
-		j.DNS, j.LoweredAt = DNSLowered, e.Clock.Now()
-		e.event(Event{Kind: "dns-changed", Step: name, Message: "TTL lowered to " + config.FormatDuration(cfg.DNS.LoweredTTL)})
-		return "TTL lowered to " + config.FormatDuration(cfg.DNS.LoweredTTL), nil
-	case InitialSync:
-		return "", e.Hosts.Copy(ctx, out, false)
-	case FinalSync:
-		return "", e.Hosts.Copy(ctx, out, true)
-	case Verify:
-		return "", e.Hosts.Verify(ctx, out)
-	case Fixup:
-		return "", e.Hosts.Fixup(ctx, out)
-	case Prepare, Disable, Activate:
-		h := hook(cfg, name)
-		return "", e.runHook(ctx, out, h)
-	case SwapDNS:
-		if err := e.DNS.Swap(ctx, j.Snapshot); err != nil {
-			return "", err
-		}
-		j.DNS = DNSSwapped
-		e.event(Event{Kind: "dns-changed", Step: name, Message: fmt.Sprintf("A/AAAA now point at %s", e.newAddrs())})
-		return "A/AAAA -> " + e.newAddrs(), nil
-	case AwaitAuthoritative, AwaitResolvers:
-		wctx, cancel := context.WithTimeoutCause(ctx, cfg.DNS.ConvergeTimeout,
-			fmt.Errorf("converge_timeout %s reached", config.FormatDuration(cfg.DNS.ConvergeTimeout)))
-		defer cancel()
-		var err error
-		if name == AwaitAuthoritative {
-			err = e.Prop.WaitAuthoritative(wctx, out)
-		} else {
-			err = e.Prop.WaitResolvers(wctx, out)
-		}
-		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-			err = fmt.Errorf("%w: %w", context.Cause(wctx), err)
-		}
-		return "", err
-	case RestoreTTL:
-		if err := e.DNS.RestoreTTL(ctx, j.Snapshot); err != nil {
-			return "", err
-		}
-		j.DNS = DNSRestored
-		e.event(Event{Kind: "dns-changed", Step: name, Message: "original TTL restored"})
-		return "original TTL restored", nil
+func (e *Engine) do(ctx context.Context, s Step, out io.Writer) (string, error) {
+	if s.Hook != nil {
+		return "", e.runHook(ctx, out, s.Hook(&e.Config.Hooks))
 	}
-	return "", fmt.Errorf("scheduler: no action for step %q", name)
+	return s.Do(e, ctx, out)
+}
+
+// snapshot takes the snapshot into the journal (not yet saved) if it holds
+// none, refusing a zone that does not point at old.
+func (e *Engine) snapshot(ctx context.Context, out io.Writer) (*dnsrec.Snapshot, error) {
+	j := e.Journal
+	if j.Snapshot != nil {
+		return j.Snapshot, nil
+	}
+	snap, err := e.takeSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j.Snapshot = snap
+	fmt.Fprintf(out, "snapshot: %s\n", snap)
+	e.event(Event{Kind: "dns-snapshot", Message: snap.String()})
+	return snap, nil
+}
+
+// takeSnapshot reads the records and checks they still point at old.
+func (e *Engine) takeSnapshot(ctx context.Context) (*dnsrec.Snapshot, error) {
+	snap, err := e.DNS.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSnapshot(e.Config, snap); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// setDNS records what the zone holds now.
+func (e *Engine) setDNS(s DNSState) {
+	e.Journal.DNS = s
+	if s == DNSLowered {
+		e.Journal.LoweredAt = e.Clock.Now()
+	}
+}
+
+// converge runs a wait for DNS, at most converge_timeout; the error says
+// when the timeout ended it.
+func (e *Engine) converge(ctx context.Context, wait func(ctx context.Context) error) error {
+	timeout := e.Config.DNS.ConvergeTimeout
+	wctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("converge_timeout %s reached", config.FormatDuration(timeout)))
+	defer cancel()
+	err := wait(wctx)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", context.Cause(wctx), err)
+	}
+	return err
 }
 
 func (e *Engine) newAddrs() string {
@@ -445,9 +384,9 @@ func (e *Engine) runHook(ctx context.Context, out io.Writer, h *config.Hook) err
 	return err
 }
 
-// CheckSnapshot refuses a zone that does not point at the old host: the
+// checkSnapshot refuses a zone that does not point at the old host: the
 // records were moved already, or the config names the wrong host.
-func CheckSnapshot(cfg *config.Config, snap *Snapshot) error {
+func checkSnapshot(cfg *config.Config, snap *dnsrec.Snapshot) error {
 	for _, n := range snap.Names {
 		if msg, _ := notAtOld(cfg, n); msg != "" {
 			if slices.Contains(n.A.Addrs, cfg.New.Address) {
@@ -531,20 +470,13 @@ func (e *Engine) Rollback(ctx context.Context, reason string) error {
 			if err := e.DNS.Revert(ctx, j.Snapshot); err != nil {
 				return err
 			}
-			j.DNS = DNSReverted
+			e.setDNS(DNSReverted)
 			e.event(Event{Kind: "dns-changed", Message: "reverted to the snapshot"})
 			return nil
 		})
 		if j.DNS == DNSReverted {
 			act("wait until every authoritative server serves the old addresses again", func() error {
-				wctx, cancel := context.WithTimeoutCause(ctx, cfg.DNS.ConvergeTimeout,
-					fmt.Errorf("converge_timeout %s reached", config.FormatDuration(cfg.DNS.ConvergeTimeout)))
-				defer cancel()
-				err := e.Prop.WaitAuthoritativeReverted(wctx, e.Out)
-				if err != nil && wctx.Err() != nil {
-					err = fmt.Errorf("%w: %w", context.Cause(wctx), err)
-				}
-				return err
+				return e.converge(ctx, func(ctx context.Context) error { return e.Prop.WaitAuthoritativeReverted(ctx, e.Out) })
 			})
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 )
 
 // The fakes keep their state in files under one directory, so that a test
@@ -29,16 +30,16 @@ type fakeZone struct {
 
 func (z *fakeZone) path() string { return filepath.Join(z.dir, "zone.json") }
 
-func (z *fakeZone) read() (map[string]NameFacts, error) {
+func (z *fakeZone) read() (map[string]dnsrec.Name, error) {
 	data, err := os.ReadFile(z.path())
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]NameFacts{}
+	m := map[string]dnsrec.Name{}
 	return m, json.Unmarshal(data, &m)
 }
 
-func (z *fakeZone) write(m map[string]NameFacts) error {
+func (z *fakeZone) write(m map[string]dnsrec.Name) error {
 	data, _ := json.MarshalIndent(m, "", "  ")
 	return writeAtomic(z.path(), data)
 }
@@ -52,12 +53,12 @@ func (z *fakeZone) fail(op string) error {
 	return nil
 }
 
-func (z *fakeZone) Snapshot(ctx context.Context) (*Snapshot, error) {
+func (z *fakeZone) Snapshot(ctx context.Context) (*dnsrec.Snapshot, error) {
 	m, err := z.read()
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{Zone: z.cfg.DNS.Zone, Taken: time.Unix(0, 0).UTC()}
+	s := &dnsrec.Snapshot{Zone: z.cfg.DNS.Zone, Taken: time.Unix(0, 0).UTC()}
 	for _, n := range z.cfg.DNS.Names {
 		s.Names = append(s.Names, m[n])
 	}
@@ -66,7 +67,7 @@ func (z *fakeZone) Snapshot(ctx context.Context) (*Snapshot, error) {
 
 // change applies f to every name after checking that each name holds
 // either before or after (the providers' precondition rule).
-func (z *fakeZone) change(op string, snap *Snapshot, f func(orig NameFacts) NameFacts, before func(orig NameFacts) []NameFacts) error {
+func (z *fakeZone) change(op string, snap *dnsrec.Snapshot, f func(orig dnsrec.Name) dnsrec.Name, before func(orig dnsrec.Name) []dnsrec.Name) error {
 	if err := z.fail(op); err != nil {
 		return err
 	}
@@ -92,45 +93,45 @@ func (z *fakeZone) change(op string, snap *Snapshot, f func(orig NameFacts) Name
 	return z.write(m)
 }
 
-func sameFacts(a, b NameFacts) bool {
-	eq := func(x, y RRset) bool {
-		return x.Exists == y.Exists && slices.Equal(x.Addrs, y.Addrs) && (x.TTL == y.TTL || !x.Exists)
+func sameFacts(a, b dnsrec.Name) bool {
+	eq := func(x, y dnsrec.RRset) bool {
+		return x.Exists() == y.Exists() && slices.Equal(x.Addrs, y.Addrs) && (x.TTL == y.TTL || !x.Exists())
 	}
 	return a.Name == b.Name && eq(a.A, b.A) && eq(a.AAAA, b.AAAA)
 }
 
-func withTTL(n NameFacts, ttl time.Duration) NameFacts {
+func withTTL(n dnsrec.Name, ttl time.Duration) dnsrec.Name {
 	n.A.TTL, n.AAAA.TTL = ttl, ttl
 	return n
 }
 
-func (z *fakeZone) swapped(orig NameFacts) NameFacts {
-	n := NameFacts{Name: orig.Name, A: RRset{Exists: true, Addrs: []netip.Addr{z.cfg.New.Address}, TTL: z.cfg.DNS.LoweredTTL}}
+func (z *fakeZone) swapped(orig dnsrec.Name) dnsrec.Name {
+	n := dnsrec.Name{Name: orig.Name, A: dnsrec.RRset{Addrs: []netip.Addr{z.cfg.New.Address}, TTL: z.cfg.DNS.LoweredTTL}}
 	if z.cfg.New.Address6.IsValid() {
-		n.AAAA = RRset{Exists: true, Addrs: []netip.Addr{z.cfg.New.Address6}, TTL: z.cfg.DNS.LoweredTTL}
+		n.AAAA = dnsrec.RRset{Addrs: []netip.Addr{z.cfg.New.Address6}, TTL: z.cfg.DNS.LoweredTTL}
 	}
 	return n
 }
 
-func (z *fakeZone) LowerTTL(ctx context.Context, snap *Snapshot) error {
-	return z.change("lower-ttl", snap, func(o NameFacts) NameFacts { return withTTL(o, z.cfg.DNS.LoweredTTL) },
-		func(o NameFacts) []NameFacts { return []NameFacts{o} })
+func (z *fakeZone) LowerTTL(ctx context.Context, snap *dnsrec.Snapshot) error {
+	return z.change("lower-ttl", snap, func(o dnsrec.Name) dnsrec.Name { return withTTL(o, z.cfg.DNS.LoweredTTL) },
+		func(o dnsrec.Name) []dnsrec.Name { return []dnsrec.Name{o} })
 }
 
-func (z *fakeZone) Swap(ctx context.Context, snap *Snapshot) error {
+func (z *fakeZone) Swap(ctx context.Context, snap *dnsrec.Snapshot) error {
 	return z.change("swap", snap, z.swapped,
-		func(o NameFacts) []NameFacts { return []NameFacts{o, withTTL(o, z.cfg.DNS.LoweredTTL)} })
+		func(o dnsrec.Name) []dnsrec.Name { return []dnsrec.Name{o, withTTL(o, z.cfg.DNS.LoweredTTL)} })
 }
 
-func (z *fakeZone) RestoreTTL(ctx context.Context, snap *Snapshot) error {
-	return z.change("restore-ttl", snap, func(o NameFacts) NameFacts { return withTTL(z.swapped(o), o.A.TTL) },
-		func(o NameFacts) []NameFacts { return []NameFacts{z.swapped(o)} })
+func (z *fakeZone) RestoreTTL(ctx context.Context, snap *dnsrec.Snapshot) error {
+	return z.change("restore-ttl", snap, func(o dnsrec.Name) dnsrec.Name { return withTTL(z.swapped(o), o.A.TTL) },
+		func(o dnsrec.Name) []dnsrec.Name { return []dnsrec.Name{z.swapped(o)} })
 }
 
-func (z *fakeZone) Revert(ctx context.Context, snap *Snapshot) error {
-	return z.change("revert", snap, func(o NameFacts) NameFacts { return o },
-		func(o NameFacts) []NameFacts {
-			return []NameFacts{withTTL(o, z.cfg.DNS.LoweredTTL), z.swapped(o), withTTL(z.swapped(o), o.A.TTL)}
+func (z *fakeZone) Revert(ctx context.Context, snap *dnsrec.Snapshot) error {
+	return z.change("revert", snap, func(o dnsrec.Name) dnsrec.Name { return o },
+		func(o dnsrec.Name) []dnsrec.Name {
+			return []dnsrec.Name{withTTL(o, z.cfg.DNS.LoweredTTL), z.swapped(o), withTTL(z.swapped(o), o.A.TTL)}
 		})
 }
 
@@ -272,10 +273,10 @@ owner = "vmail:"
 	}
 	if _, err := os.Stat(filepath.Join(dir, "zone.json")); err != nil {
 		z := &fakeZone{dir: dir, cfg: cfg}
-		orig := NameFacts{Name: "mail.example.org.",
-			A:    RRset{Exists: true, Addrs: []netip.Addr{cfg.Old.Address}, TTL: 30 * time.Second},
-			AAAA: RRset{Exists: true, Addrs: []netip.Addr{cfg.Old.Address6}, TTL: 30 * time.Second}}
-		if err := z.write(map[string]NameFacts{orig.Name: orig}); err != nil {
+		orig := dnsrec.Name{Name: "mail.example.org.",
+			A:    dnsrec.RRset{Addrs: []netip.Addr{cfg.Old.Address}, TTL: 30 * time.Second},
+			AAAA: dnsrec.RRset{Addrs: []netip.Addr{cfg.Old.Address6}, TTL: 30 * time.Second}}
+		if err := z.write(map[string]dnsrec.Name{orig.Name: orig}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -73,11 +73,11 @@ func (f Fault) crash() {
 	select {} // SIGKILL is not delivered synchronously; never go on
 }
 
-func (e *Engine) fault(when string, step StepName) error {
+// fault crashes the process if CUTOVER_FAULT names this point.
+func (e *Engine) fault(when string, step StepName) {
 	if e.Fault.Step == step && e.Fault.When == when {
 		e.Fault.crash()
 	}
-	return nil
 }
 
 // faultDuring arms a during:STEP fault; the returned func fires it (if

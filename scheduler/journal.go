@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cutover-dev/cutover/dnsrec"
 )
 
 // StepState is where a step stands in the journal.
@@ -38,35 +40,6 @@ const (
 	DNSRestored DNSState = "restored" // new addresses, original TTL
 	DNSReverted DNSState = "reverted" // back to the snapshot after a rollback
 )
-
-// Snapshot is the A/AAAA data of the names before cutover changed anything:
-// what rollback restores. It is taken once and never overwritten.
-type Snapshot struct {
-	Zone  string      `json:"zone"`
-	Taken time.Time   `json:"taken"`
-	Names []NameFacts `json:"names"`
-}
-
-// MaxTTL is the longest TTL in the snapshot.
-func (s *Snapshot) MaxTTL() time.Duration {
-	var m time.Duration
-	for _, n := range s.Names {
-		m = max(m, n.A.TTL, n.AAAA.TTL)
-	}
-	return m
-}
-
-// Addrs lists the addresses of a snapshot, for messages.
-func (s *Snapshot) String() string {
-	var b strings.Builder
-	for i, n := range s.Names {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "%s A %s AAAA %s", n.Name, addrList(n.A.Addrs), addrList(n.AAAA.Addrs))
-	}
-	return b.String()
-}
 
 // StepRecord is one step in the journal.
 type StepRecord struct {
@@ -109,14 +82,14 @@ type Journal struct {
 	Updated   time.Time  `json:"updated"`
 	// AcceptSlow records that the operator accepted a window opening before
 	// every cache could hold the lowered TTL (--accept-slow-propagation).
-	AcceptSlow bool            `json:"accept_slow,omitempty"`
-	Snapshot   *Snapshot       `json:"snapshot,omitempty"`
-	DNS        DNSState        `json:"dns"`
-	LoweredAt  time.Time       `json:"lowered_at,omitzero"` // when lower-ttl finished
-	Steps      []StepRecord    `json:"steps"`
-	Rollback   *RollbackRecord `json:"rollback,omitempty"`
-	Outcome    string          `json:"outcome,omitempty"`
-	Log        []string        `json:"log,omitempty"` // manual DNS operations and other notes, timestamped
+	AcceptSlow bool             `json:"accept_slow,omitempty"`
+	Snapshot   *dnsrec.Snapshot `json:"snapshot,omitempty"` // taken once, never overwritten: what rollback restores
+	DNS        DNSState         `json:"dns"`
+	LoweredAt  time.Time        `json:"lowered_at,omitzero"` // when lower-ttl finished
+	Steps      []StepRecord     `json:"steps"`
+	Rollback   *RollbackRecord  `json:"rollback,omitempty"`
+	Outcome    string           `json:"outcome,omitempty"`
+	Log        []string         `json:"log,omitempty"` // manual DNS operations and other notes, timestamped
 
 	path string
 }

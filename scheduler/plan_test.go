@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 )
 
 func planConfig(t *testing.T, cutoverAt time.Time, new6 bool) *config.Config {
@@ -42,8 +43,8 @@ type = "x"
 }
 
 func TestMakePlan(t *testing.T) {
-	a := func(ttl time.Duration, addrs ...string) RRset {
-		r := RRset{Exists: true, TTL: ttl}
+	a := func(ttl time.Duration, addrs ...string) dnsrec.RRset {
+		r := dnsrec.RRset{TTL: ttl}
 		for _, s := range addrs {
 			r.Addrs = append(r.Addrs, netip.MustParseAddr(s))
 		}
@@ -63,22 +64,22 @@ func TestMakePlan(t *testing.T) {
 		wantWarning  string
 	}{
 		{desc: "TTL 3600, window two days out: lower by then - 1h - 6m",
-			cutoverIn: 48 * time.Hour, facts: Facts{Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
+			cutoverIn: 48 * time.Hour, facts: Facts{Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
 			wantDeadline: now.Add(48*time.Hour - time.Hour - 6*time.Minute)},
 		{desc: "TTL 86400, window in 1h: too late, earliest safe names the day after",
-			cutoverIn: time.Hour, facts: Facts{Names: []NameFacts{{Name: "mail.example.org.", A: a(24*time.Hour, "192.0.2.1")}}},
+			cutoverIn: time.Hour, facts: Facts{Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(24*time.Hour, "192.0.2.1")}}},
 			wantTooLate: true, wantDeadline: now.Add(time.Hour - 24*time.Hour - 144*time.Minute),
 			wantSafe: now.Add(24*time.Hour + 144*time.Minute + time.Minute)},
 		{desc: "a new AAAA: the negative TTL counts like a TTL",
 			cutoverIn: 48 * time.Hour, new6: true,
-			facts:        Facts{NegativeTTL: 3 * time.Hour, Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
+			facts:        Facts{NegativeTTL: 3 * time.Hour, Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
 			wantDeadline: now.Add(48*time.Hour - 3*time.Hour - 18*time.Minute),
 			wantWarning:  "the new host adds AAAA records that do not exist today: caches may hold the negative answer for up to 3h (the zone's negative-caching TTL)"},
 		{desc: "records moved already",
-			cutoverIn: 48 * time.Hour, facts: Facts{Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.2")}}},
+			cutoverIn: 48 * time.Hour, facts: Facts{Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.2")}}},
 			wantErr: "plan: mail.example.org. A is {192.0.2.2}, which does not include old.address 192.0.2.1"},
 		{desc: "lowered_ttl below the provider's floor",
-			cutoverIn: 48 * time.Hour, minTTL: 10 * time.Minute, facts: Facts{Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
+			cutoverIn: 48 * time.Hour, minTTL: 10 * time.Minute, facts: Facts{Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}},
 			wantErr: `plan: dns.lowered_ttl 5m is below the minimum TTL of provider type "x", 10m (floor)`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -116,8 +117,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // TestPlanGolden renders whole plans and compares them with testdata/*.golden
 // (go test ./scheduler -run TestPlanGolden -update rewrites them).
 func TestPlanGolden(t *testing.T) {
-	a := func(ttl time.Duration, addr string) RRset {
-		return RRset{Exists: true, TTL: ttl, Addrs: []netip.Addr{netip.MustParseAddr(addr)}}
+	a := func(ttl time.Duration, addr string) dnsrec.RRset {
+		return dnsrec.RRset{TTL: ttl, Addrs: []netip.Addr{netip.MustParseAddr(addr)}}
 	}
 	for _, tc := range []struct {
 		desc, golden string
@@ -126,11 +127,11 @@ func TestPlanGolden(t *testing.T) {
 		facts        Facts
 	}{
 		{desc: "TTL 3600, window 2 days out", golden: "ttl3600-2days", cutoverIn: 48 * time.Hour,
-			facts: Facts{NegativeTTL: 300 * time.Second, Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}}},
+			facts: Facts{NegativeTTL: 300 * time.Second, Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}}},
 		{desc: "TTL 86400, window in 1 hour: too late", golden: "ttl86400-1hour", cutoverIn: time.Hour,
-			facts: Facts{NegativeTTL: 300 * time.Second, Names: []NameFacts{{Name: "mail.example.org.", A: a(24*time.Hour, "192.0.2.1")}}}},
+			facts: Facts{NegativeTTL: 300 * time.Second, Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(24*time.Hour, "192.0.2.1")}}}},
 		{desc: "new AAAA where none existed", golden: "new-aaaa", cutoverIn: 48 * time.Hour, new6: true,
-			facts: Facts{NegativeTTL: 3 * time.Hour, Names: []NameFacts{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}}},
+			facts: Facts{NegativeTTL: 3 * time.Hour, Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			cfg := planConfig(t, t0.Add(tc.cutoverIn), tc.new6)

@@ -294,7 +294,8 @@ func dialAgent(sock string) (agent.ExtendedAgent, func(), error) {
 }
 
 // Dial connects to ep, verifying its host key against auth.KnownHosts. log receives the client's
-// lines prefixed with "[role] ".
+// lines prefixed with "[role] ", one Write per line, from several goroutines: it must be safe for
+// concurrent use.
 func Dial(ctx context.Context, ep Endpoint, auth Auth, log io.Writer) (*Client, error) {
 	if !ep.Addr.IsValid() {
 		return nil, fmt.Errorf("sshops: %s: no address", ep.Role)

@@ -53,8 +53,8 @@ type Progress struct {
 // Pair is the two hosts of a migration.
 type Pair struct {
 	Old, New    *Client
-	Mode        Mode // "" means ModeDirect
-	Log         io.Writer
+	Mode        Mode           // "" means ModeDirect
+	Log         io.Writer      // safe for concurrent use: the copies run side by side
 	Progress    func(Progress) // nil ok; called from the copying goroutine
 	AgentSocket string         // for ModeAgent; default os.Getenv("SSH_AUTH_SOCK")
 	TempDir     string         // where temp dirs are made on the hosts; default /tmp

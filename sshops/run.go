@@ -13,42 +13,21 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// lineLog writes whole lines, each prefixed with "[role] ", to a shared writer. Writes from
-// several goroutines never interleave within a line.
+// lineLog writes whole lines, each prefixed with "[role] ", to a shared writer, one Write per
+// line: a writer that is safe for concurrent use (as Dial asks) never interleaves two lines.
 type lineLog struct {
-	mu     *sync.Mutex
 	w      io.Writer
 	prefix string
 }
-
-// logMus gives every distinct writer one mutex, so the clients of a pair sharing a log do not
-// interleave their lines.
-var logMus sync.Map // io.Writer -> *sync.Mutex
 
 func newLineLog(w io.Writer, role string) *lineLog {
 	if w == nil {
 		w = io.Discard
 	}
-	mu := &sync.Mutex{}
-	if m, ok := tryLoadMutex(w); ok {
-		mu = m
-	}
-	return &lineLog{mu: mu, w: w, prefix: "[" + role + "] "}
-}
-
-func tryLoadMutex(w io.Writer) (mu *sync.Mutex, ok bool) {
-	defer func() {
-		if recover() != nil { // an uncomparable writer cannot be a map key
-			mu, ok = nil, false
-		}
-	}()
-	m, _ := logMus.LoadOrStore(w, &sync.Mutex{})
-	return m.(*sync.Mutex), true
+	return &lineLog{w: w, prefix: "[" + role + "] "}
 }
 
 func (l *lineLog) line(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	_, _ = io.WriteString(l.w, l.prefix+s+"\n")
 }
 

@@ -9,22 +9,17 @@ import (
 	"text/tabwriter"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/scheduler"
 )
 
-// dnsOp is one of the DNS steps run by hand.
-type dnsOp struct {
-	name     string
-	question string
-	state    scheduler.DNSState
-	do       func(d *dnsOps, ctx context.Context, s *scheduler.Snapshot) error
-}
-
-var dnsOpsByName = map[string]dnsOp{
-	"lower-ttl":   {"lower-ttl", "Lower the TTL of %s to %s?", scheduler.DNSLowered, (*dnsOps).LowerTTL},
-	"swap":        {"swap", "Point %s at the new host (TTL %s)?", scheduler.DNSSwapped, (*dnsOps).Swap},
-	"restore-ttl": {"restore-ttl", "Put the original TTL of %s back (now %s)?", scheduler.DNSRestored, (*dnsOps).RestoreTTL},
-	"revert":      {"revert", "Revert %s to the snapshot (TTL now %s)?", scheduler.DNSReverted, (*dnsOps).Revert},
+// dnsQuestions are the consent questions of the DNS changes run by hand
+// (names, lowered TTL).
+var dnsQuestions = map[scheduler.DNSChange]string{
+	scheduler.ChangeLowerTTL:   "Lower the TTL of %s to %s?",
+	scheduler.ChangeSwap:       "Point %s at the new host (TTL %s)?",
+	scheduler.ChangeRestoreTTL: "Put the original TTL of %s back (now %s)?",
+	scheduler.ChangeRevert:     "Revert %s to the snapshot (TTL now %s)?",
 }
 
 func init() {
@@ -49,7 +44,8 @@ refuses to touch a record that holds neither the value expected before nor after
 			return err
 		}
 		sub := pos[0]
-		op, known := dnsOpsByName[sub]
+		op := scheduler.DNSChange(sub)
+		_, known := dnsQuestions[op]
 		if sub != "show" && !known {
 			return &usageError{err: fmt.Errorf("dns: unknown subcommand %q (valid: show, lower-ttl, swap, restore-ttl, revert)", sub), hint: "cutover help dns"}
 		}
@@ -71,9 +67,9 @@ refuses to touch a record that holds neither the value expected before nor after
 			for _, n := range snap.Names {
 				for _, rr := range []struct {
 					typ string
-					set scheduler.RRset
+					set dnsrec.RRset
 				}{{"A", n.A}, {"AAAA", n.AAAA}} {
-					if !rr.set.Exists {
+					if !rr.set.Exists() {
 						fmt.Fprintf(tw, "%s\t%s\t-\t(none)\n", n.Name, rr.typ)
 						continue
 					}
@@ -90,7 +86,7 @@ refuses to touch a record that holds neither the value expected before nor after
 	register(c)
 }
 
-func addrs(r scheduler.RRset) string {
+func addrs(r dnsrec.RRset) string {
 	s := make([]string, len(r.Addrs))
 	for i, a := range r.Addrs {
 		s[i] = a.String()
@@ -98,58 +94,25 @@ func addrs(r scheduler.RRset) string {
 	return strings.Join(s, " ")
 }
 
-func runDNSOp(ctx context.Context, e *env, cfg *config.Config, d *dnsOps, op dnsOp, yes bool) error {
-	s, err := openSession(e, cfg, "cutover dns "+op.name+" "+cfg.File)
+// runDNSOp runs one change by hand through the engine, which journals it.
+func runDNSOp(ctx context.Context, e *env, cfg *config.Config, d *dnsOps, op scheduler.DNSChange, yes bool) error {
+	s, err := openSession(e, cfg, "cutover dns "+string(op)+" "+cfg.File)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	j := s.journal
-	snap := j.Snapshot
-	if snap == nil {
-		if op.name == "revert" || op.name == "restore-ttl" {
-			return withHint(fmt.Errorf("dns %s: the journal in %s holds no snapshot to go back to", op.name, cfg.StateDir), ExitFailure,
-				"nothing was changed by cutover; see the records with: cutover dns show %s", cfg.File)
-		}
-		snap, err = d.Snapshot(ctx)
-		if err != nil {
-			return err
-		}
-		if err := scheduler.CheckSnapshot(cfg, snap); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "snapshot: %s\n", snap)
+	eng := &scheduler.Engine{Config: cfg, Journal: s.journal, DNS: d, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events}
+	question := fmt.Sprintf(dnsQuestions[op], strings.Join(cfg.DNS.Names, ", "), config.FormatDuration(cfg.DNS.LoweredTTL))
+	err = eng.ChangeDNS(ctx, op, func() error {
+		return consent(e, yes, question, fmt.Sprintf("cutover dns %s %s --yes", op, cfg.File))
+	})
+	if errors.Is(err, scheduler.ErrNoSnapshot) {
+		return withHint(fmt.Errorf("dns %s: the journal in %s holds no snapshot to go back to", op, cfg.StateDir), ExitFailure,
+			"nothing was changed by cutover; see the records with: cutover dns show %s", cfg.File)
 	}
-	names := strings.Join(cfg.DNS.Names, ", ")
-	if err := consent(e, yes, fmt.Sprintf(op.question, names, config.FormatDuration(cfg.DNS.LoweredTTL)), fmt.Sprintf("cutover dns %s %s --yes", op.name, cfg.File)); err != nil {
-		return err
-	}
-	now := e.now()
-	if j.Snapshot == nil {
-		j.Snapshot = snap
-		j.Note(now, "dns %s: snapshot taken: %s", op.name, snap)
-		if err := j.Save(now); err != nil {
-			return err
-		}
-	}
-	err = op.do(d, ctx, snap)
-	now = e.now()
 	if err != nil {
-		j.Note(now, "dns %s by hand failed: %v", op.name, err)
-		if serr := j.Save(now); serr != nil {
-			return errors.Join(err, serr)
-		}
-		return fmt.Errorf("dns %s: %w", op.name, err)
-	}
-	j.DNS = op.state
-	if op.state == scheduler.DNSLowered {
-		j.LoweredAt = now
-	}
-	j.Note(now, "dns %s by hand: done", op.name)
-	if err := j.Save(now); err != nil {
 		return err
 	}
-	s.events.Emit(scheduler.Event{Time: now, Kind: "dns-changed", Message: "by hand: " + op.name})
-	fmt.Fprintf(e.stdout, "dns %s: done\n", op.name)
+	fmt.Fprintf(e.stdout, "dns %s: done\n", op)
 	return nil
 }

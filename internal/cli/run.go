@@ -54,7 +54,7 @@ type session struct {
 	lock    *scheduler.Lock
 	journal *scheduler.Journal
 	events  *scheduler.EventLog
-	hosts   *hosts
+	hosts   *sshops.Hosts
 }
 
 func openSession(e *env, cfg *config.Config, what string) (*session, error) {
@@ -120,7 +120,7 @@ func (s *session) engine(e *env, o engineOptions) (*scheduler.Engine, error) {
 		return nil, err
 	}
 	s.hosts = newHosts(s.cfg, o.acceptNewHostKey, copyProgress(e))
-	eng := &scheduler.Engine{Config: s.cfg, Journal: s.journal, DNS: d, Hosts: s.hosts, Hooks: s.hosts,
+	eng := &scheduler.Engine{Config: s.cfg, Journal: s.journal, DNS: d, Hosts: s.hosts, Hooks: scheduler.HookRunner{Remote: s.hosts.Run},
 		Prop: &propagation{cfg: s.cfg}, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events,
 		RerunInterrupted: o.rerunInterrupted, Fault: fault}
 	if e.terminal {

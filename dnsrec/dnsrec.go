@@ -1,0 +1,75 @@
+// Package dnsrec is the one model of the A/AAAA data cutover moves: per name
+// the A and the AAAA RRset (addresses and TTL), and the snapshot of the names
+// before cutover changed anything. providers reads and writes it, dnsprop
+// observes it, and the scheduler plans with it and keeps the snapshot in its
+// journal.
+package dnsrec
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// RRset is the addresses of one name and type with their TTL. An A or AAAA
+// RRset always holds an address, so empty Addrs means there is no such RRset
+// (NODATA or NXDOMAIN).
+type RRset struct {
+	Addrs []netip.Addr  `json:"addrs,omitempty"`
+	TTL   time.Duration `json:"ttl,omitempty"` // 0 when the RRset does not exist
+}
+
+// Exists reports whether the RRset exists.
+func (r RRset) Exists() bool { return len(r.Addrs) > 0 }
+
+// Name is the A and AAAA RRsets of one name.
+type Name struct {
+	Name string `json:"name"` // FQDN with trailing dot
+	A    RRset  `json:"a"`
+	AAAA RRset  `json:"aaaa"`
+}
+
+// MaxTTL is the longer TTL of the name's A and AAAA RRsets.
+func (n Name) MaxTTL() time.Duration { return max(n.A.TTL, n.AAAA.TTL) }
+
+// Snapshot is what the zone held for the names before cutover changed
+// anything: what a revert puts back. The journal keeps it.
+type Snapshot struct {
+	Zone  string    `json:"zone"`
+	Taken time.Time `json:"taken"`
+	Names []Name    `json:"names"`
+}
+
+// MaxTTL is the longest TTL in the snapshot.
+func (s *Snapshot) MaxTTL() time.Duration { return MaxTTL(s.Names) }
+
+// MaxTTL is the longest TTL of names.
+func MaxTTL(names []Name) time.Duration {
+	var m time.Duration
+	for _, n := range names {
+		m = max(m, n.MaxTTL())
+	}
+	return m
+}
+
+// String lists the snapshot's addresses, for messages.
+func (s *Snapshot) String() string {
+	var b strings.Builder
+	for i, n := range s.Names {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s A %s AAAA %s", n.Name, AddrList(n.A.Addrs), AddrList(n.AAAA.Addrs))
+	}
+	return b.String()
+}
+
+// AddrList formats addresses as "{a, b}", "{}" for none.
+func AddrList(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return "{" + strings.Join(s, ", ") + "}"
+}
