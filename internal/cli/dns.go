@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -129,7 +128,7 @@ func runDNSOp(ctx context.Context, e *env, cfg *config.Config, d *dnsOps, op dns
 		j.Snapshot = snap
 		j.Note(now, "dns %s: snapshot taken: %s", op.name, snap)
 		if err := j.Save(now); err != nil {
-			return err
+			return journalError(cfg, fmt.Errorf("dns %s: %w", op.name, err))
 		}
 	}
 	err = op.do(d, ctx, snap)
@@ -137,7 +136,7 @@ func runDNSOp(ctx context.Context, e *env, cfg *config.Config, d *dnsOps, op dns
 	if err != nil {
 		j.Note(now, "dns %s by hand failed: %v", op.name, err)
 		if serr := j.Save(now); serr != nil {
-			return errors.Join(err, serr)
+			return journalError(cfg, fmt.Errorf("dns %s: %w; %w", op.name, err, serr))
 		}
 		return fmt.Errorf("dns %s: %w", op.name, err)
 	}
@@ -147,7 +146,7 @@ func runDNSOp(ctx context.Context, e *env, cfg *config.Config, d *dnsOps, op dns
 	}
 	j.Note(now, "dns %s by hand: done", op.name)
 	if err := j.Save(now); err != nil {
-		return err
+		return journalError(cfg, fmt.Errorf("dns %s: done, but %w", op.name, err))
 	}
 	s.events.Emit(scheduler.Event{Time: now, Kind: "dns-changed", Message: "by hand: " + op.name})
 	fmt.Fprintf(e.stdout, "dns %s: done\n", op.name)
