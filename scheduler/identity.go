@@ -137,7 +137,7 @@ func (j *Journal) checkIdentity(id Identity) error {
 // another config. A journal written before journals recorded their identity
 // is adopted once, by the first config that opens it, if what it did record
 // matches (addresses, snapshot zone and names): its identity is filled in,
-// noted in its log and saved at once.
+// noted in its log (once anything was done) and saved at once.
 func OpenJournal(cfg *config.Config, now time.Time) (*Journal, error) {
 	id, err := IdentityOf(cfg)
 	if err != nil {
@@ -157,7 +157,9 @@ func OpenJournal(cfg *config.Config, now time.Time) (*Journal, error) {
 	}
 	if j.Identity.legacy() {
 		j.Identity = id
-		j.Note(now, "journal adopted by %s: it was written before journals recorded the config they belong to", id.Config)
+		if j.Started() { // a note would make a journal of nothing look started
+			j.Note(now, "journal adopted by %s: it was written before journals recorded the config they belong to", id.Config)
+		}
 		if err := j.Save(now); err != nil {
 			return nil, err
 		}

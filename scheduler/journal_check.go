@@ -234,23 +234,35 @@ func (j *Journal) changed() (out []string, dns bool) {
 		out = append(out, names+" point at "+newAddrs+" with the lowered TTL")
 	case DNSRestored:
 		out = append(out, names+" point at "+newAddrs+" with the original TTL")
-	case DNSReverted:
-		out = append(out, names+" were reverted to the snapshot")
+	}
+	// A step whose action returned without success (failed, or cut
+	// short by a signal) may have done part of its work.
+	partly := func(s StepName) bool {
+		r := j.Step(s)
+		return r != nil && (r.State == Failed || r.State == Running && !r.Ended.IsZero())
 	}
 	if j.DNS == DNSOriginal || j.DNS == DNSLowered {
 		for _, s := range []StepName{LowerTTL, SwapDNS} {
-			if r := j.Step(s); r != nil && (r.State == Running || r.State == Failed) {
-				out = append(out, fmt.Sprintf("%s was cut short: the records of %s may have changed", s, names))
+			if partly(s) {
+				out = append(out, fmt.Sprintf("%s stopped part-way: the records of %s may have changed", s, names))
 			}
 		}
 	}
-	dns = len(out) > 0
+	dns = len(out) > 0 // and something to undo
+	if j.DNS == DNSReverted {
+		out = append(out, names+" were reverted to the snapshot")
+	}
 	for _, h := range []struct {
-		step StepName
-		what string
-	}{{Disable, "the service on old was stopped (disable)"}, {Activate, "the service on new was started (activate)"}} {
-		if r := j.Step(h.step); r != nil && r.State != Pending && r.State != Skipped {
-			out = append(out, h.what)
+		step       StepName
+		done, part string
+	}{
+		{Disable, "the service on old was stopped (disable)", "disable stopped part-way: the service on old may be stopped"},
+		{Activate, "the service on new was started (activate)", "activate stopped part-way: the service on new may be running"},
+	} {
+		if r := j.Step(h.step); r != nil && r.State == Done {
+			out = append(out, h.done)
+		} else if partly(h.step) {
+			out = append(out, h.part)
 		}
 	}
 	return out, dns

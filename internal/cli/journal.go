@@ -17,7 +17,7 @@ func journalError(cfg *config.Config, err error) error {
 	var se *scheduler.SaveError
 	switch {
 	case errors.As(err, &fe):
-		return withHint(err, ExitFailure, "to go on with that cutover, use its config: cutover status %s; for a separate cutover of %s, set state_dir in it, or move this journal aside: mv %s %s.other",
+		return withHint(err, ExitFailure, "to go on with that cutover, use its config: cutover status %s; for a separate cutover of %s, give it its own state_dir, or move this journal aside: mv %s %s.other",
 			fe.Journal.Config, cfg.File, cfg.StateDir, cfg.StateDir)
 	case errors.As(err, &de):
 		return withHint(err, ExitFailure, "it is the record of what cutover changed: repair it by hand or restore it from a backup; to start over (only if nothing was changed): mv %s %s.damaged",
