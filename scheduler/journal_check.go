@@ -159,6 +159,15 @@ func (id Identity) check() error {
 	return nil
 }
 
+// TypedRRset is one of a name's record sets, with its type.
+type TypedRRset struct {
+	Type string // "A" or "AAAA"
+	RRset
+}
+
+// Sets returns a name's A and AAAA sets, in that order.
+func (n NameFacts) Sets() []TypedRRset { return []TypedRRset{{"A", n.A}, {"AAAA", n.AAAA}} }
+
 func (s *Snapshot) check() error {
 	if s.Zone == "" {
 		return errors.New("no zone")
@@ -170,19 +179,16 @@ func (s *Snapshot) check() error {
 		if n.Name == "" {
 			return fmt.Errorf("names[%d]: no name", i)
 		}
-		for _, rr := range []struct {
-			typ string
-			set RRset
-		}{{"A", n.A}, {"AAAA", n.AAAA}} {
-			if rr.set.TTL < 0 {
-				return fmt.Errorf("%s %s: negative TTL", n.Name, rr.typ)
+		for _, rr := range n.Sets() {
+			if rr.TTL < 0 {
+				return fmt.Errorf("%s %s: negative TTL", n.Name, rr.Type)
 			}
-			if !rr.set.Exists && len(rr.set.Addrs) > 0 {
-				return fmt.Errorf("%s %s: addresses of a record set that does not exist", n.Name, rr.typ)
+			if !rr.Exists && len(rr.Addrs) > 0 {
+				return fmt.Errorf("%s %s: addresses of a record set that does not exist", n.Name, rr.Type)
 			}
-			for _, a := range rr.set.Addrs {
+			for _, a := range rr.Addrs {
 				if !a.IsValid() {
-					return fmt.Errorf("%s %s: an empty address", n.Name, rr.typ)
+					return fmt.Errorf("%s %s: an empty address", n.Name, rr.Type)
 				}
 			}
 		}

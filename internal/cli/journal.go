@@ -36,15 +36,12 @@ func journalError(cfg *config.Config, err error) error {
 func records(s *scheduler.Snapshot) string {
 	var out []string
 	for _, n := range s.Names {
-		for _, rr := range []struct {
-			typ string
-			set scheduler.RRset
-		}{{"A", n.A}, {"AAAA", n.AAAA}} {
-			if !rr.set.Exists {
-				out = append(out, fmt.Sprintf("%s %s (none)", n.Name, rr.typ))
+		for _, rr := range n.Sets() {
+			if !rr.Exists {
+				out = append(out, fmt.Sprintf("%s %s (none)", n.Name, rr.Type))
 				continue
 			}
-			out = append(out, fmt.Sprintf("%s %s %s TTL %s", n.Name, rr.typ, addrs(rr.set), config.FormatDuration(rr.set.TTL)))
+			out = append(out, fmt.Sprintf("%s %s %s TTL %s", n.Name, rr.Type, addrs(rr.RRset), config.FormatDuration(rr.TTL)))
 		}
 	}
 	return strings.Join(out, ", ")
