@@ -6,6 +6,8 @@
 package dnsrec
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -22,6 +24,27 @@ type RRset struct {
 
 // Exists reports whether the RRset exists.
 func (r RRset) Exists() bool { return len(r.Addrs) > 0 }
+
+// UnmarshalJSON reads an RRset strictly (an unknown key is an error, as in
+// the rest of the journal), also in the shape journals had before this
+// model, which wrote an "exists" flag beside the addresses.
+func (r *RRset) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Addrs  []netip.Addr  `json:"addrs"`
+		TTL    time.Duration `json:"ttl"`
+		Exists *bool         `json:"exists"` // journals before dnsrec
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	if v.Exists != nil && *v.Exists != (len(v.Addrs) > 0) {
+		return fmt.Errorf("dnsrec: an RRset with exists %t and %d addresses", *v.Exists, len(v.Addrs))
+	}
+	r.Addrs, r.TTL = v.Addrs, v.TTL
+	return nil
+}
 
 // Name is the A and AAAA RRsets of one name.
 type Name struct {
@@ -73,3 +96,12 @@ func AddrList(as []netip.Addr) string {
 	}
 	return "{" + strings.Join(s, ", ") + "}"
 }
+
+// TypedRRset is one of a name's RRsets, with its type.
+type TypedRRset struct {
+	Type string // "A" or "AAAA"
+	RRset
+}
+
+// Sets returns the name's A and AAAA RRsets, in that order.
+func (n Name) Sets() []TypedRRset { return []TypedRRset{{"A", n.A}, {"AAAA", n.AAAA}} }

@@ -409,6 +409,12 @@ func (e *Engine) failed(ctx context.Context, name StepName, err error) error {
 		return err
 	}
 	serr := &StepError{Step: name, Err: err}
+	// A journal that cannot be written cannot record a rollback either:
+	// stop at once; the error says what was changed.
+	var se *SaveError
+	if errors.As(err, &se) {
+		return serr
+	}
 	j := e.Journal
 	activated := j.Step(Activate).State != Pending && j.Step(Activate).State != Skipped
 	// Nothing changed yet (a failed preflight, say): nothing to undo, and
@@ -422,6 +428,9 @@ func (e *Engine) failed(ctx context.Context, name StepName, err error) error {
 	}
 	fmt.Fprintf(e.Out, "== rollback: %s failed, on_failure = %q\n", name, e.Config.OnFailure)
 	rerr := e.Rollback(context.WithoutCancel(ctx), fmt.Sprintf("%s failed: %v", name, err))
+	if errors.As(rerr, &se) && len(j.Rollback.Actions) == 0 {
+		return fmt.Errorf("%w; not rolled back: %w", serr, rerr)
+	}
 	return &RolledBackError{Cause: serr, Rollback: rerr}
 }
 

@@ -73,13 +73,12 @@ const (
 // after every transition, before the next action starts, so that after a
 // crash it says exactly what was done.
 type Journal struct {
-	Version   int        `json:"version"`
-	Config    string     `json:"config"`
-	CutoverAt time.Time  `json:"cutover_at"`
-	Old       netip.Addr `json:"old"`
-	New       netip.Addr `json:"new"`
-	Created   time.Time  `json:"created"`
-	Updated   time.Time  `json:"updated"`
+	Version int `json:"version"`
+	// Identity is the config the journal belongs to (see OpenJournal).
+	Identity
+	CutoverAt time.Time `json:"cutover_at"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
 	// AcceptSlow records that the operator accepted a window opening before
 	// every cache could hold the lowered TTL (--accept-slow-propagation).
 	AcceptSlow bool             `json:"accept_slow,omitempty"`
@@ -91,7 +90,8 @@ type Journal struct {
 	Outcome    string           `json:"outcome,omitempty"`
 	Log        []string         `json:"log,omitempty"` // manual DNS operations and other notes, timestamped
 
-	path string
+	path  string
+	write func(path string, data []byte) error // nil: writeAtomic; the seam for tests of a full disk
 }
 
 const journalVersion = 1
@@ -105,7 +105,7 @@ const (
 
 // NewJournal is an empty journal for a config, not yet written.
 func NewJournal(dir, config string, cutoverAt time.Time, old, new netip.Addr, now time.Time) *Journal {
-	j := &Journal{Version: journalVersion, Config: config, CutoverAt: cutoverAt, Old: old, New: new,
+	j := &Journal{Version: journalVersion, Identity: Identity{Config: config, Old: old, New: new}, CutoverAt: cutoverAt,
 		Created: now, Updated: now, DNS: DNSOriginal, path: filepath.Join(dir, JournalFile)}
 	for _, s := range Steps {
 		j.Steps = append(j.Steps, StepRecord{Name: s.Name, State: Pending})
@@ -116,7 +116,9 @@ func NewJournal(dir, config string, cutoverAt time.Time, old, new netip.Addr, no
 // ErrNoJournal is returned by LoadJournal when nothing was journaled yet.
 var ErrNoJournal = errors.New("scheduler: no journal")
 
-// LoadJournal reads the journal in dir.
+// LoadJournal reads the journal in dir and checks that it has the shape
+// this cutover writes (see parseJournal); it does not check what config it
+// belongs to: commands open a journal with OpenJournal or ReadJournal.
 func LoadJournal(dir string) (*Journal, error) {
 	path := filepath.Join(dir, JournalFile)
 	data, err := os.ReadFile(path)
@@ -126,21 +128,16 @@ func LoadJournal(dir string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: journal: %w", err)
 	}
-	var j Journal
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("scheduler: journal %q is damaged: %w", path, err)
+	j, err := parseJournal(data)
+	var ve *versionError
+	if errors.As(err, &ve) {
+		return nil, fmt.Errorf("scheduler: journal %q has version %d; this cutover reads version %d", path, ve.version, journalVersion)
 	}
-	if j.Version != journalVersion {
-		return nil, fmt.Errorf("scheduler: journal %q has version %d; this cutover reads version %d", path, j.Version, journalVersion)
-	}
-	// Steps added to cutover after the journal was written are pending.
-	for _, s := range Steps {
-		if j.Step(s.Name) == nil {
-			j.Steps = append(j.Steps, StepRecord{Name: s.Name, State: Pending})
-		}
+	if err != nil {
+		return nil, &DamagedJournalError{Path: path, Err: err}
 	}
 	j.path = path
-	return &j, nil
+	return j, nil
 }
 
 // Path is where the journal lives.
@@ -171,8 +168,14 @@ func (j *Journal) Note(now time.Time, format string, args ...any) {
 	j.Log = append(j.Log, now.UTC().Format(time.RFC3339)+" "+fmt.Sprintf(format, args...))
 }
 
+// saveRetries are the pauses between attempts to save the journal: a
+// full disk or a passing I/O error gets a few brief chances.
+var saveRetries = []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, time.Second}
+
 // Save writes the journal atomically: a temp file in the same directory,
 // fsynced, renamed over the journal, and the directory fsynced, mode 0600.
+// It tries again a few times, briefly; after that the error is a
+// *SaveError that says what cutover has changed so far.
 func (j *Journal) Save(now time.Time) error {
 	j.Updated = now
 	data, err := json.MarshalIndent(j, "", "  ")
@@ -180,17 +183,36 @@ func (j *Journal) Save(now time.Time) error {
 		return fmt.Errorf("scheduler: journal: %w", err)
 	}
 	data = append(data, '\n')
-	return writeAtomic(j.path, data)
+	write := j.write
+	if write == nil {
+		write = writeAtomic
+	}
+	attempts := 0
+	for {
+		attempts++
+		if err = write(j.path, data); err == nil {
+			return nil
+		}
+		if attempts > len(saveRetries) {
+			se := &SaveError{Path: j.path, Attempts: attempts, Err: err}
+			var dns bool
+			if se.Changed, dns = j.changed(); dns {
+				se.Snapshot = j.Snapshot
+			}
+			return se
+		}
+		time.Sleep(saveRetries[attempts-1])
+	}
 }
 
 func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("scheduler: state dir: %w", err)
+		return err
 	}
 	f, err := os.CreateTemp(dir, ".journal-*")
 	if err != nil {
-		return fmt.Errorf("scheduler: journal: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	ok := false
@@ -201,28 +223,28 @@ func writeAtomic(path string, data []byte) error {
 		}
 	}()
 	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("scheduler: journal: %w", err)
+		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("scheduler: journal: %w", err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("scheduler: journal: %w", err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("scheduler: journal: %w", err)
+		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("scheduler: journal: %w", err)
+		return err
 	}
 	ok = true
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("scheduler: journal: %w", err)
+		return err
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("scheduler: journal: fsync %q: %w", dir, err)
+		return fmt.Errorf("fsync %q: %w", dir, err)
 	}
 	return nil
 }

@@ -111,7 +111,7 @@ func runDNSOp(ctx context.Context, e *env, cfg *config.Config, d *dnsOps, op sch
 			"nothing was changed by cutover; see the records with: cutover dns show %s", cfg.File)
 	}
 	if err != nil {
-		return err
+		return journalError(cfg, err)
 	}
 	fmt.Fprintf(e.stdout, "dns %s: done\n", op)
 	return nil

@@ -67,12 +67,10 @@ func openSession(e *env, cfg *config.Config, what string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := scheduler.LoadJournal(cfg.StateDir)
-	if errors.Is(err, scheduler.ErrNoJournal) {
-		j = scheduler.NewJournal(cfg.StateDir, cfg.File, cfg.CutoverAt, cfg.Old.Address, cfg.New.Address, now)
-	} else if err != nil {
+	j, err := scheduler.OpenJournal(cfg, now)
+	if err != nil {
 		lock.Release()
-		return nil, err
+		return nil, journalError(cfg, err)
 	}
 	ev, err := scheduler.OpenEventLog(cfg.StateDir, cfg.Notify.Command, e.stderr)
 	if err != nil {
@@ -175,6 +173,8 @@ func engineError(cfg *config.Config, err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, new(*scheduler.SaveError)):
+		return journalError(cfg, err)
 	case errors.As(err, &uh):
 		return withHint(err, ExitFailure, "if %s is the right key, trust it and go on: cutover run %s --accept-new-host-key", uh.Fingerprint, cfg.File)
 	case errors.As(err, &hm):
@@ -287,12 +287,12 @@ the DNS state and the outcome. Reads only; works while a run is in progress.
 		if err != nil {
 			return err
 		}
-		j, err := scheduler.LoadJournal(cfg.StateDir)
+		j, err := scheduler.ReadJournal(cfg)
 		if errors.Is(err, scheduler.ErrNoJournal) {
 			return withHint(fmt.Errorf("status: nothing has run yet: no journal in %s", cfg.StateDir), ExitFailure, "cutover plan %s", cfg.File)
 		}
 		if err != nil {
-			return err
+			return journalError(cfg, err)
 		}
 		if *asJSON {
 			enc := json.NewEncoder(e.stdout)
