@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,157 +18,194 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/cutover-dev/cutover/internal/lab"
+	"github.com/cutover-dev/cutover/scheduler"
 )
 
 // The CLI is tested as scripts over main(): testdata/script/*.txtar, with
-// golden output. `exits N cmd...` runs a command and checks its exit code.
-// Each script gets an in-process authoritative DNS server for example.org
-// on 127.0.0.1 ($DNS): no test ever asks a server off this machine.
+// golden output. go test ./cmd/cutover -update rewrites the sections that
+// `cmp` compares with; those compared by `cmpenv` (they name $WORK or
+// $LOCKHOLDER) are edited by hand.
+//
+// Each script gets its own BIND primary for example.org from internal/lab
+// ($DNS, port 53, on a reserved 127.A.B.0/24 block): mail A 127.0.0.10 and
+// AAAA ::10 with TTL 3600, updates and transfers allowed with the TSIG key
+// "cutover." whose secret is in $TSIG_KEY. No test asks a server off this
+// machine. Commands added to the script language:
+//
+//	exits CODE cutover ARGS...   run a command, require exit code CODE
+//	query NAME TYPE              print what $DNS serves for NAME TYPE, one "TTL TYPE VALUE" line per record
+//	zoneset NAME TYPE TTL VALUE  replace the NAME TYPE records on $DNS, as someone else than cutover would
+//	holdlock DIR                 hold the lock of state dir DIR until the script ends; $LOCKHOLDER is what it says
+
+var update = flag.Bool("update", false, "rewrite the golden sections of the scripts")
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){"cutover": main})
 }
 
 func TestScripts(t *testing.T) {
+	lab.Require(t, "root", "ip", "named")
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
-		UpdateScripts:       os.Getenv("UPDATE_GOLDEN") != "",
-		Setup: func(env *testscript.Env) error {
-			addr, stop, err := startZone()
-			if err != nil {
-				return err
-			}
-			env.Defer(stop)
-			env.Setenv("DNS", addr)
-			// Config files name the server and absolute paths: fill them in.
-			tomls, _ := filepath.Glob(filepath.Join(env.WorkDir, "*.toml"))
-			for _, f := range tomls {
-				b, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
-				b = bytes.ReplaceAll(b, []byte("$DNS"), []byte(addr))
-				b = bytes.ReplaceAll(b, []byte("$WORK"), []byte(env.WorkDir))
-				if err := os.WriteFile(f, b, 0o600); err != nil {
-					return err
-				}
-			}
-			env.Setenv("XDG_STATE_HOME", env.WorkDir+"/state")
-			env.Setenv("SSH_AUTH_SOCK", "")
-			return nil
-		},
+		UpdateScripts:       *update,
+		Setup:               setup,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
-				if len(args) < 2 {
-					ts.Fatalf("usage: exits CODE command [args...]")
-				}
-				want, err := strconv.Atoi(args[0])
-				if err != nil {
-					ts.Fatalf("exits: bad code %q", args[0])
-				}
-				path, err := exec.LookPath(args[1])
-				if p := ts.Getenv("PATH"); err != nil || p != "" {
-					for _, dir := range strings.Split(p, ":") {
-						if _, serr := os.Stat(dir + "/" + args[1]); serr == nil {
-							path, err = dir+"/"+args[1], nil
-							break
-						}
-					}
-				}
-				ts.Check(err)
-				cmd := exec.Command(path, args[2:]...)
-				cmd.Dir = ts.Getenv("WORK")
-				var env []string
-				for _, k := range []string{"PATH", "HOME", "WORK", "DNS", "XDG_STATE_HOME", "CUTOVER_TEST_NOW", "SSH_AUTH_SOCK", "TSIG_KEY"} {
-					env = append(env, k+"="+ts.Getenv(k))
-				}
-				// testscript.Main re-executes this binary as "cutover".
-				for _, kv := range os.Environ() {
-					if strings.HasPrefix(kv, "GO") || strings.HasPrefix(kv, "TESTSCRIPT") {
-						env = append(env, kv)
-					}
-				}
-				cmd.Env = env
-				cmd.Stdout, cmd.Stderr = ts.Stdout(), ts.Stderr()
-				err = cmd.Run()
-				got := 0
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					got = ee.ExitCode()
-				} else if err != nil {
-					ts.Fatalf("exits: %v", err)
-				}
-				if (got == want) == neg {
-					ts.Fatalf("%s exited %d, want %d", args[1], got, want)
-				}
-			},
+			"exits":    exits,
+			"query":    query,
+			"holdlock": holdLock,
+			"zoneset":  zoneSet,
 		},
 	})
 }
 
-// startZone serves example.org. with mail A 127.0.0.10 / AAAA ::10 (TTL 3600),
-// authoritatively, on 127.0.0.1 (UDP and TCP on the same port).
-func startZone() (string, func(), error) {
-	records := []string{
-		"example.org. 3600 IN SOA ns1.example.org. hostmaster.example.org. 7 3600 600 86400 300",
-		"example.org. 3600 IN NS ns1.example.org.",
-		"ns1.example.org. 3600 IN A 127.0.0.1",
-		"mail.example.org. 3600 IN A 127.0.0.10",
-		"mail.example.org. 3600 IN AAAA ::10",
+// setup starts the script's BIND server and fills in the config files,
+// which name the server ($DNS) and absolute paths ($WORK).
+func setup(env *testscript.Env) error {
+	n, err := lab.ReserveNet()
+	if err != nil {
+		return err
 	}
-	var rrs []dns.RR
-	for _, s := range records {
-		rr, err := dns.NewRR(s)
+	env.Defer(func() { n.Release() })
+	key := lab.NewTSIG("cutover")
+	b, err := lab.StartBIND(lab.BINDOptions{Addr: n.IP(53), Key: key, Zone: lab.Zone{
+		Origin: "example.org.", TTL: 3600, Minimum: 300,
+		Records: []string{"mail 3600 IN A 127.0.0.10", "mail 3600 IN AAAA ::10"},
+	}})
+	if err != nil {
+		return err
+	}
+	env.Defer(func() { b.Stop() })
+	addr := b.Addr.Addr().String() // port 53
+	env.Setenv("DNS", addr)
+	env.Setenv("TSIG_KEY", key.Secret)
+	tomls, _ := filepath.Glob(filepath.Join(env.WorkDir, "*.toml"))
+	for _, f := range tomls {
+		data, err := os.ReadFile(f)
 		if err != nil {
-			return "", nil, err
+			return err
 		}
-		rrs = append(rrs, rr)
+		data = bytes.ReplaceAll(data, []byte("$DNS"), []byte(addr))
+		data = bytes.ReplaceAll(data, []byte("$WORK"), []byte(env.WorkDir))
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			return err
+		}
 	}
-	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Authoritative = true
-		q := r.Question[0]
-		if !dns.IsSubDomain("example.org.", q.Name) {
-			m.Rcode = dns.RcodeRefused
-			w.WriteMsg(m)
-			return
-		}
-		found := false
-		for _, rr := range rrs {
-			if strings.EqualFold(rr.Header().Name, q.Name) {
-				found = true
-				if rr.Header().Rrtype == q.Qtype {
-					m.Answer = append(m.Answer, dns.Copy(rr))
-				}
+	env.Setenv("XDG_STATE_HOME", env.WorkDir+"/state")
+	env.Setenv("SSH_AUTH_SOCK", "")
+	return nil
+}
+
+// exits runs a command with the script's environment and checks its exit code.
+func exits(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: exits CODE command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad code %q", args[0])
+	}
+	path, err := exec.LookPath(args[1])
+	if p := ts.Getenv("PATH"); err != nil || p != "" {
+		for _, dir := range strings.Split(p, ":") {
+			if _, serr := os.Stat(dir + "/" + args[1]); serr == nil {
+				path, err = dir+"/"+args[1], nil
+				break
 			}
 		}
-		if len(m.Answer) == 0 {
-			m.Ns = []dns.RR{dns.Copy(rrs[0])}
-			if !found {
-				m.Rcode = dns.RcodeNameError
-			}
-		}
-		w.WriteMsg(m)
-	})
-	for try := 0; try < 20; try++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return "", nil, err
-		}
-		addr := pc.LocalAddr().String()
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			pc.Close()
-			continue
-		}
-		udp := &dns.Server{PacketConn: pc, Handler: handler}
-		tcp := &dns.Server{Listener: l, Handler: handler}
-		go udp.ActivateAndServe()
-		go tcp.ActivateAndServe()
-		time.Sleep(10 * time.Millisecond)
-		return addr, func() { udp.Shutdown(); tcp.Shutdown() }, nil
 	}
-	return "", nil, errors.New("no free port on 127.0.0.1 for UDP and TCP")
+	ts.Check(err)
+	cmd := exec.Command(path, args[2:]...)
+	cmd.Dir = ts.Getenv("WORK")
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "WORK", "DNS", "XDG_STATE_HOME", "CUTOVER_TEST_NOW", "SSH_AUTH_SOCK", "TSIG_KEY"} {
+		env = append(env, k+"="+ts.Getenv(k))
+	}
+	// testscript.Main re-executes this binary as "cutover".
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "GO") || strings.HasPrefix(kv, "TESTSCRIPT") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = ts.Stdout(), ts.Stderr()
+	err = cmd.Run()
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if (got == want) == neg {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
+
+// query asks $DNS directly (not through cutover) for NAME TYPE and prints
+// the records of the answer, sorted, or "none" and the rcode.
+func query(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: query NAME TYPE")
+	}
+	qtype, ok := dns.StringToType[args[1]]
+	if !ok {
+		ts.Fatalf("query: unknown type %q", args[1])
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(args[0]), qtype)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, _, err := (&dns.Client{}).ExchangeContext(ctx, m, net.JoinHostPort(ts.Getenv("DNS"), "53"))
+	ts.Check(err)
+	var lines []string
+	for _, rr := range r.Answer {
+		h := rr.Header()
+		lines = append(lines, fmt.Sprintf("%d %s %s", h.Ttl, dns.TypeToString[h.Rrtype], strings.TrimPrefix(rr.String(), h.String())))
+	}
+	if len(lines) == 0 {
+		lines = append(lines, "none "+dns.RcodeToString[r.Rcode])
+	}
+	slices.Sort(lines)
+	fmt.Fprintln(ts.Stdout(), strings.Join(lines, "\n"))
+}
+
+// zoneSet replaces an RRset on $DNS by an update signed with the script's
+// TSIG key: a change behind cutover's back.
+func zoneSet(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: zoneset NAME TYPE TTL VALUE")
+	}
+	rr, err := dns.NewRR(strings.Join([]string{dns.Fqdn(args[0]), args[2], "IN", args[1], args[3]}, " "))
+	ts.Check(err)
+	m := new(dns.Msg)
+	m.SetUpdate("example.org.")
+	m.RemoveRRset([]dns.RR{rr})
+	m.Insert([]dns.RR{rr})
+	m.SetTsig("cutover.", dns.HmacSHA256, 300, time.Now().Unix())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := &dns.Client{TsigSecret: map[string]string{"cutover.": ts.Getenv("TSIG_KEY")}}
+	r, _, err := c.ExchangeContext(ctx, m, net.JoinHostPort(ts.Getenv("DNS"), "53"))
+	ts.Check(err)
+	if r.Rcode != dns.RcodeSuccess {
+		ts.Fatalf("zoneset: update refused: %s", dns.RcodeToString[r.Rcode])
+	}
+}
+
+// holdLock takes the lock of a state dir, as a running cutover would,
+// until the script ends.
+func holdLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdlock DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	l, err := scheduler.AcquireLock(dir, "cutover run (held by the test)", time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	ts.Check(err)
+	ts.Defer(func() { l.Release() })
+	holder, err := os.ReadFile(filepath.Join(dir, scheduler.LockFile))
+	ts.Check(err)
+	ts.Setenv("LOCKHOLDER", strings.TrimSpace(string(holder)))
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/cutover-dev/cutover/scheduler"
 )
 
 // Exit codes, documented in the README.
@@ -39,20 +41,115 @@ type env struct {
 	now      func() time.Time
 }
 
+// command is one subcommand: its synopsis, its help text and the function
+// that runs it (in the file named after the command). run gets the command
+// itself for the usage hints of parse.
 type command struct {
 	name    string
 	args    string // synopsis after the name
 	summary string
 	help    string
-	run     func(ctx context.Context, e *env, args []string) error
+	run     func(ctx context.Context, e *env, c *command, args []string) error
 }
 
+// commands is every command, in the order of the usage text: the operator's
+// path first. It is filled in by init only because help reads it.
 var commands []*command
 
-// commandOrder is the order of the usage text: the operator's path first.
-var commandOrder = []string{"validate", "plan", "run", "status", "step", "rollback", "watch", "dns", "version", "help"}
+func init() {
+	commands = []*command{
+		{name: "validate", args: "FILE", summary: "check a config file; changes nothing", run: cmdValidate,
+			help: `Checks FILE and reports every problem at once, each with file:line:column and the
+key's full name. Nothing is looked up on the network and nothing is changed anywhere.
+Exit 0 when the file is valid, 2 when it is not.`},
+		{name: "plan", args: "FILE [--offline] [--json] [--accept-slow-propagation]", summary: "show the timeline; changes nothing", run: cmdPlan,
+			help: `Computes the cutover's timeline from the config, the TTLs the authoritative servers
+serve now, and the current time, and prints every step with its absolute time (UTC and
+local), why it runs then, and exactly what it will do. Nothing is changed anywhere.
 
-func register(c *command) { commands = append(commands, c) }
+  --offline                  do not query DNS; times that depend on the served TTLs are unknown
+  --json                     print the plan as JSON
+  --accept-slow-propagation  exit 0 even when the TTL can no longer be lowered in time
+
+Exit 1 when the TTL cannot be lowered in time (the plan names the earliest safe cutover_at).`},
+		{name: "run", args: "FILE [--yes] [--accept-slow-propagation] [--rerun-interrupted] [--accept-new-host-key]",
+			summary: "carry out the cutover on schedule; resumes from the journal", run: cmdRun,
+			help: `Shows the plan, asks for consent, then runs every step no earlier than its planned time,
+journaling each transition in state_dir. Run it again after a crash or a stop: finished steps are
+never repeated; an interrupted copy, DNS change or wait runs again; an interrupted hook stops and asks.
+With on_failure = "rollback", a failure before activate puts DNS back and re-enables old.
+
+  --yes                      do not ask (required without a terminal)
+  --accept-slow-propagation  go ahead although the TTL can no longer be lowered in time
+  --rerun-interrupted        run a hook again that a previous run left interrupted
+  --accept-new-host-key      trust and record an unknown host key in [ssh] known_hosts
+
+SIGINT or SIGTERM stops at the next safe point (a second one aborts at once).
+Exit 0 when the cutover is done, 1 when a step failed or consent was not given, 130 when interrupted.`},
+		{name: "status", args: "FILE [--json]", summary: "show the journal: every step, its state and times", run: cmdStatus,
+			help: `Prints the journal of FILE's cutover as a table (step, state, start, end, duration, note),
+the DNS state and the outcome. Reads only; works while a run is in progress.
+  --json  print the journal itself`},
+		{name: "step", args: "NAME FILE [--yes] [--mark-done] [--rerun-interrupted] [--accept-new-host-key]",
+			summary: "run one step by hand, journaled", run: cmdStep,
+			help: `Runs one step now, as in the manual migration guide, and journals it like cutover run would.
+Every step before it must be done: activate cannot run before DNS points at the new host.
+A failure is journaled and not rolled back. Steps: ` + strings.Join(scheduler.StepNames(), ", ") + `.
+
+  --yes                  do not ask (required without a terminal)
+  --mark-done            do not run it: record that an interrupted or failed step did take effect
+                         (after checking by hand)
+  --rerun-interrupted    run a hook again although it already ran or was interrupted
+  --accept-new-host-key  trust and record an unknown host key in [ssh] known_hosts`},
+		{name: "rollback", args: "FILE [--yes] [--accept-new-host-key]", summary: "put DNS back and re-enable old, by hand", run: cmdRollback,
+			help: `Puts things back as they were: the service re-enabled on old ([hooks] reenable) if it was
+disabled, and DNS reverted to the snapshot in the journal (original addresses and TTLs) if it was
+changed. Runs every action even when one fails, and journals each. After activate, the new host
+keeps running: stop it yourself.
+
+  --yes                  do not ask (required without a terminal)
+  --accept-new-host-key  trust and record an unknown host key in [ssh] known_hosts`},
+		{name: "watch", args: "NAME... --expect ADDR... [--absent a|aaaa] (--resolver ADDR... | --resolvers public) [--authoritative auto|ADDR,...] [--quorum all|N] [--timeout D] [--json] [--config FILE]",
+			summary: "wait until DNS serves the expected A/AAAA everywhere", run: cmdWatch,
+			help: `Asks every authoritative server (recursion off, AA required, serials compared) and every
+resolver for the records of each NAME until all serve exactly the --expect addresses. IPv4
+addresses are the A set, IPv6 ones the AAAA set; a record type with no --expect address is not
+watched unless --absent a|aaaa says it must have no record. Resolvers are asked again when the
+TTL of what they hold runs out. On a terminal a live table; otherwise, or with --json, one JSON
+line per change and a final summary.
+
+Each row says what the server serves: "new", "missing", "old {192.0.2.1}, want {192.0.2.2}" or
+"other {2001:db8::20}, want none". An answer that a resolver serves again after its TTL ran out,
+or an authoritative server at the newest serial, is "stable": it will not change until the
+records do. When every wrong answer is stable, watch says so instead of counting down.
+
+--resolvers public stands for 1.1.1.1 (Cloudflare), 8.8.8.8 (Google), 9.9.9.9 (Quad9) and
+208.67.222.222 (OpenDNS), for watching a real cutover from outside.
+
+With --config FILE the names, the expected addresses ([new], A and AAAA), the old ones ([old]),
+the servers, quorum and converge_timeout come from the config; flags override them. Without a
+config, --resolver or --resolvers is required: cutover never falls back to /etc/resolv.conf.
+
+Exit 0 when converged, 1 on timeout (with the last state of every server), 2 on usage errors,
+130 when interrupted.`},
+		{name: "dns", args: "show|lower-ttl|swap|restore-ttl|revert FILE [--yes]",
+			summary: "show the records, or run one DNS step by hand", run: cmdDNS,
+			help: `  show         the A/AAAA records and TTLs of [dns] names as the provider reports them
+  lower-ttl    set their TTL to lowered_ttl, data unchanged
+  swap         point them at [new] (A, and AAAA or none), with lowered_ttl
+  restore-ttl  keep the current data, put the snapshot's TTLs back
+  revert       put the snapshot's data and TTLs back
+
+The first change takes a snapshot of the records into the journal (what revert restores) and
+checks they point at [old]. Each change is recorded in the same journal cutover run uses, and
+refuses to touch a record that holds neither the value expected before nor after it.
+
+  --yes        do not ask before a change (required without a terminal)`},
+		{name: "version", summary: "print the version", help: "Prints cutover's version.", run: cmdVersion},
+		{name: "help", args: "[COMMAND]", summary: "show help for cutover or a command", run: cmdHelp,
+			help: "Prints the list of commands, or the help of COMMAND."},
+	}
+}
 
 func lookup(name string) *command {
 	for _, c := range commands {
@@ -123,7 +220,7 @@ func run(ctx context.Context, e *env, args []string) int {
 	if c == nil {
 		return report(e, &usageError{err: fmt.Errorf("unknown command %q", name), hint: "cutover help"})
 	}
-	return report(e, c.run(ctx, e, rest))
+	return report(e, c.run(ctx, e, c, rest))
 }
 
 func report(e *env, err error) int {
@@ -204,38 +301,28 @@ func parse(c *command, fs *flag.FlagSet, args []string, min, max int) ([]string,
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "cutover moves a live service from an old server to a new one, with DNS in the loop.\n\nUsage:\n")
-	for _, name := range commandOrder {
-		c := lookup(name)
-		if c == nil {
-			continue
-		}
+	for _, c := range commands {
 		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace("cutover "+c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'cutover help COMMAND' for details. Exit codes: 0 ok, 1 failure, 2 usage or invalid config, 130 interrupted.\n")
 }
 
-func init() {
-	register(&command{
-		name: "help", args: "[COMMAND]", summary: "show help for cutover or a command",
-		run: func(ctx context.Context, e *env, args []string) error {
-			if len(args) == 0 {
-				usage(e.stdout)
-				return nil
-			}
-			c := lookup(args[0])
-			if c == nil {
-				return &usageError{err: fmt.Errorf("help: unknown command %q", args[0]), hint: "cutover help"}
-			}
-			fmt.Fprintf(e.stdout, "Usage: cutover %s %s\n\n%s\n", c.name, c.args, strings.Trim(c.help, "\n"))
-			return nil
-		},
-	})
-	register(&command{
-		name: "version", summary: "print the version",
-		help: "Prints cutover's version.",
-		run: func(ctx context.Context, e *env, args []string) error {
-			fmt.Fprintf(e.stdout, "cutover %s\n", Version)
-			return nil
-		},
-	})
+// cmdHelp prints the usage text, or the help of one command.
+func cmdHelp(ctx context.Context, e *env, c *command, args []string) error {
+	if len(args) == 0 {
+		usage(e.stdout)
+		return nil
+	}
+	h := lookup(args[0])
+	if h == nil {
+		return &usageError{err: fmt.Errorf("help: unknown command %q", args[0]), hint: "cutover help"}
+	}
+	fmt.Fprintf(e.stdout, "Usage: cutover %s %s\n\n%s\n", h.name, h.args, strings.Trim(h.help, "\n"))
+	return nil
+}
+
+// cmdVersion prints the version.
+func cmdVersion(ctx context.Context, e *env, c *command, args []string) error {
+	fmt.Fprintf(e.stdout, "cutover %s\n", Version)
+	return nil
 }

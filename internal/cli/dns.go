@@ -22,68 +22,53 @@ var dnsQuestions = map[scheduler.DNSChange]string{
 	scheduler.ChangeRevert:     "Revert %s to the snapshot (TTL now %s)?",
 }
 
-func init() {
-	c := &command{
-		name: "dns", args: "show|lower-ttl|swap|restore-ttl|revert FILE [--yes]",
-		summary: "show the records, or run one DNS step by hand",
-		help: `  show         the A/AAAA records and TTLs of [dns] names as the provider reports them
-  lower-ttl    set their TTL to lowered_ttl, data unchanged
-  swap         point them at [new] (A, and AAAA or none), with lowered_ttl
-  restore-ttl  keep the current data, put the snapshot's TTLs back
-  revert       put the snapshot's data and TTLs back
-
-The first change takes a snapshot of the records into the journal (what revert restores) and
-checks they point at [old]. Each change is recorded in the same journal cutover run uses, and
-refuses to touch a record that holds neither the value expected before nor after it.`,
+// cmdDNS shows the records, or runs one DNS step by hand.
+func cmdDNS(ctx context.Context, e *env, c *command, args []string) error {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	yes := fs.Bool("yes", false, "")
+	pos, err := parse(c, fs, args, 2, 2)
+	if err != nil {
+		return err
 	}
-	c.run = func(ctx context.Context, e *env, args []string) error {
-		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-		yes := fs.Bool("yes", false, "")
-		pos, err := parse(c, fs, args, 2, 2)
+	sub := pos[0]
+	op := scheduler.DNSChange(sub)
+	_, known := dnsQuestions[op]
+	if sub != "show" && !known {
+		return &usageError{err: fmt.Errorf("dns: unknown subcommand %q (valid: show, lower-ttl, swap, restore-ttl, revert)", sub), hint: "cutover help dns"}
+	}
+	cfg, err := loadConfig(e, pos[1], false)
+	if err != nil {
+		return err
+	}
+	d, err := openDNS(cfg, e.stdout)
+	if err != nil {
+		return err
+	}
+	if sub == "show" {
+		snap, err := d.Snapshot(ctx)
 		if err != nil {
 			return err
 		}
-		sub := pos[0]
-		op := scheduler.DNSChange(sub)
-		_, known := dnsQuestions[op]
-		if sub != "show" && !known {
-			return &usageError{err: fmt.Errorf("dns: unknown subcommand %q (valid: show, lower-ttl, swap, restore-ttl, revert)", sub), hint: "cutover help dns"}
-		}
-		cfg, err := loadConfig(e, pos[1], false)
-		if err != nil {
-			return err
-		}
-		d, err := openDNS(cfg, e.stdout)
-		if err != nil {
-			return err
-		}
-		if sub == "show" {
-			snap, err := d.Snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(tw, "NAME\tTYPE\tTTL\tVALUES\n")
-			for _, n := range snap.Names {
-				for _, rr := range []struct {
-					typ string
-					set dnsrec.RRset
-				}{{"A", n.A}, {"AAAA", n.AAAA}} {
-					if !rr.set.Exists() {
-						fmt.Fprintf(tw, "%s\t%s\t-\t(none)\n", n.Name, rr.typ)
-						continue
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, rr.typ, config.FormatDuration(rr.set.TTL), addrs(rr.set))
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "NAME\tTYPE\tTTL\tVALUES\n")
+		for _, n := range snap.Names {
+			for _, rr := range []struct {
+				typ string
+				set dnsrec.RRset
+			}{{"A", n.A}, {"AAAA", n.AAAA}} {
+				if !rr.set.Exists() {
+					fmt.Fprintf(tw, "%s\t%s\t-\t(none)\n", n.Name, rr.typ)
+					continue
 				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, rr.typ, config.FormatDuration(rr.set.TTL), addrs(rr.set))
 			}
-			return tw.Flush()
 		}
-		if err := refuseTestNow(); err != nil {
-			return err
-		}
-		return runDNSOp(ctx, e, cfg, d, op, *yes)
+		return tw.Flush()
 	}
-	register(c)
+	if err := refuseTestNow(); err != nil {
+		return err
+	}
+	return runDNSOp(ctx, e, cfg, d, op, *yes)
 }
 
 func addrs(r dnsrec.RRset) string {

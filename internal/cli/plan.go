@@ -12,52 +12,33 @@ import (
 	"github.com/cutover-dev/cutover/scheduler"
 )
 
-func init() {
-	c := &command{
-		name: "plan", args: "FILE [--offline] [--json] [--accept-slow-propagation]", summary: "show the timeline; changes nothing",
-		help: `Computes the cutover's timeline from the config, the TTLs the authoritative servers
-serve now, and the current time, and prints every step with its absolute time (UTC and
-local), why it runs then, and exactly what it will do. Nothing is changed anywhere.
-
-  --offline                  do not query DNS; times that depend on the served TTLs are unknown
-  --json                     print the plan as JSON
-  --accept-slow-propagation  exit 0 even when the TTL can no longer be lowered in time
-
-Exit 1 when the TTL cannot be lowered in time (the plan names the earliest safe cutover_at).`,
+// cmdPlan prints the timeline; it changes nothing.
+func cmdPlan(ctx context.Context, e *env, c *command, args []string) error {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	offline := fs.Bool("offline", false, "")
+	asJSON := fs.Bool("json", false, "")
+	acceptSlow := fs.Bool("accept-slow-propagation", false, "")
+	cfg, err := parseConfig(e, c, fs, args, true)
+	if err != nil {
+		return err
 	}
-	var offline, asJSON, acceptSlow bool
-	c.run = func(ctx context.Context, e *env, args []string) error {
-		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-		fs.BoolVar(&offline, "offline", false, "")
-		fs.BoolVar(&asJSON, "json", false, "")
-		fs.BoolVar(&acceptSlow, "accept-slow-propagation", false, "")
-		pos, err := parse(c, fs, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		cfg, err := loadConfig(e, pos[0], true)
-		if err != nil {
-			return err
-		}
-		p, err := makePlan(ctx, e, cfg, offline)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(p); err != nil {
-				return err
-			}
-		} else {
-			p.Render(e.stdout, time.Local)
-		}
-		if p.TooLate && !acceptSlow {
-			return tooLate(cfg, p)
-		}
-		return nil
+	p, err := makePlan(ctx, e, cfg, *offline)
+	if err != nil {
+		return err
 	}
-	register(c)
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(p); err != nil {
+			return err
+		}
+	} else {
+		p.Render(e.stdout, time.Local)
+	}
+	if p.TooLate && !*acceptSlow {
+		return tooLate(cfg, p)
+	}
+	return nil
 }
 
 func tooLate(cfg *config.Config, p *scheduler.Plan) error {

@@ -160,8 +160,15 @@ func copyProgress(e *env) func(sshops.Progress) {
 	}
 }
 
-// engineError turns the engine's errors into messages with the next command.
-func engineError(cfg *config.Config, err error) error {
+// startOver is the hint after a rolled-back cutover.
+func startOver(cfg *config.Config) string {
+	return fmt.Sprintf("to try again, keep the old journal and start a new one: mv %s %s.rolled-back && cutover run %s", cfg.StateDir, cfg.StateDir, cfg.File)
+}
+
+// engineError turns the engine's errors into messages with the next
+// command. again is the command that was run ("cutover run FILE", "cutover
+// step NAME FILE"): the one to run again, with a flag added where needed.
+func engineError(cfg *config.Config, again string, err error) error {
 	var ie *scheduler.InterruptedError
 	var de *scheduler.NeedsDecisionError
 	var rb *scheduler.RolledBackError
@@ -176,228 +183,192 @@ func engineError(cfg *config.Config, err error) error {
 	case errors.As(err, new(*scheduler.SaveError)):
 		return journalError(cfg, err)
 	case errors.As(err, &uh):
-		return withHint(err, ExitFailure, "if %s is the right key, trust it and go on: cutover run %s --accept-new-host-key", uh.Fingerprint, cfg.File)
+		return withHint(err, ExitFailure, "if %s is the right key, trust it and go on: %s --accept-new-host-key", uh.Fingerprint, again)
 	case errors.As(err, &hm):
-		return withHint(err, ExitFailure, "%s, then: cutover run %s --accept-new-host-key", hm.Hint(), cfg.File)
+		return withHint(err, ExitFailure, "%s, then: %s --accept-new-host-key", hm.Hint(), again)
 	case errors.As(err, &ie):
-		return withHint(err, ExitInterrupted, "the journal says where it stopped; resume with: cutover run %s", cfg.File)
+		return withHint(err, ExitInterrupted, "the journal says where it stopped; resume with: %s", again)
 	case errors.As(err, &de):
-		return withHint(err, ExitFailure, "check by hand whether %s took effect, then either run it again: cutover run %s --rerun-interrupted, or record that it did: cutover step %s %s --mark-done",
-			de.Step, cfg.File, de.Step, cfg.File)
+		return withHint(err, ExitFailure, "check by hand whether %s took effect, then either run it again: %s --rerun-interrupted, or record that it did: cutover step %s %s --mark-done",
+			de.Step, again, de.Step, cfg.File)
 	case errors.As(err, &rb):
 		if rb.Rollback != nil {
 			return withHint(err, ExitFailure, "see what is left with: cutover status %s; retry the rollback with: cutover rollback %s", cfg.File, cfg.File)
 		}
-		return withHint(err, ExitFailure, "DNS points at old again; fix the cause, then start over: move %s away and run cutover run %s", cfg.StateDir, cfg.File)
+		return withHint(err, ExitFailure, "DNS points at old again; fix the cause, then %s", startOver(cfg))
+	case errors.Is(err, scheduler.ErrFinished):
+		return withHint(err, ExitFailure, "see how it ended: cutover status %s; %s", cfg.File, startOver(cfg))
 	case errors.As(err, &rp):
 		return withHint(err, ExitFailure, "finish the rollback first: cutover rollback %s", cfg.File)
 	case errors.As(err, &oe):
 		return withHint(err, ExitFailure, "cutover step %s %s", oe.Missing, cfg.File)
 	case errors.As(err, &se):
-		return withHint(err, ExitFailure, "fix the cause, then continue at %s: cutover run %s; or put everything back: cutover rollback %s", se.Step, cfg.File, cfg.File)
+		return withHint(err, ExitFailure, "fix the cause, then continue at %s: %s; or put everything back: cutover rollback %s", se.Step, again, cfg.File)
 	}
 	return err
 }
 
-func init() {
-	c := &command{
-		name: "run", args: "FILE [--yes] [--accept-slow-propagation] [--rerun-interrupted] [--accept-new-host-key]",
-		summary: "carry out the cutover on schedule; resumes from the journal",
-		help: `Shows the plan, asks for consent, then runs every step no earlier than its planned time,
-journaling each transition in state_dir. Run it again after a crash or a stop: finished steps are
-never repeated; an interrupted copy, DNS change or wait runs again; an interrupted hook stops and asks.
-With on_failure = "rollback", a failure before activate puts DNS back and re-enables old.
-
-  --yes                      do not ask (required without a terminal)
-  --accept-slow-propagation  go ahead although the TTL can no longer be lowered in time
-  --rerun-interrupted        run a hook again that a previous run left interrupted
-  --accept-new-host-key      trust and record an unknown host key in [ssh] known_hosts
-
-SIGINT or SIGTERM stops at the next safe point (a second one aborts at once).
-Exit 0 when the cutover is done, 1 when a step failed or consent was not given, 130 when interrupted.`,
+// cmdRun carries out the cutover on schedule, resuming from the journal.
+func cmdRun(ctx context.Context, e *env, c *command, args []string) error {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	yes := fs.Bool("yes", false, "")
+	acceptSlow := fs.Bool("accept-slow-propagation", false, "")
+	rerun := fs.Bool("rerun-interrupted", false, "")
+	acceptKey := fs.Bool("accept-new-host-key", false, "")
+	pos, err := parse(c, fs, args, 1, 1)
+	if err != nil {
+		return err
 	}
-	c.run = func(ctx context.Context, e *env, args []string) error {
-		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-		yes := fs.Bool("yes", false, "")
-		acceptSlow := fs.Bool("accept-slow-propagation", false, "")
-		rerun := fs.Bool("rerun-interrupted", false, "")
-		acceptKey := fs.Bool("accept-new-host-key", false, "")
-		pos, err := parse(c, fs, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		s, err := openForChange(e, pos[0], "run")
-		if err != nil {
-			return err
-		}
-		defer s.close()
-		cfg := s.cfg
-		j := s.journal
-		switch j.Outcome {
-		case scheduler.OutcomeDone:
-			fmt.Fprintf(e.stdout, "%s: the cutover finished at %s; nothing to do\n", cfg.File, j.Updated.UTC().Format(time.RFC3339))
-			return nil
-		case scheduler.OutcomeRolledBack:
-			return withHint(fmt.Errorf("run: this cutover was rolled back (%s)", j.Rollback.Reason), ExitFailure,
-				"to try again, keep the old journal and start a new one: mv %s %s.rolled-back && cutover run %s", cfg.StateDir, cfg.StateDir, cfg.File)
-		}
-		if !j.Started() {
-			p, err := makePlan(ctx, e, cfg, false)
-			if err != nil {
-				return err
-			}
-			p.Render(e.stdout, time.Local)
-			if p.TooLate && !*acceptSlow {
-				return tooLate(cfg, p)
-			}
-			j.AcceptSlow = *acceptSlow
-		} else {
-			renderStatus(e.stdout, cfg, j)
-			fmt.Fprintf(e.stdout, "resuming from the journal in %s\n", cfg.StateDir)
-		}
-		if err := consent(e, *yes, "Carry out this cutover?", "to proceed without asking: cutover run "+cfg.File+" --yes"); err != nil {
-			return err
-		}
-		eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, rerunInterrupted: *rerun})
-		if err != nil {
-			return err
-		}
-		if err := engineError(cfg, eng.Run(ctx)); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "cutover done: %s now point at %s\n", strings.Join(cfg.DNS.Names, ", "), cfg.New.Address)
+	s, err := openForChange(e, pos[0], "run")
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cfg := s.cfg
+	j := s.journal
+	switch j.Outcome {
+	case scheduler.OutcomeDone:
+		fmt.Fprintf(e.stdout, "%s: the cutover finished at %s; nothing to do\n", cfg.File, j.Updated.UTC().Format(time.RFC3339))
 		return nil
+	case scheduler.OutcomeRolledBack:
+		return withHint(fmt.Errorf("run: this cutover was rolled back (%s)", j.Rollback.Reason), ExitFailure, "%s", startOver(cfg))
 	}
-	register(c)
-
-	st := &command{
-		name: "status", args: "FILE [--json]", summary: "show the journal: every step, its state and times",
-		help: `Prints the journal of FILE's cutover as a table (step, state, start, end, duration, note),
-the DNS state and the outcome. Reads only; works while a run is in progress.
-  --json  print the journal itself`,
-	}
-	st.run = func(ctx context.Context, e *env, args []string) error {
-		fs := flag.NewFlagSet(st.name, flag.ContinueOnError)
-		asJSON := fs.Bool("json", false, "")
-		pos, err := parse(st, fs, args, 1, 1)
+	if !j.Started() {
+		p, err := makePlan(ctx, e, cfg, false)
 		if err != nil {
 			return err
 		}
-		cfg, err := loadConfig(e, pos[0], false)
-		if err != nil {
-			return err
+		p.Render(e.stdout, time.Local)
+		if p.TooLate && !*acceptSlow {
+			return tooLate(cfg, p)
 		}
-		j, err := scheduler.ReadJournal(cfg)
-		if errors.Is(err, scheduler.ErrNoJournal) {
-			return withHint(fmt.Errorf("status: nothing has run yet: no journal in %s", cfg.StateDir), ExitFailure, "cutover plan %s", cfg.File)
-		}
-		if err != nil {
-			return journalError(cfg, err)
-		}
-		if *asJSON {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(j)
-		}
+		j.AcceptSlow = *acceptSlow
+	} else {
 		renderStatus(e.stdout, cfg, j)
+		fmt.Fprintf(e.stdout, "resuming from the journal in %s\n", cfg.StateDir)
+	}
+	if err := consent(e, *yes, "Carry out this cutover?", "to proceed without asking: cutover run "+cfg.File+" --yes"); err != nil {
+		return err
+	}
+	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, rerunInterrupted: *rerun})
+	if err != nil {
+		return err
+	}
+	if err := engineError(cfg, "cutover run "+cfg.File, eng.Run(ctx)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "cutover done: %s now point at %s\n", strings.Join(cfg.DNS.Names, ", "), cfg.New.Address)
+	return nil
+}
+
+// cmdStatus prints the journal; it reads only.
+func cmdStatus(ctx context.Context, e *env, c *command, args []string) error {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "")
+	cfg, err := parseConfig(e, c, fs, args, false)
+	if err != nil {
+		return err
+	}
+	j, err := scheduler.ReadJournal(cfg)
+	if errors.Is(err, scheduler.ErrNoJournal) {
+		return withHint(fmt.Errorf("status: nothing has run yet: no journal in %s", cfg.StateDir), ExitFailure, "cutover plan %s", cfg.File)
+	}
+	if err != nil {
+		return journalError(cfg, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(j)
+	}
+	renderStatus(e.stdout, cfg, j)
+	return nil
+}
+
+// cmdStep runs one step by hand, or records that it took effect (--mark-done).
+func cmdStep(ctx context.Context, e *env, c *command, args []string) error {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	yes := fs.Bool("yes", false, "")
+	markDone := fs.Bool("mark-done", false, "")
+	rerun := fs.Bool("rerun-interrupted", false, "")
+	acceptKey := fs.Bool("accept-new-host-key", false, "")
+	pos, err := parse(c, fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	name := scheduler.StepName(pos[0])
+	if _, ok := scheduler.Info(name); !ok {
+		return &usageError{err: fmt.Errorf("step: unknown step %q (valid: %s)", pos[0], strings.Join(scheduler.StepNames(), ", ")), hint: "cutover help step"}
+	}
+	s, err := openForChange(e, pos[1], "step "+string(name))
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cfg := s.cfg
+	if *markDone {
+		if err := consent(e, *yes, fmt.Sprintf("Record that %s took effect, without running it?", name), "cutover step "+string(name)+" "+cfg.File+" --mark-done --yes"); err != nil {
+			return err
+		}
+		eng := &scheduler.Engine{Config: cfg, Journal: s.journal, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events}
+		if err := eng.MarkDone(name); err != nil {
+			return withHint(err, ExitFailure, "see the state of every step: cutover status %s", cfg.File)
+		}
+		fmt.Fprintf(e.stdout, "%s marked done; continue with: cutover run %s\n", name, cfg.File)
 		return nil
 	}
-	register(st)
+	info, _ := scheduler.Info(name)
+	if err := consent(e, *yes, fmt.Sprintf("Run %s now (%s)?", name, info.Summary), "cutover step "+string(name)+" "+cfg.File+" --yes"); err != nil {
+		return err
+	}
+	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, rerunInterrupted: *rerun})
+	if err != nil {
+		return err
+	}
+	return engineError(cfg, "cutover step "+string(name)+" "+cfg.File, eng.RunStep(ctx, name))
+}
 
-	sp := &command{
-		name: "step", args: "NAME FILE [--yes] [--mark-done] [--rerun-interrupted] [--accept-new-host-key]",
-		summary: "run one step by hand, journaled",
-		help: `Runs one step now, as in the manual migration guide, and journals it like cutover run would.
-Every step before it must be done: activate cannot run before DNS points at the new host.
-A failure is journaled and not rolled back. Steps: ` + strings.Join(scheduler.StepNames(), ", ") + `.
-
-  --mark-done          do not run it: record that an interrupted or failed step did take effect
-                       (after checking by hand)
-  --rerun-interrupted  run a hook again although it already ran or was interrupted`,
+// cmdRollback re-enables old and reverts DNS to the snapshot, by hand.
+func cmdRollback(ctx context.Context, e *env, c *command, args []string) error {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	yes := fs.Bool("yes", false, "")
+	acceptKey := fs.Bool("accept-new-host-key", false, "")
+	pos, err := parse(c, fs, args, 1, 1)
+	if err != nil {
+		return err
 	}
-	sp.run = func(ctx context.Context, e *env, args []string) error {
-		fs := flag.NewFlagSet(sp.name, flag.ContinueOnError)
-		yes := fs.Bool("yes", false, "")
-		markDone := fs.Bool("mark-done", false, "")
-		rerun := fs.Bool("rerun-interrupted", false, "")
-		acceptKey := fs.Bool("accept-new-host-key", false, "")
-		pos, err := parse(sp, fs, args, 2, 2)
-		if err != nil {
-			return err
-		}
-		name := scheduler.StepName(pos[0])
-		if _, ok := scheduler.Info(name); !ok {
-			return &usageError{err: fmt.Errorf("step: unknown step %q (valid: %s)", pos[0], strings.Join(scheduler.StepNames(), ", ")), hint: "cutover help step"}
-		}
-		s, err := openForChange(e, pos[1], "step "+string(name))
-		if err != nil {
-			return err
-		}
-		defer s.close()
-		cfg := s.cfg
-		if *markDone {
-			if err := consent(e, *yes, fmt.Sprintf("Record that %s took effect, without running it?", name), "cutover step "+string(name)+" "+cfg.File+" --mark-done --yes"); err != nil {
-				return err
-			}
-			eng := &scheduler.Engine{Config: cfg, Journal: s.journal, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events}
-			if err := eng.MarkDone(name); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "%s marked done; continue with: cutover run %s\n", name, cfg.File)
-			return nil
-		}
-		info, _ := scheduler.Info(name)
-		if err := consent(e, *yes, fmt.Sprintf("Run %s now (%s)?", name, info.Summary), "cutover step "+string(name)+" "+cfg.File+" --yes"); err != nil {
-			return err
-		}
-		eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, rerunInterrupted: *rerun})
-		if err != nil {
-			return err
-		}
-		return engineError(cfg, eng.RunStep(ctx, name))
+	s, err := openForChange(e, pos[0], "rollback")
+	if err != nil {
+		return err
 	}
-	register(sp)
-
-	rb := &command{
-		name: "rollback", args: "FILE [--yes] [--accept-new-host-key]", summary: "put DNS back and re-enable old, by hand",
-		help: `Puts things back as they were: the service re-enabled on old ([hooks] reenable) if it was
-disabled, and DNS reverted to the snapshot in the journal (original addresses and TTLs) if it was
-changed. Runs every action even when one fails, and journals each. After activate, the new host
-keeps running: stop it yourself.`,
+	defer s.close()
+	cfg := s.cfg
+	j := s.journal
+	if !j.Started() {
+		return withHint(fmt.Errorf("rollback: nothing to roll back: no journal in %s", cfg.StateDir), ExitFailure, "cutover status %s", cfg.File)
 	}
-	rb.run = func(ctx context.Context, e *env, args []string) error {
-		fs := flag.NewFlagSet(rb.name, flag.ContinueOnError)
-		yes := fs.Bool("yes", false, "")
-		acceptKey := fs.Bool("accept-new-host-key", false, "")
-		pos, err := parse(rb, fs, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		s, err := openForChange(e, pos[0], "rollback")
-		if err != nil {
-			return err
-		}
-		defer s.close()
-		cfg := s.cfg
-		j := s.journal
-		if !j.Started() {
-			return withHint(fmt.Errorf("rollback: nothing to roll back: no journal in %s", cfg.StateDir), ExitFailure, "cutover status %s", cfg.File)
-		}
-		renderStatus(e.stdout, cfg, j)
-		if err := consent(e, *yes, "Roll back (re-enable old, revert DNS to the snapshot)?", "cutover rollback "+cfg.File+" --yes"); err != nil {
-			return err
-		}
-		eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey})
-		if err != nil {
-			return err
-		}
-		if err := eng.Rollback(context.WithoutCancel(ctx), "by hand (cutover rollback)"); err != nil {
-			return withHint(fmt.Errorf("rollback: %w", err), ExitFailure, "fix the cause and run it again: cutover rollback %s", cfg.File)
-		}
-		fmt.Fprintf(e.stdout, "rolled back\n")
-		return nil
+	if j.Outcome == scheduler.OutcomeRolledBack {
+		return withHint(fmt.Errorf("rollback: nothing to roll back: this cutover was rolled back already (%s)", j.Rollback.Reason), ExitFailure,
+			"see what was done: cutover status %s", cfg.File)
 	}
-	register(rb)
+	renderStatus(e.stdout, cfg, j)
+	if err := consent(e, *yes, "Roll back (re-enable old, revert DNS to the snapshot)?", "cutover rollback "+cfg.File+" --yes"); err != nil {
+		return err
+	}
+	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey})
+	if err != nil {
+		return err
+	}
+	if err := eng.Rollback(context.WithoutCancel(ctx), "by hand (cutover rollback)"); err != nil {
+		err = engineError(cfg, "cutover rollback "+cfg.File, fmt.Errorf("rollback: %w", err))
+		var he *hintError
+		if errors.As(err, &he) { // a host key to trust first
+			return err
+		}
+		return withHint(err, ExitFailure, "fix the cause and run it again: cutover rollback %s", cfg.File)
+	}
+	fmt.Fprintf(e.stdout, "rolled back\n")
+	return nil
 }
 
 // renderStatus prints the journal as a table.
@@ -414,7 +385,8 @@ func renderStatus(w io.Writer, cfg *config.Config, j *scheduler.Journal) {
 	if j.Snapshot != nil {
 		fmt.Fprintf(w, "  snapshot: %s\n", j.Snapshot)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATE\tSTARTED (UTC)\tENDED (UTC)\tTOOK\tNOTE")
 	ts := func(t time.Time) string {
 		if t.IsZero() {
@@ -428,8 +400,8 @@ func renderStatus(w io.Writer, cfg *config.Config, j *scheduler.Journal) {
 			took = s.Ended.Sub(s.Started).Round(time.Millisecond).String()
 		}
 		note := s.Note
-		if s.Error != "" {
-			note = "error: " + s.Error
+		if s.Error != "" && (s.State != scheduler.Done || note == "") {
+			note = "error: " + s.Error // a step marked done keeps its error, but the note says what happened since
 		}
 		if s.State == scheduler.Running && note == "" {
 			note = "interrupted (or running now)"
@@ -437,6 +409,9 @@ func renderStatus(w io.Writer, cfg *config.Config, j *scheduler.Journal) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, ts(s.Started), ts(s.Ended), took, firstLine(note))
 	}
 	tw.Flush()
+	for line := range strings.Lines(table.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n")) // a step without a note ends in padding
+	}
 	if r := j.Rollback; r != nil {
 		fmt.Fprintf(w, "rollback (%s) started %s: %s\n", r.Reason, ts(r.Started), strings.Join(r.Actions, "; "))
 		if r.Error != "" {

@@ -10,29 +10,27 @@ import (
 	"github.com/cutover-dev/cutover/config"
 )
 
-func init() {
-	c := &command{
-		name: "validate", args: "FILE", summary: "check a config file; changes nothing",
-		help: `Checks FILE and reports every problem at once, each with file:line:column and the
-key's full name. Nothing is looked up on the network and nothing is changed anywhere.
-Exit 0 when the file is valid, 2 when it is not.`,
+// cmdValidate checks a config file and prints what it describes.
+func cmdValidate(ctx context.Context, e *env, c *command, args []string) error {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	cfg, err := parseConfig(e, c, fs, args, true)
+	if err != nil {
+		return err
 	}
-	c.run = func(ctx context.Context, e *env, args []string) error {
-		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-		pos, err := parse(c, fs, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		cfg, err := loadConfig(e, pos[0], true)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "%s: valid: %d name(s) move from %s to %s at %s, %d path(s) synced, provider %q (%s)\n",
-			pos[0], len(cfg.DNS.Names), cfg.Old.Address, cfg.New.Address, cfg.CutoverAt.UTC().Format("2006-01-02 15:04:05 UTC"),
-			len(cfg.Sync), cfg.DNS.Provider, cfg.Provider().Type)
-		return nil
+	fmt.Fprintf(e.stdout, "%s: valid: %d name(s) move from %s to %s at %s, %d path(s) synced, provider %q (%s)\n",
+		cfg.File, len(cfg.DNS.Names), cfg.Old.Address, cfg.New.Address, cfg.CutoverAt.UTC().Format("2006-01-02 15:04:05 UTC"),
+		len(cfg.Sync), cfg.DNS.Provider, cfg.Provider().Type)
+	return nil
+}
+
+// parseConfig parses the command line of a command whose one argument is
+// the config file, and loads that file as loadConfig does.
+func parseConfig(e *env, c *command, fs *flag.FlagSet, args []string, future bool) (*config.Config, error) {
+	pos, err := parse(c, fs, args, 1, 1)
+	if err != nil {
+		return nil, err
 	}
-	register(c)
+	return loadConfig(e, pos[0], future)
 }
 
 // loadConfig reads and validates a config file, including each provider

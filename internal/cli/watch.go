@@ -38,40 +38,13 @@ var publicResolvers = []string{
 	"208.67.222.222", // Cisco OpenDNS
 }
 
-func init() {
-	c := &command{
-		name: "watch", args: "NAME... --expect ADDR... [--absent a|aaaa] (--resolver ADDR... | --resolvers public) [--authoritative auto|ADDR,...] [--quorum all|N] [--timeout D] [--json] [--config FILE]",
-		summary: "wait until DNS serves the expected A/AAAA everywhere",
-		help: `Asks every authoritative server (recursion off, AA required, serials compared) and every
-resolver for the records of each NAME until all serve exactly the --expect addresses. IPv4
-addresses are the A set, IPv6 ones the AAAA set; a record type with no --expect address is not
-watched unless --absent a|aaaa says it must have no record. Resolvers are asked again when the
-TTL of what they hold runs out. On a terminal a live table; otherwise, or with --json, one JSON
-line per change and a final summary.
-
-Each row says what the server serves: "new", "missing", "old {192.0.2.1}, want {192.0.2.2}" or
-"other {2001:db8::20}, want none". An answer that a resolver serves again after its TTL ran out,
-or an authoritative server at the newest serial, is "stable": it will not change until the
-records do. When every wrong answer is stable, watch says so instead of counting down.
-
---resolvers public stands for 1.1.1.1 (Cloudflare), 8.8.8.8 (Google), 9.9.9.9 (Quad9) and
-208.67.222.222 (OpenDNS), for watching a real cutover from outside.
-
-With --config FILE the names, the expected addresses ([new], A and AAAA), the old ones ([old]),
-the servers, quorum and converge_timeout come from the config; flags override them. Without a
-config, --resolver or --resolvers is required: cutover never falls back to /etc/resolv.conf.
-
-Exit 0 when converged, 1 on timeout (with the last state of every server), 2 on usage errors,
-130 when interrupted.`,
+// cmdWatch waits until DNS serves the expected addresses everywhere.
+func cmdWatch(ctx context.Context, e *env, c *command, args []string) error {
+	w, err := parseWatch(c, e, args)
+	if err != nil {
+		return err
 	}
-	c.run = func(ctx context.Context, e *env, args []string) error {
-		w, err := parseWatch(c, e, args)
-		if err != nil {
-			return err
-		}
-		return w.run(ctx, e)
-	}
-	register(c)
+	return w.run(ctx, e)
 }
 
 // watchRun is a checked `cutover watch` command line.
