@@ -15,7 +15,8 @@ type Pos struct {
 // keyPositions maps every key's full name ("dns.names", "sync[1].path",
 // "hooks.disable.run") to where it is written. Array-of-tables entries are
 // numbered from 0 in the order they appear; tables themselves are recorded
-// under their header name.
+// under their header name; the elements of an array value under the key
+// and their index ("dns.resolvers[1]"), at the element itself.
 func keyPositions(data []byte) map[string]Pos {
 	pos := map[string]Pos{}
 	arrayCount := map[string]int{}
@@ -47,13 +48,32 @@ func recordKeyValue(p *unstable.Parser, kv *unstable.Node, prefix string, pos ma
 		name = prefix + "." + name
 	}
 	pos[name] = at
-	v := kv.Value()
-	if v != nil && v.Kind == unstable.InlineTable {
+	recordValue(p, kv.Value(), name, pos)
+}
+
+// recordValue records the keys of an inline table and the elements of an
+// array, recursively.
+func recordValue(p *unstable.Parser, v *unstable.Node, name string, pos map[string]Pos) {
+	if v == nil {
+		return
+	}
+	switch v.Kind {
+	case unstable.InlineTable:
 		it := v.Children()
 		for it.Next() {
 			if c := it.Node(); c.Kind == unstable.KeyValue {
 				recordKeyValue(p, c, name, pos)
 			}
+		}
+	case unstable.Array:
+		it := v.Children()
+		for i := 0; it.Next(); i++ {
+			c := it.Node()
+			elem := fmt.Sprintf("%s[%d]", name, i)
+			if at := shapePos(p, c); at.Line > 0 {
+				pos[elem] = at
+			}
+			recordValue(p, c, elem, pos)
 		}
 	}
 }
