@@ -170,6 +170,11 @@ func TestParseProblems(t *testing.T) {
 			wantErr: `config: c.toml:4:1: old.address6: "ff02::1" is a multicast address, not a host's address`},
 		{desc: "name longer than DNS allows", edit: func(s string) string { return strings.Replace(s, `["MAIL.example.org"]`, `[`+longName+`]`, 1) },
 			wantErr: `config: c.toml:11:10: dns.names[0]: ` + longName + ` is 255 characters long; DNS allows at most 253`},
+		{desc: "an element after one of the wrong type keeps its index", edit: func(s string) string {
+			return strings.Replace(s, `["MAIL.example.org"]`, `["MAIL.example.org", 7, "Mail.Example.org"]`, 1)
+		}, wantErr: "config: 2 problems:\n" +
+			"  c.toml:11:30: dns.names[1]: must be a string, not an integer\n" +
+			`  c.toml:11:33: dns.names[2]: "Mail.Example.org" is listed twice`},
 		{desc: "label longer than 63", edit: func(s string) string {
 			return strings.Replace(s, `"MAIL.example.org"`, `"`+strings.Repeat("m", 64)+`.example.org"`, 1)
 		}, wantErr: `config: c.toml:11:10: dns.names[0]: "` + strings.Repeat("m", 64) + `.example.org" is not a valid domain name (labels of a-z, 0-9, "-" and "_", at most 63 characters each)`},
@@ -234,6 +239,7 @@ func TestSecret(t *testing.T) {
 		{desc: "env unset", ref: "env:CUTOVER_TEST_UNSET", wantErr: `config: secret: environment variable "CUTOVER_TEST_UNSET" is not set`},
 		{desc: "file missing", ref: "file:" + dir + "/nope", wantErr: "config: secret: open " + dir + "/nope: no such file or directory"},
 		{desc: "empty name", ref: "env:", wantParse: `env: needs a name after "env:"`},
+		{desc: "relative file outside a config file", ref: "file:keys/tsig", wantParse: `file: "keys/tsig" is a relative path`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			s, err := ParseSecret(tc.ref)

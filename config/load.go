@@ -304,7 +304,14 @@ func (l *loader) duration(m map[string]any, prefix, key string, def time.Duratio
 	return d
 }
 
-func (l *loader) strList(m map[string]any, prefix, key string) ([]string, bool) {
+// element is one string of an array with its full key ("dns.names[2]"),
+// which stays right when an element before it was not a string.
+type element struct {
+	key, s string
+}
+
+// strList reads an array of strings; set reports whether the key is there.
+func (l *loader) strList(m map[string]any, prefix, key string) (list []element, set bool) {
 	v, ok := m[key]
 	if !ok {
 		return nil, false
@@ -314,14 +321,15 @@ func (l *loader) strList(m map[string]any, prefix, key string) ([]string, bool) 
 		l.problem(join(prefix, key), "must be an array of strings, not %s", typeName(v))
 		return nil, true
 	}
-	out := make([]string, 0, len(arr))
+	out := make([]element, 0, len(arr))
 	for i, e := range arr {
+		k := fmt.Sprintf("%s[%d]", join(prefix, key), i)
 		s, ok := e.(string)
 		if !ok {
-			l.problem(fmt.Sprintf("%s[%d]", join(prefix, key), i), "must be a string, not %s", typeName(e))
+			l.problem(k, "must be a string, not %s", typeName(e))
 			continue
 		}
-		out = append(out, s)
+		out = append(out, element{key: k, s: s})
 	}
 	return out, true
 }
@@ -632,8 +640,8 @@ func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 	if len(names) == 0 {
 		l.problem("dns.names", "required: the names whose A/AAAA records move, e.g. [\"mail.example.org.\"]")
 	}
-	for i, n := range names {
-		key := fmt.Sprintf("dns.names[%d]", i)
+	for _, e := range names {
+		key, n := e.key, e.s
 		fq := normalizeName(n)
 		switch {
 		case checkName(n, fq) != "":
@@ -665,9 +673,9 @@ func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 	}
 
 	auth, _ := l.strList(m, "dns", "authoritative")
-	d.Authoritative = l.servers(auth, "dns.authoritative")
+	d.Authoritative = l.servers(auth)
 	res, set := l.strList(m, "dns", "resolvers")
-	d.Resolvers = l.servers(res, "dns.resolvers")
+	d.Resolvers = l.servers(res)
 	if !set || len(res) == 0 {
 		l.problem("dns.resolvers", `required: the resolvers that must see the change, e.g. ["1.1.1.1", "8.8.8.8", "9.9.9.9", "208.67.222.222"]`)
 	}
@@ -705,21 +713,20 @@ func ParseServer(s string) (netip.AddrPort, error) {
 
 // servers parses a list of servers; one listed twice (also as "ip" and
 // "ip:53") is a problem, since it would count twice toward a quorum.
-func (l *loader) servers(list []string, key string) []netip.AddrPort {
+func (l *loader) servers(list []element) []netip.AddrPort {
 	var out []netip.AddrPort
-	first := map[netip.AddrPort]int{}
-	for i, s := range list {
-		elem := fmt.Sprintf("%s[%d]", key, i)
-		ap, err := ParseServer(s)
+	first := map[netip.AddrPort]string{} // server -> key of its first element
+	for _, e := range list {
+		ap, err := ParseServer(e.s)
 		if err != nil {
-			l.problem(elem, "%v", err)
+			l.problem(e.key, "%v", err)
 			continue
 		}
-		if j, dup := first[ap]; dup {
-			l.problem(elem, "%q is listed twice: %s[%d] is the same server (%s)", s, key, j, ap)
+		if k, dup := first[ap]; dup {
+			l.problem(e.key, "%q is listed twice: %s is the same server (%s)", e.s, k, ap)
 			continue
 		}
-		first[ap] = i
+		first[ap] = e.key
 		out = append(out, ap)
 	}
 	return out
