@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -201,6 +202,22 @@ func checkConfig(t *testing.T, cfg *Config) {
 	for _, h := range []*Hook{cfg.Hooks.Prepare, cfg.Hooks.Disable, cfg.Hooks.Activate, cfg.Hooks.Reenable} {
 		if h != nil && (strings.TrimSpace(h.Run) == "" || h.Timeout <= 0) {
 			t.Fatalf("hook accepted: %+v", h)
+		}
+	}
+}
+
+// BenchmarkParseSyncs validates a file with 20,000 [[sync]] entries (issue
+// 12: the overlap check used to compare every pair, 15 s for this file).
+func BenchmarkParseSyncs(b *testing.B) {
+	var src strings.Builder
+	src.WriteString(minimal)
+	for i := range 20000 {
+		fmt.Fprintf(&src, "[[sync]]\npath = \"/srv/d%d/sub%d\"\n", i%100, i)
+	}
+	data := []byte(src.String())
+	for b.Loop() {
+		if _, err := Parse(data, "c.toml", Options{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
