@@ -181,6 +181,9 @@ func TestParseProblems(t *testing.T) {
 		{desc: "duplicate resolver, once with the default port", edit: func(s string) string {
 			return strings.Replace(s, `resolvers = ["127.0.0.1", "[::1]:5353"]`, `resolvers = ["127.0.0.1", "[::1]:5353", "127.0.0.1:53"]`, 1)
 		}, wantErr: `config: c.toml:12:41: dns.resolvers[2]: "127.0.0.1:53" is listed twice: dns.resolvers[0] is the same server (127.0.0.1:53)`},
+		{desc: "duplicate resolver, once IPv4-mapped", edit: func(s string) string {
+			return strings.Replace(s, `resolvers = ["127.0.0.1", "[::1]:5353"]`, `resolvers = ["[::ffff:127.0.0.1]:53", "127.0.0.1"]`, 1)
+		}, wantErr: `config: c.toml:12:39: dns.resolvers[1]: "127.0.0.1" is listed twice: dns.resolvers[0] is the same server (127.0.0.1:53)`},
 		{desc: "duplicate authoritative", edit: func(s string) string {
 			return strings.Replace(s, "[providers.main]", "authoritative = [\"::1\",\n  \"[::1]:53\"]\n[providers.main]", 1)
 		}, wantErr: `config: c.toml:14:3: dns.authoritative[1]: "[::1]:53" is listed twice: dns.authoritative[0] is the same server ([::1]:53)`},

@@ -702,7 +702,7 @@ func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 // literal host; the port defaults to 53.
 func ParseServer(s string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap, nil
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
 	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 	if err != nil {
