@@ -27,6 +27,12 @@ type Config struct {
 	Sync      []Sync
 	Hooks     Hooks
 	Notify    Notify
+
+	// Warnings are things that do not stop the config from being used but
+	// that the user should fix (a secret file others can read), in file
+	// order. Commands that load a config print them, one line each, as
+	// "warning: " + w.String().
+	Warnings []Problem
 }
 
 // Values of Config.OnFailure.
@@ -98,7 +104,7 @@ const (
 type Hook struct {
 	Name    string // "prepare", "disable", "activate", "reenable"
 	On      string // OnLocal, OnOld or OnNew
-	Run     string // placeholders already filled in
+	Run     string // placeholders already filled in, shell-quoted: exactly what runs
 	Timeout time.Duration
 }
 

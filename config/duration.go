@@ -1,25 +1,48 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
+// maxDays is the longest duration in whole days that time.Duration holds
+// (about 292 years).
+const maxDays = math.MaxInt64 / int64(24*time.Hour)
+
+// goDurationRE is the syntax time.ParseDuration accepts, without a sign: a
+// string that matches it but does not parse is too long, not malformed.
+var goDurationRE = regexp.MustCompile(`^(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+$`)
+
 // ParseDuration accepts Go durations ("90s", "5m", "1h30m") and whole days
-// ("2d"). Negative durations are rejected.
+// ("2d"). A sign ("+1d", "-5m") and a duration too long for time.Duration
+// (more than 106751 days) are refused.
 func ParseDuration(s string) (time.Duration, error) {
+	bad := fmt.Errorf("%q is not a duration (examples: \"90s\", \"5m\", \"1h30m\", \"2d\")", s)
+	tooLong := fmt.Errorf("%q is too long (at most %dd)", s, maxDays)
+	if strings.HasPrefix(s, "+") || strings.HasPrefix(s, "-") {
+		return 0, bad
+	}
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("%q is not a duration (examples: \"90s\", \"5m\", \"1h30m\", \"2d\")", s)
+		n, err := strconv.ParseInt(days, 10, 64)
+		switch {
+		case errors.Is(err, strconv.ErrRange), err == nil && n > maxDays:
+			return 0, tooLong
+		case err != nil:
+			return 0, bad
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration (examples: \"90s\", \"5m\", \"1h30m\", \"2d\")", s)
+	switch {
+	case err != nil && goDurationRE.MatchString(s):
+		return 0, tooLong
+	case err != nil:
+		return 0, bad
 	}
 	return d, nil
 }

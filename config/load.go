@@ -1,8 +1,12 @@
 package config
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"maps"
 	"net/netip"
 	"os"
@@ -10,7 +14,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -37,21 +43,105 @@ const (
 	DefaultHookTimeout     = 30 * time.Minute
 )
 
+// MaxLoweredTTL is the longest dns.lowered_ttl: a lowered TTL is meant to be
+// short, and a week is far below the 2^31-1 seconds DNS can carry.
+const MaxLoweredTTL = 7 * 24 * time.Hour
+
 // HookNames lists the hooks in the order they run.
 var HookNames = []string{"prepare", "disable", "activate", "reenable"}
 
-// Load reads and validates the file at path.
+// MaxFileSize is the largest config file Load reads.
+const MaxFileSize = 1 << 20
+
+// Load reads and validates the file at path. A path that is not a regular
+// file (a directory, a named pipe, a device), a file larger than
+// MaxFileSize, or one that cannot be read is an *Error like any other
+// problem; Load never blocks on a named pipe.
 func Load(path string, opts Options) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
 	return Parse(data, path, opts)
 }
 
+// readFile reads a config file, refusing anything but a regular file of at
+// most MaxFileSize bytes. It checks the type before opening and again on
+// the open file, which it opens non-blocking so that a named pipe swapped
+// in between cannot make it wait.
+func readFile(path string) ([]byte, error) {
+	refuse := func(format string, args ...any) error {
+		return &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf(format, args...)}}}
+	}
+	check := func(fi os.FileInfo) error {
+		switch {
+		case fi.IsDir():
+			return refuse("is a directory, not a config file: give the path of the TOML file")
+		case !fi.Mode().IsRegular():
+			return refuse("is %s, not a regular file: give the path of the TOML file", fileKind(fi.Mode()))
+		case fi.Size() > MaxFileSize:
+			return refuse("is %d bytes; a config file is at most %d (1 MiB)", fi.Size(), MaxFileSize)
+		}
+		return nil
+	}
+	cannotRead := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return refuse("cannot be read: %v", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, cannotRead(err)
+	}
+	if err := check(fi); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, cannotRead(err)
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, cannotRead(err)
+	}
+	if err := check(fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, cannotRead(err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, refuse("is larger than %d bytes (1 MiB), the most a config file may be", MaxFileSize)
+	}
+	return data, nil
+}
+
+// fileKind names a file type that is not a regular file or a directory.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a special file"
+}
+
+// utf8BOM is the byte order mark some editors write at the top of a file.
+const utf8BOM = "\ufeff"
+
 // Parse validates data as a config file named file. On failure the error is
-// an *Error holding every problem found.
+// an *Error holding every problem found. A UTF-8 byte order mark at the
+// start is ignored; positions count from after it.
 func Parse(data []byte, file string, opts Options) (*Config, error) {
+	data = bytes.TrimPrefix(data, []byte(utf8BOM))
 	var raw map[string]any
 	if err := toml.Unmarshal(data, &raw); err != nil {
 		var de *toml.DecodeError
@@ -72,33 +162,50 @@ func Parse(data []byte, file string, opts Options) (*Config, error) {
 		}
 	}
 	if len(l.problems) > 0 {
-		// In file order; problems with no position (a missing table) last.
-		slices.SortStableFunc(l.problems, func(a, b Problem) int {
-			if (a.Line == 0) != (b.Line == 0) {
-				if a.Line == 0 {
-					return 1
-				}
-				return -1
-			}
-			if a.Line != b.Line {
-				return a.Line - b.Line
-			}
-			return a.Col - b.Col
-		})
+		sortProblems(l.problems)
 		return nil, &Error{Problems: l.problems}
 	}
+	sortProblems(l.warnings)
+	cfg.Warnings = l.warnings
 	return cfg, nil
+}
+
+// sortProblems puts problems in file order; those with no position (a
+// missing table) last.
+func sortProblems(ps []Problem) {
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		if (a.Line == 0) != (b.Line == 0) {
+			if a.Line == 0 {
+				return 1
+			}
+			return -1
+		}
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Col - b.Col
+	})
 }
 
 type loader struct {
 	file     string
 	pos      map[string]Pos
 	problems []Problem
+	warnings []Problem
 }
 
 func (l *loader) problem(key, format string, args ...any) {
+	l.problems = append(l.problems, l.at(key, format, args...))
+}
+
+func (l *loader) warn(key, format string, args ...any) {
+	l.warnings = append(l.warnings, l.at(key, format, args...))
+}
+
+// at builds a Problem pointing at the key, or at the closest enclosing
+// table or key that is written.
+func (l *loader) at(key, format string, args ...any) Problem {
 	p := Problem{File: l.file, Key: key, Msg: fmt.Sprintf(format, args...)}
-	// Point at the key, or at the closest enclosing table that is written.
 	for k := key; k != ""; {
 		if at, ok := l.pos[k]; ok {
 			p.Line, p.Col = at.Line, at.Col
@@ -110,7 +217,7 @@ func (l *loader) problem(key, format string, args ...any) {
 		}
 		k = k[:i]
 	}
-	l.problems = append(l.problems, p)
+	return p
 }
 
 func join(prefix, key string) string {
@@ -197,7 +304,14 @@ func (l *loader) duration(m map[string]any, prefix, key string, def time.Duratio
 	return d
 }
 
-func (l *loader) strList(m map[string]any, prefix, key string) ([]string, bool) {
+// element is one string of an array with its full key ("dns.names[2]"),
+// which stays right when an element before it was not a string.
+type element struct {
+	key, s string
+}
+
+// strList reads an array of strings; set reports whether the key is there.
+func (l *loader) strList(m map[string]any, prefix, key string) (list []element, set bool) {
 	v, ok := m[key]
 	if !ok {
 		return nil, false
@@ -207,14 +321,15 @@ func (l *loader) strList(m map[string]any, prefix, key string) ([]string, bool) 
 		l.problem(join(prefix, key), "must be an array of strings, not %s", typeName(v))
 		return nil, true
 	}
-	out := make([]string, 0, len(arr))
+	out := make([]element, 0, len(arr))
 	for i, e := range arr {
+		k := fmt.Sprintf("%s[%d]", join(prefix, key), i)
 		s, ok := e.(string)
 		if !ok {
-			l.problem(fmt.Sprintf("%s[%d]", join(prefix, key), i), "must be a string, not %s", typeName(e))
+			l.problem(k, "must be a string, not %s", typeName(e))
 			continue
 		}
-		out = append(out, s)
+		out = append(out, element{key: k, s: s})
 	}
 	return out, true
 }
@@ -222,6 +337,10 @@ func (l *loader) strList(m map[string]any, prefix, key string) ([]string, bool) 
 func (l *loader) path(m map[string]any, prefix, key, def string) string {
 	s, _ := l.str(m, prefix, key, def)
 	if s == "" {
+		return ""
+	}
+	if hasControl(s) {
+		l.problem(join(prefix, key), "%q contains a control character (a newline, a tab, ...)", s)
 		return ""
 	}
 	p, err := expandHome(s)
@@ -234,6 +353,12 @@ func (l *loader) path(m map[string]any, prefix, key, def string) string {
 		return ""
 	}
 	return filepath.Clean(p)
+}
+
+// hasControl reports whether s holds a control character: C0 (newline,
+// tab, ...), DEL or C1.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, unicode.IsControl)
 }
 
 func expandHome(p string) (string, error) {
@@ -301,6 +426,10 @@ func (l *loader) config(raw map[string]any, opts Options) *Config {
 	return cfg
 }
 
+// defaultStateDir is $XDG_STATE_HOME/cutover/STEM-HASH: the config file's
+// name without its extension, then the first 8 hex digits of the SHA-256 of
+// its absolute path, so that a/mail.toml and b/mail.toml never share a
+// journal.
 func defaultStateDir(file string) string {
 	base := os.Getenv("XDG_STATE_HOME")
 	if base == "" {
@@ -310,8 +439,13 @@ func defaultStateDir(file string) string {
 		}
 		base = filepath.Join(home, ".local", "state")
 	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = filepath.Clean(file)
+	}
+	sum := sha256.Sum256([]byte(abs))
 	stem := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
-	return filepath.Join(base, "cutover", stem)
+	return filepath.Join(base, "cutover", fmt.Sprintf("%s-%x", stem, sum[:4]))
 }
 
 func (l *loader) host(m map[string]any, role string) Host {
@@ -326,19 +460,26 @@ func (l *loader) host(m map[string]any, role string) Host {
 		}
 	} else if a, err := netip.ParseAddr(s); err != nil || !a.Is4() {
 		l.problem(role+".address", "%q is not an IPv4 address", s)
+	} else if what := notAHost(a); what != "" {
+		l.problem(role+".address", "%q is %s, not a host's address", s, what)
 	} else {
 		h.Address = a
 	}
 	if s, set := l.str(m, role, "address6", ""); set {
 		if a, err := netip.ParseAddr(s); err != nil || !a.Is6() || a.Is4In6() {
 			l.problem(role+".address6", "%q is not an IPv6 address", s)
+		} else if what := notAHost(a); what != "" {
+			l.problem(role+".address6", "%q is %s, not a host's address", s, what)
 		} else {
 			h.Address6 = a
 		}
 	}
 	h.SSHUser, _ = l.str(m, role, "ssh_user", DefaultSSHUser)
-	if h.SSHUser == "" {
+	switch {
+	case h.SSHUser == "":
 		l.problem(role+".ssh_user", "must not be empty")
+	case len(h.SSHUser) > maxUserName || !userRE.MatchString(h.SSHUser):
+		l.problem(role+".ssh_user", "%q is not a user name (a-z, 0-9, \"_\", \".\" and \"-\", starting with a letter or \"_\", at most %d characters)", h.SSHUser, maxUserName)
 	}
 	if v, ok := m["ssh_port"]; ok {
 		n, ok := v.(int64)
@@ -350,6 +491,29 @@ func (l *loader) host(m map[string]any, role string) Host {
 	}
 	return h
 }
+
+// notAHost says why a can never be a host's address (the unspecified
+// address, a multicast address, the IPv4 broadcast address), or returns "".
+// Loopback and private addresses are fine: tests and labs use them.
+func notAHost(a netip.Addr) string {
+	switch {
+	case a.IsUnspecified():
+		return "the unspecified address"
+	case a.IsMulticast():
+		return "a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "the broadcast address"
+	}
+	return ""
+}
+
+// userPattern is a portable user name, as useradd accepts by default.
+const userPattern = `[a-z_][a-z0-9_.-]*`
+
+// maxUserName is the longest user name Linux tools accept.
+const maxUserName = 32
+
+var userRE = regexp.MustCompile(`^` + userPattern + `$`)
 
 func (l *loader) providers(m map[string]any) map[string]*ProviderSettings {
 	out := map[string]*ProviderSettings{}
@@ -366,15 +530,52 @@ func (l *loader) providers(m map[string]any) map[string]*ProviderSettings {
 		}
 		values := map[string]any{}
 		for k, v := range t {
-			if k != "type" {
-				values[k] = v
+			if k == "type" {
+				continue
 			}
+			if ref, ok := v.(string); ok {
+				v = l.fileSecret(key+"."+k, ref)
+			}
+			values[k] = v
 		}
 		ps := NewProviderSettings(name, typ, values)
 		ps.file, ps.pos = l.file, l.pos
 		out[name] = ps
 	}
 	return out
+}
+
+// fileSecret makes the path of a "file:" reference absolute, relative to
+// the config file's directory, and warns when that file can be read by
+// group or others. Other strings are returned as they are. (The provider
+// reads its settings later, through ProviderSettings.Secret, which knows
+// nothing of the file it came from.)
+func (l *loader) fileSecret(key, ref string) string {
+	rest, ok := strings.CutPrefix(ref, "file:")
+	if !ok || rest == "" {
+		return ref
+	}
+	p, err := expandHome(rest)
+	if err != nil {
+		return ref // ParseSecret reports it
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(l.dir(), p)
+		ref = "file:" + p
+	}
+	if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o044 != 0 {
+		l.warn(key, "secret file %q can be read by group or others (mode %04o); run: chmod 600 %s", p, fi.Mode().Perm(), shellQuote(p))
+	}
+	return ref
+}
+
+// dir is the absolute directory of the config file.
+func (l *loader) dir() string {
+	abs, err := filepath.Abs(l.file)
+	if err != nil {
+		return filepath.Dir(l.file)
+	}
+	return filepath.Dir(abs)
 }
 
 func normalizeName(s string) string {
@@ -386,6 +587,22 @@ func normalizeName(s string) string {
 }
 
 var labelRE = regexp.MustCompile(`^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+$`)
+
+// maxNameLen is the longest domain name DNS carries, in the usual
+// presentation form without the final dot.
+const maxNameLen = 253
+
+// checkName explains why fq (normalized by normalizeName) is not a domain
+// name, or returns "". s is the name as written.
+func checkName(s, fq string) string {
+	switch {
+	case len(fq)-1 > maxNameLen:
+		return fmt.Sprintf("%q is %d characters long; DNS allows at most %d", s, len(fq)-1, maxNameLen)
+	case !labelRE.MatchString(fq):
+		return fmt.Sprintf("%q is not a valid domain name (labels of a-z, 0-9, \"-\" and \"_\", at most 63 characters each)", s)
+	}
+	return ""
+}
 
 func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 	d := DNS{LoweredTTL: DefaultLoweredTTL, RestoreTTLAfter: DefaultRestoreTTLAfter, ConvergeTimeout: DefaultConvergeTimeout}
@@ -414,8 +631,8 @@ func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 	zone, _ := l.str(m, "dns", "zone", "")
 	if zone == "" {
 		l.problem("dns.zone", "required: the zone that holds the names, e.g. \"example.org.\"")
-	} else if d.Zone = normalizeName(zone); !labelRE.MatchString(d.Zone) {
-		l.problem("dns.zone", "%q is not a valid domain name", zone)
+	} else if d.Zone = normalizeName(zone); checkName(zone, d.Zone) != "" {
+		l.problem("dns.zone", "%s", checkName(zone, d.Zone))
 		d.Zone = ""
 	}
 
@@ -423,12 +640,12 @@ func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 	if len(names) == 0 {
 		l.problem("dns.names", "required: the names whose A/AAAA records move, e.g. [\"mail.example.org.\"]")
 	}
-	for i, n := range names {
-		key := fmt.Sprintf("dns.names[%d]", i)
+	for _, e := range names {
+		key, n := e.key, e.s
 		fq := normalizeName(n)
 		switch {
-		case !labelRE.MatchString(fq):
-			l.problem(key, "%q is not a valid domain name", n)
+		case checkName(n, fq) != "":
+			l.problem(key, "%s", checkName(n, fq))
 		case d.Zone != "" && fq != d.Zone && !strings.HasSuffix(fq, "."+d.Zone):
 			l.problem(key, "%q is not inside zone %q", n, d.Zone)
 		case slices.Contains(d.Names, fq):
@@ -441,6 +658,9 @@ func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 	d.LoweredTTL = l.duration(m, "dns", "lowered_ttl", DefaultLoweredTTL)
 	if d.LoweredTTL < time.Second || d.LoweredTTL%time.Second != 0 {
 		l.problem("dns.lowered_ttl", "must be a whole number of seconds, at least 1s")
+	} else if d.LoweredTTL > MaxLoweredTTL {
+		written, _ := l.str(m, "dns", "lowered_ttl", "")
+		l.problem("dns.lowered_ttl", "%q is longer than %s, the most a lowered TTL may be", written, FormatDuration(MaxLoweredTTL))
 	}
 	if s, set := l.str(m, "dns", "restore_ttl_after", ""); set && s == "never" {
 		d.RestoreNever = true
@@ -453,9 +673,9 @@ func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 	}
 
 	auth, _ := l.strList(m, "dns", "authoritative")
-	d.Authoritative = l.servers(auth, "dns.authoritative")
+	d.Authoritative = l.servers(auth)
 	res, set := l.strList(m, "dns", "resolvers")
-	d.Resolvers = l.servers(res, "dns.resolvers")
+	d.Resolvers = l.servers(res)
 	if !set || len(res) == 0 {
 		l.problem("dns.resolvers", `required: the resolvers that must see the change, e.g. ["1.1.1.1", "8.8.8.8", "9.9.9.9", "208.67.222.222"]`)
 	}
@@ -482,7 +702,7 @@ func (l *loader) dns(m map[string]any, cfg *Config) DNS {
 // literal host; the port defaults to 53.
 func ParseServer(s string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap, nil
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
 	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 	if err != nil {
@@ -491,20 +711,28 @@ func ParseServer(s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a.Unmap(), 53), nil
 }
 
-func (l *loader) servers(list []string, key string) []netip.AddrPort {
+// servers parses a list of servers; one listed twice (also as "ip" and
+// "ip:53") is a problem, since it would count twice toward a quorum.
+func (l *loader) servers(list []element) []netip.AddrPort {
 	var out []netip.AddrPort
-	for i, s := range list {
-		ap, err := ParseServer(s)
+	first := map[netip.AddrPort]string{} // server -> key of its first element
+	for _, e := range list {
+		ap, err := ParseServer(e.s)
 		if err != nil {
-			l.problem(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+			l.problem(e.key, "%v", err)
 			continue
 		}
+		if k, dup := first[ap]; dup {
+			l.problem(e.key, "%q is listed twice: %s is the same server (%s)", e.s, k, ap)
+			continue
+		}
+		first[ap] = e.key
 		out = append(out, ap)
 	}
 	return out
 }
 
-var ownerRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*[$]?:([a-z_][a-z0-9_.-]*[$]?)?$`)
+var ownerRE = regexp.MustCompile(`^` + userPattern + `[$]?:(` + userPattern + `[$]?)?$`)
 
 func (l *loader) syncs(raw map[string]any) []Sync {
 	v, ok := raw["sync"]
@@ -517,6 +745,7 @@ func (l *loader) syncs(raw map[string]any) []Sync {
 		return nil
 	}
 	var out []Sync
+	var keys []string // keys[i] names out[i]: "sync[N]"
 	for i, e := range arr {
 		prefix := fmt.Sprintf("sync[%d]", i)
 		m, ok := e.(map[string]any)
@@ -534,6 +763,8 @@ func (l *loader) syncs(raw map[string]any) []Sync {
 		switch {
 		case p == "":
 			l.problem(prefix+".path", "required: the absolute path to copy")
+		case hasControl(p):
+			l.problem(prefix+".path", "%q contains a control character (a newline, a tab, ...)", p)
 		case !filepath.IsAbs(p):
 			l.problem(prefix+".path", "%q is a relative path; write it absolute", p)
 		case filepath.Clean(p) == "/":
@@ -545,28 +776,51 @@ func (l *loader) syncs(raw map[string]any) []Sync {
 		if s.Owner != "" && !ownerRE.MatchString(s.Owner) {
 			l.problem(prefix+".owner", "%q is not \"user:\" or \"user:group\"", s.Owner)
 		}
-		if s.Path != "" {
-			for _, o := range out {
-				if o.Path == "" {
-					continue
-				}
-				if o.Path == s.Path {
-					l.problem(prefix+".path", "%q is listed twice", s.Path)
-				} else if within(s.Path, o.Path) || within(o.Path, s.Path) {
-					l.problem(prefix+".path", "%q overlaps %q: list each directory once", s.Path, o.Path)
-				}
-			}
-		}
 		out = append(out, s)
+		keys = append(keys, prefix)
 	}
+	l.syncOverlaps(out, keys)
 	return out
 }
 
-func within(p, dir string) bool { return strings.HasPrefix(p, dir+"/") }
+// syncOverlaps reports a path listed twice, and a path inside another,
+// at the later of the two entries. Instead of comparing every pair, it
+// looks each path's parent directories up in a map of the paths listed:
+// linear in the number of entries.
+func (l *loader) syncOverlaps(syncs []Sync, keys []string) {
+	first := map[string]int{} // path -> index of its first entry
+	for i, s := range syncs {
+		if s.Path == "" {
+			continue
+		}
+		if _, dup := first[s.Path]; dup {
+			l.problem(keys[i]+".path", "%q is listed twice", s.Path)
+			continue
+		}
+		first[s.Path] = i
+	}
+	for i, s := range syncs {
+		if s.Path == "" || first[s.Path] != i {
+			continue
+		}
+		for dir := filepath.Dir(s.Path); dir != "/"; dir = filepath.Dir(dir) {
+			j, ok := first[dir]
+			if !ok {
+				continue
+			}
+			if j < i {
+				l.problem(keys[i]+".path", "%q overlaps %q: list each directory once", s.Path, dir)
+			} else {
+				l.problem(keys[j]+".path", "%q overlaps %q: list each directory once", dir, s.Path)
+			}
+		}
+	}
+}
 
 var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
 
-// Placeholders lists the names a hook command may use as {name}.
+// Placeholders lists the names a hook command may use as {name}, with their
+// values as written in the config. A hook's Run holds them shell-quoted.
 func Placeholders(cfg *Config) map[string]string {
 	m := map[string]string{"dns.zone": cfg.DNS.Zone}
 	for _, h := range []Host{cfg.Old, cfg.New} {
@@ -576,6 +830,15 @@ func Placeholders(cfg *Config) map[string]string {
 		m[h.Role+".ssh_port"] = fmt.Sprint(h.SSHPort)
 	}
 	return m
+}
+
+// shellQuote quotes s for a POSIX shell: as it is when it holds only
+// characters no shell treats specially, in single quotes otherwise.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func addrString(a netip.Addr) string {
@@ -622,7 +885,7 @@ func (l *loader) hooks(m map[string]any, cfg *Config) Hooks {
 			if v == "" {
 				l.problem(prefix+".run", "placeholder %s is empty: that key is not set", ph)
 			}
-			return v
+			return shellQuote(v)
 		})
 		h.Timeout = l.duration(t, prefix, "timeout", DefaultHookTimeout)
 		if h.Timeout <= 0 {

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
 // Secret is a reference to a secret value: "env:NAME" or "file:PATH". The
 // value itself is read only by Resolve and never stored in the Config, so a
-// Secret can be printed safely.
+// Secret can be printed safely. In a config file, a relative PATH is
+// relative to the config file's directory and "~/" is the home directory.
 type Secret struct {
 	ref string
 }
@@ -31,7 +33,12 @@ func ParseSecret(s string) (Secret, error) {
 		if err != nil {
 			return Secret{}, err
 		}
-		return Secret{ref: "file:" + p}, nil
+		if !filepath.IsAbs(p) {
+			// Load has already made a config file's paths absolute, from
+			// the file's directory; never resolve against the working one.
+			return Secret{}, fmt.Errorf("file: %q is a relative path", rest)
+		}
+		return Secret{ref: "file:" + filepath.Clean(p)}, nil
 	}
 	return Secret{ref: s}, nil
 }
