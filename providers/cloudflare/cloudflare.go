@@ -2,8 +2,7 @@
 // github.com/libdns/cloudflare, with the work-arounds cutover needs: SetRecords
 // replaces whole RRsets (the library only patches single records, upstream
 // issue #31), 429 and 5xx answers are retried with backoff honouring
-// Retry-After, a panic inside the library becomes an error, and the automatic
-// TTL (1) reads as Cloudflare's 300 seconds.
+// Retry-After, and the automatic TTL (1) reads as Cloudflare's 300 seconds.
 //
 //	[providers.dns]
 //	type       = "cloudflare"
@@ -24,47 +23,43 @@ import (
 	"github.com/libdns/cloudflare"
 	"github.com/libdns/libdns"
 
-	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 
-// Caps are the capabilities of the cloudflare type.
-var Caps = providers.Capabilities{
-	MinTTL:       60 * time.Second,
-	MinTTLReason: "Cloudflare refuses TTLs below 60 s outside Enterprise plans (1 means automatic, 300 s)",
-	RRsetSet: providers.Capability{OK: true, Reason: "the library patches single records; cutover deletes the RRset's extra records, " +
-		"then patches or adds the rest"},
-	Atomic: providers.Capability{OK: false, Reason: "every record is a separate API call"},
+// Spec declares the cloudflare type.
+var Spec = providers.Spec{
+	Type:    "cloudflare",
+	Doc:     "Cloudflare",
+	Library: "github.com/libdns/cloudflare v0.2.2",
+	Settings: []providers.Setting{
+		{Key: "api_token", Kind: providers.SecretRef, Required: true, Doc: "API token with Zone.DNS:Edit"},
+		{Key: "zone_token", Kind: providers.SecretRef, Doc: "optional Zone:Read token"},
+	},
+	Capabilities: providers.Capabilities{
+		MinTTL:       60 * time.Second,
+		MinTTLReason: "Cloudflare refuses TTLs below 60 s outside Enterprise plans (1 means automatic, 300 s)",
+		RRsetSet: providers.Capability{OK: true, Reason: "the library patches single records; cutover deletes the RRset's extra records, " +
+			"then patches or adds the rest"},
+		Atomic: providers.Capability{OK: false, Reason: "every record is a separate API call"},
+	},
+	Quirks: []string{
+		"the library's SetRecords patches one record per call and never deletes the others (upstream issue #31): cutover replaces RRsets itself",
+		"cutover retries 429 and 5xx answers with backoff, honouring Retry-After",
+		"TTL 1 (automatic) reads as 300 s",
+	},
+	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
+		hc := &http.Client{Transport: transport, Timeout: 60 * time.Second}
+		return NewClient(v.String("api_token"), v.String("zone_token"), &Retrier{Client: hc, Attempts: 5, Backoff: time.Second, MaxWait: 2 * time.Minute}), nil
+	},
 }
 
-func init() { providers.Register("cloudflare", New, Caps) }
+func init() { providers.Register(Spec) }
 
 // autoTTL is what Cloudflare serves for a record whose ttl is 1 ("automatic").
 const autoTTL = 300 * time.Second
 
 // transport is the RoundTripper of the HTTP client (tests replace it).
 var transport http.RoundTripper = http.DefaultTransport
-
-// New is the cloudflare factory.
-func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error) {
-	api := s.Secret("api_token", true)
-	zt := s.Secret("zone_token", false)
-	if err := providers.Ready(s, env); err != nil {
-		return nil, err
-	}
-	token, err := api.Resolve()
-	if err != nil {
-		return nil, err
-	}
-	var zoneToken string
-	if !zt.IsZero() {
-		if zoneToken, err = zt.Resolve(); err != nil {
-			return nil, err
-		}
-	}
-	hc := &http.Client{Transport: transport, Timeout: 60 * time.Second}
-	return NewClient(token, zoneToken, &Retrier{Client: hc, Attempts: 5, Backoff: time.Second, MaxWait: 2 * time.Minute}), nil
-}
 
 // NewClient returns the Cloudflare client sending its requests through hc
 // (the factory gives a *Retrier over an *http.Client).
@@ -140,15 +135,14 @@ func (r *Retrier) wait(attempt int, retryAfter string) time.Duration {
 }
 
 // client wraps the library: RRset-correct SetRecords, errors prefixed,
-// panics recovered, zone names without the trailing dot (Cloudflare's
+// zone names without the trailing dot (Cloudflare's
 // spelling), automatic TTL read as 300 s.
 type client struct{ p *cloudflare.Provider }
 
 func cfZone(zone string) string { return strings.TrimSuffix(zone, ".") }
 
-func (c *client) GetRecords(ctx context.Context, zone string) (recs []libdns.Record, err error) {
-	defer recoverTo(&err, "get records")
-	recs, err = c.p.GetRecords(ctx, cfZone(zone))
+func (c *client) GetRecords(ctx context.Context, zone string) ([]libdns.Record, error) {
+	recs, err := c.p.GetRecords(ctx, cfZone(zone))
 	if err != nil {
 		return nil, fmt.Errorf("cloudflare: get records: %w", err)
 	}
@@ -161,9 +155,8 @@ func (c *client) GetRecords(ctx context.Context, zone string) (recs []libdns.Rec
 	return recs, nil
 }
 
-func (c *client) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) (recs []libdns.Record, err error) {
-	defer recoverTo(&err, "delete records")
-	recs, err = c.p.DeleteRecords(ctx, cfZone(zone), in)
+func (c *client) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
+	recs, err := c.p.DeleteRecords(ctx, cfZone(zone), in)
 	if err != nil {
 		return nil, fmt.Errorf("cloudflare: delete records: %w", err)
 	}
@@ -178,8 +171,7 @@ type pair struct{ name, typ string }
 // goes without an address. For a larger RRset it adds what is missing,
 // deletes what is extra, then re-creates records whose TTL is wrong one at
 // a time (so the RRset is never empty).
-func (c *client) SetRecords(ctx context.Context, zone string, in []libdns.Record) (_ []libdns.Record, err error) {
-	defer recoverTo(&err, "set records")
+func (c *client) SetRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
 	z := cfZone(zone)
 	cur, err := c.GetRecords(ctx, zone)
 	if err != nil {
@@ -302,12 +294,6 @@ func sameData(r libdns.RR, data string) bool {
 		return err1 == nil && err2 == nil && a == b
 	}
 	return r.Data == data
-}
-
-func recoverTo(err *error, op string) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("cloudflare: %s: panic in github.com/libdns/cloudflare: %v", op, r)
-	}
 }
 
 var (

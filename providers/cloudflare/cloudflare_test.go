@@ -45,7 +45,7 @@ func TestConformance(t *testing.T) {
 	f.every = 7
 	providertest.Run(t, providertest.Harness{
 		Zone:   zone,
-		Caps:   cloudflare.Caps,
+		Caps:   cloudflare.Spec.Capabilities,
 		TTL:    3600 * time.Second,
 		LowTTL: 60 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {
@@ -183,7 +183,7 @@ func TestRetry(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
 				defer cancel()
 			}
-			z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Caps)
+			z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
 			start := time.Now()
 			snap, err := z.Snapshot(ctx, []string{"mail.example.org."})
 			if tc.timeout > 0 && time.Since(start) > tc.timeout+time.Second {
@@ -221,8 +221,10 @@ func TestPanicBecomesError(t *testing.T) {
 	f, hc := newFakeCF(t, token)
 	f.add("mail", "A", "192.0.2.1", 300)
 	f.noInfo = true
-	_, err := cloudflare.NewClient(token, "", fastRetrier(hc)).GetRecords(context.Background(), zone)
-	want := "cloudflare: get records: panic in github.com/libdns/cloudflare: runtime error: invalid memory address or nil pointer dereference"
+	// The registry's guard (which Open applies) turns the library's panic
+	// into an error.
+	_, err := providers.Guard("cloudflare", cloudflare.NewClient(token, "", fastRetrier(hc))).GetRecords(context.Background(), zone)
+	want := "cloudflare: get records: panic in the provider library: runtime error: invalid memory address or nil pointer dereference"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
@@ -231,7 +233,7 @@ func TestPanicBecomesError(t *testing.T) {
 func TestAutoTTLReadsAs300s(t *testing.T) {
 	f, hc := newFakeCF(t, token)
 	f.add("mail", "A", "192.0.2.1", 1)
-	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Caps)
+	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
 	snap, err := z.Snapshot(context.Background(), []string{"mail.example.org."})
 	if err != nil {
 		t.Fatal(err)
