@@ -70,7 +70,7 @@ func (r replacer) DeleteRecords(ctx context.Context, zone string, in []libdns.Re
 		c := rec.RR()
 		for _, w := range in {
 			d := w.RR()
-			if keyOf(c, zone) == keyOf(d, zone) && sameData(c, d.Data) && (d.TTL == 0 || d.TTL == c.TTL) {
+			if keyOf(c, zone) == keyOf(d, zone) && SameData(c, d.Data) && (d.TTL == 0 || d.TTL == c.TTL) {
 				del = append(del, rec)
 				break
 			}
@@ -82,8 +82,9 @@ func (r replacer) DeleteRecords(ctx context.Context, zone string, in []libdns.Re
 	return r.lib.DeleteRecords(ctx, zone, del)
 }
 
-// sameData compares record data; addresses are compared as addresses.
-func sameData(r libdns.RR, data string) bool {
+// SameData compares a record's data with data; addresses are compared as
+// addresses ("2001:db8::1" and "2001:DB8:0::1" are the same).
+func SameData(r libdns.RR, data string) bool {
 	if r.Type == "A" || r.Type == "AAAA" {
 		a, err1 := netip.ParseAddr(r.Data)
 		b, err2 := netip.ParseAddr(data)

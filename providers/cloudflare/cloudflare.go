@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -204,7 +203,7 @@ func (c *client) SetRecords(ctx context.Context, zone string, in []libdns.Record
 func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR) error {
 	find := func(rs []libdns.RR, data string) (libdns.RR, bool) {
 		for _, r := range rs {
-			if sameData(r, data) {
+			if providers.SameData(r, data) {
 				return r, true
 			}
 		}
@@ -241,14 +240,14 @@ func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR)
 		}
 		var extra []libdns.RR
 		for _, h := range have {
-			if !ok || !sameData(h, keep.Data) {
+			if !ok || !providers.SameData(h, keep.Data) {
 				extra = append(extra, h)
 			}
 		}
 		if err := del(extra); err != nil {
 			return err
 		}
-		if ok && sameData(keep, w.Data) && keep.TTL == w.TTL {
+		if ok && providers.SameData(keep, w.Data) && keep.TTL == w.TTL {
 			return nil
 		}
 		_, err := c.p.SetRecords(ctx, z, []libdns.Record{w})
@@ -284,16 +283,6 @@ func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR)
 		}
 	}
 	return nil
-}
-
-// sameData compares record data; addresses are compared as addresses.
-func sameData(r libdns.RR, data string) bool {
-	if r.Type == "A" || r.Type == "AAAA" {
-		a, err1 := netip.ParseAddr(r.Data)
-		b, err2 := netip.ParseAddr(data)
-		return err1 == nil && err2 == nil && a == b
-	}
-	return r.Data == data
 }
 
 var (
