@@ -163,8 +163,14 @@ func TestReplaceRRsetsErrors(t *testing.T) {
 		libdns.RecordAppender
 	}{m, nil}
 	for _, op := range []func() error{
-		func() error { _, err := providers.ReplaceRRsets(lib).SetRecords(context.Background(), "example.org.", nil); return err },
-		func() error { _, err := providers.ReplaceRRsets(lib).DeleteRecords(context.Background(), "example.org.", nil); return err },
+		func() error {
+			_, err := providers.ReplaceRRsets(lib).SetRecords(context.Background(), "example.org.", nil)
+			return err
+		},
+		func() error {
+			_, err := providers.ReplaceRRsets(lib).DeleteRecords(context.Background(), "example.org.", nil)
+			return err
+		},
 	} {
 		if err := op(); err == nil || err.Error() != "memory: down" {
 			t.Fatalf("got %v, want memory: down", err)
