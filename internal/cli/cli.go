@@ -50,7 +50,7 @@ type command struct {
 var commands []*command
 
 // commandOrder is the order of the usage text: the operator's path first.
-var commandOrder = []string{"validate", "plan", "run", "status", "step", "rollback", "watch", "dns", "version", "help"}
+var commandOrder = []string{"validate", "plan", "run", "status", "step", "rollback", "watch", "dns", "providers", "version", "help"}
 
 func register(c *command) { commands = append(commands, c) }
 
