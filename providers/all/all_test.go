@@ -202,3 +202,28 @@ func TestConfigToClient(t *testing.T) {
 		})
 	}
 }
+
+// TestProblemPositions checks that every kind of problem in a
+// [providers.NAME] table carries its line and column.
+func TestProblemPositions(t *testing.T) {
+	tests := []struct {
+		desc, text string
+		want       []string
+	}{
+		{desc: "unknown type, at the type key", text: "[providers.dns]\n  type = \"godaddy\"\n  api_token = \"env:X\"\n",
+			want: []string{`f.toml:2:3: providers.dns.type: unknown type "godaddy" (valid: ` + strings.Join(providers.Types(), ", ") + ")"}},
+		{desc: "a provider's own check, at its key", text: "[providers.dns]\ntype = \"rfc2136\"\nkey_name = \"k.\"\nkey = \"env:K\"\n  server = \"ns1:53\"\n",
+			want: []string{`f.toml:5:3: providers.dns.server: "ns1:53": want an IP address and port such as "192.0.2.53:53"`}},
+		{desc: "a bad duration, at its key", text: "[providers.dns]\ntype = \"manual\"\npoll = \"0s\"\ntimeout = 5\n",
+			want: []string{`f.toml:3:1: providers.dns.poll: must be positive`, `f.toml:4:1: providers.dns.timeout: must be a duration string such as "30s", not an integer`}},
+		{desc: "an inline table", text: "[providers]\ndns = { type = \"ovh\", endpoint = \"eu\", application_key = \"env:A\", application_secret = \"env:B\", consumer_key = \"env:C\" }\n",
+			want: []string{`f.toml:2:23: providers.dns.endpoint: "eu": want one of ovh-eu, ovh-ca, ovh-us, kimsufi-eu, kimsufi-ca, soyoustart-eu, soyoustart-ca, or an https:// URL`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := providerProblems(t, tc.text); !slices.Equal(got, tc.want) {
+				t.Fatalf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
