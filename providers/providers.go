@@ -37,6 +37,9 @@ type Env struct {
 	// (the CLI wires it to dnsprop). When nil, the manual provider polls
 	// Authoritative itself, comparing addresses and TTLs.
 	WaitAuthoritative WaitFunc
+
+	// Retry, when set, replaces DefaultRetry for this provider (tests).
+	Retry *Retry
 }
 
 // WaitFunc waits until every authoritative server of the zone serves each
@@ -168,8 +171,9 @@ func Check(s *config.ProviderSettings) []config.Problem {
 
 // Open checks the settings, resolves their secrets, builds the provider's
 // client behind the registry's guard (errors prefixed with the type, panics
-// in the library turned into errors, secrets never in an error) and returns
-// the Zone the operations run on. env.Zone is required.
+// in the library turned into errors, secrets never in an error), retrying
+// transient failures unless the library does so itself, and returns the Zone
+// the operations run on. env.Zone is required.
 func Open(s *config.ProviderSettings, env Env) (*Zone, error) {
 	spec, err := SpecOf(s.Type)
 	if err != nil {
@@ -198,6 +202,13 @@ func Open(s *config.ProviderSettings, env Env) (*Zone, error) {
 	c, err := guardOpen(spec.Type, func() (Client, error) { return spec.New(v, env) })
 	if err != nil {
 		return nil, redact(err, resolved)
+	}
+	if _, reads := c.(NameReader); !spec.RetriesItself && !reads {
+		r := DefaultRetry
+		if env.Retry != nil {
+			r = *env.Retry
+		}
+		c = WithRetry(c, r)
 	}
 	return NewZone(Guard(spec.Type, c, resolved...), env.Zone, spec.Capabilities), nil
 }

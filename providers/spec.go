@@ -53,7 +53,11 @@ type Spec struct {
 	Settings []Setting
 	Capabilities
 	Quirks []string // what the library or the host does that is worth knowing, one sentence each
-	New    Factory
+	// RetriesItself says that the library (or cutover's wrapper of it)
+	// already retries rate limits and network failures: the registry adds
+	// no retries of its own (see Retry).
+	RetriesItself bool
+	New           Factory
 }
 
 func (s Spec) valid() error {

@@ -93,22 +93,24 @@ type settingJSON struct {
 }
 
 type providerJSON struct {
-	Type         string               `json:"type"`
-	Doc          string               `json:"doc"`
-	Library      string               `json:"library,omitempty"`
-	Settings     []settingJSON        `json:"settings"`
-	MinTTL       float64              `json:"min_ttl"` // seconds
-	MinTTLReason string               `json:"min_ttl_reason"`
-	RRsetSet     providers.Capability `json:"rrset_set"`
-	Atomic       providers.Capability `json:"atomic"`
-	Quirks       []string             `json:"quirks"`
+	Type          string               `json:"type"`
+	Doc           string               `json:"doc"`
+	Library       string               `json:"library,omitempty"`
+	Settings      []settingJSON        `json:"settings"`
+	MinTTL        float64              `json:"min_ttl"` // seconds
+	MinTTLReason  string               `json:"min_ttl_reason"`
+	RRsetSet      providers.Capability `json:"rrset_set"`
+	Atomic        providers.Capability `json:"atomic"`
+	Quirks        []string             `json:"quirks"`
+	RetriesItself bool                 `json:"retries_itself"` // the library retries; cutover adds none
 }
 
 func providersJSON(specs []providers.Spec) []providerJSON {
 	out := make([]providerJSON, 0, len(specs))
 	for _, s := range specs {
 		p := providerJSON{Type: s.Type, Doc: s.Doc, Library: s.Library, Settings: []settingJSON{},
-			MinTTL: s.MinTTL.Seconds(), MinTTLReason: s.MinTTLReason, RRsetSet: s.RRsetSet, Atomic: s.Atomic, Quirks: s.Quirks}
+			MinTTL: s.MinTTL.Seconds(), MinTTLReason: s.MinTTLReason, RRsetSet: s.RRsetSet, Atomic: s.Atomic, Quirks: s.Quirks,
+			RetriesItself: s.RetriesItself}
 		if p.Quirks == nil {
 			p.Quirks = []string{}
 		}

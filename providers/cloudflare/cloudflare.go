@@ -46,6 +46,7 @@ var Spec = providers.Spec{
 		"cutover retries 429 and 5xx answers with backoff, honouring Retry-After",
 		"TTL 1 (automatic) reads as 300 s",
 	},
+	RetriesItself: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
 		hc := &http.Client{Transport: transport, Timeout: 60 * time.Second}
 		return NewClient(v.String("api_token"), v.String("zone_token"), &Retrier{Client: hc, Attempts: 5, Backoff: time.Second, MaxWait: 2 * time.Minute}), nil

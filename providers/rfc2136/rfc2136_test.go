@@ -198,12 +198,19 @@ func TestErrorsHideTheKey(t *testing.T) {
 
 	var texts []string
 	// Nothing listens on 127.0.0.1:1.
-	z, err := providers.Open(settings("127.0.0.1:1", key, "CUTOVER_TEST_KEY"), providers.Env{Zone: zone})
+	// A refused connection is transient: the registry tries again (here
+	// without waiting) and says how often it tried.
+	var waits int
+	retry := &providers.Retry{Attempts: 2, Sleep: func(context.Context, time.Duration) error { waits++; return nil }}
+	z, err := providers.Open(settings("127.0.0.1:1", key, "CUTOVER_TEST_KEY"), providers.Env{Zone: zone, Retry: retry})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = z.Snapshot(ctx, []string{"mail." + zone})
-	if want := "providers: snapshot: get records: rfc2136: get records: dial: dial tcp 127.0.0.1:1: connect: connection refused"; err == nil || err.Error() != want {
+	if waits != 1 {
+		t.Errorf("waited %d times before retrying, want 1", waits)
+	}
+	if want := "providers: snapshot: get records: rfc2136: get records: dial: dial tcp 127.0.0.1:1: connect: connection refused (after 2 attempts)"; err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 	texts = append(texts, err.Error(), fmt.Sprintf("%+v %#v", z, z))

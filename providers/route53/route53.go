@@ -40,6 +40,7 @@ var Spec = providers.Spec{
 		"a change is PENDING inside AWS for up to about a minute; cutover's propagation wait covers it",
 		"the AWS SDK retries throttling and 5xx answers itself (5 attempts)",
 	},
+	RetriesItself: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
 		return &route53.Provider{AccessKeyId: v.String("access_key_id"), SecretAccessKey: v.String("secret_access_key"),
 			SessionToken: v.String("session_token"), Region: v.String("region"), HostedZoneID: v.String("hosted_zone_id")}, nil

@@ -34,6 +34,7 @@ var Spec = providers.Spec{
 		"the library's SetRecords and DeleteRecords need record IDs that only its GetRecords gives: cutover always reads first",
 		"the underlying govultr client retries failed requests itself",
 	},
+	RetriesItself: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
 		return providers.ReplaceRRsets(&vultr.Provider{APIToken: v.String("api_token")}), nil
 	},
