@@ -65,8 +65,9 @@ type Client interface {
 }
 
 // NameReader is an optional ability for clients that cannot list a whole zone
-// (the manual provider reads the authoritative servers name by name). Zone
-// uses it instead of GetRecords when the client has it.
+// (the manual provider reads the authoritative servers name by name) or that
+// check the names they are asked about (cloudflare refuses proxied names).
+// Zone uses it instead of GetRecords when the client has it.
 type NameReader interface {
 	GetNameRecords(ctx context.Context, zone string, names []string) ([]libdns.Record, error)
 }

@@ -11,12 +11,15 @@
 package cloudflare
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libdns/cloudflare"
@@ -45,6 +48,7 @@ var Spec = providers.Spec{
 		"the library's SetRecords patches one record per call and never deletes the others (upstream issue #31): cutover replaces RRsets itself",
 		"cutover retries 429 and 5xx answers with backoff, honouring Retry-After",
 		"TTL 1 (automatic) reads as 300 s",
+		"a proxied (orange cloud) A or AAAA record of a configured name is refused at the first read; changes never send the proxied flag, so other records keep theirs",
 	},
 	RetriesItself: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
@@ -64,7 +68,77 @@ var transport http.RoundTripper = http.DefaultTransport
 // NewClient returns the Cloudflare client sending its requests through hc
 // (the factory gives a *Retrier over an *http.Client).
 func NewClient(apiToken, zoneToken string, hc cloudflare.HTTPClient) providers.Client {
-	return &client{p: &cloudflare.Provider{APIToken: apiToken, ZoneToken: zoneToken, HTTPClient: hc}}
+	sn := &proxySniffer{next: hc}
+	return &client{p: &cloudflare.Provider{APIToken: apiToken, ZoneToken: zoneToken, HTTPClient: sn}, sniff: sn}
+}
+
+// proxySniffer passes the library's requests on and notes which A and AAAA
+// records the zone listings mark as proxied ("orange cloud"), a flag the
+// library drops when it converts records.
+type proxySniffer struct {
+	next    cloudflare.HTTPClient
+	mu      sync.Mutex
+	proxied map[pair]bool // from the last listing; names without the dot
+}
+
+func (s *proxySniffer) Do(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.Do(req)
+	page := req.URL.Query().Get("page")
+	if err != nil || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/dns_records") || page == "" || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("cloudflare: read %s: %w", req.URL.Path, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var listing struct {
+		Result []struct {
+			Name, Type string
+			Proxied    bool
+		} `json:"result"`
+	}
+	if json.Unmarshal(body, &listing) != nil {
+		return resp, nil // the library reports the bad body
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if page == "1" || s.proxied == nil {
+		s.proxied = map[pair]bool{}
+	}
+	for _, r := range listing.Result {
+		if r.Proxied && (r.Type == "A" || r.Type == "AAAA") {
+			s.proxied[pair{strings.ToLower(strings.TrimSuffix(r.Name, ".")), r.Type}] = true
+		}
+	}
+	return resp, nil
+}
+
+// GetNameRecords reads the zone and refuses when an A or AAAA record of
+// names is proxied: Cloudflare then answers with its own addresses, so no
+// resolver would ever show the new host's. Every operation reads through
+// it, so a proxied name stops cutover before it changes anything.
+func (c *client) GetNameRecords(ctx context.Context, zone string, names []string) ([]libdns.Record, error) {
+	recs, err := c.GetRecords(ctx, zone)
+	if err != nil {
+		return nil, err
+	}
+	c.sniff.mu.Lock()
+	var bad []string
+	for _, n := range names {
+		for _, typ := range []string{"A", "AAAA"} {
+			if c.sniff.proxied[pair{strings.ToLower(strings.TrimSuffix(n, ".")), typ}] {
+				bad = append(bad, n+" "+typ)
+			}
+		}
+	}
+	c.sniff.mu.Unlock()
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("cloudflare: proxied (orange cloud) records: %s: resolvers would answer with Cloudflare's addresses, never the new host's, "+
+			"and mail cannot pass Cloudflare's proxy anyway: set them to \"DNS only\" in the Cloudflare dashboard, then run cutover again", strings.Join(bad, ", "))
+	}
+	return recs, nil
 }
 
 // Retrier is a cloudflare.HTTPClient that retries 429 and 5xx answers up to
@@ -134,10 +208,13 @@ func (r *Retrier) wait(attempt int, retryAfter string) time.Duration {
 	return d
 }
 
-// client wraps the library: RRset-correct SetRecords, errors prefixed,
-// zone names without the trailing dot (Cloudflare's
+// client wraps the library: RRset-correct SetRecords, proxied names
+// refused, errors prefixed, zone names without the trailing dot (Cloudflare's
 // spelling), automatic TTL read as 300 s.
-type client struct{ p *cloudflare.Provider }
+type client struct {
+	p     *cloudflare.Provider
+	sniff *proxySniffer
+}
 
 func cfZone(zone string) string { return strings.TrimSuffix(zone, ".") }
 
@@ -288,5 +365,6 @@ func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR)
 
 var (
 	_ providers.Client      = (*client)(nil)
+	_ providers.NameReader  = (*client)(nil)
 	_ cloudflare.HTTPClient = (*Retrier)(nil)
 )

@@ -243,6 +243,66 @@ func TestAutoTTLReadsAs300s(t *testing.T) {
 	}
 }
 
+// TestProxied: a proxied record of a configured name stops cutover at the
+// snapshot (and at any later read) before anything is written; a proxied
+// record of another name keeps its flag through a swap.
+func TestProxied(t *testing.T) {
+	f, hc := newFakeCF(t, token)
+	fill(f) // the proxied records sit on the second page of the listing
+	f.add("mail", "A", "192.0.2.1", 300)
+	f.add("mail", "AAAA", "2001:db8::1", 300)
+	f.add("www", "A", "192.0.2.1", 300)
+	f.proxy("www")
+	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
+	ctx := context.Background()
+	snap, err := z.Snapshot(ctx, []string{"mail.example.org."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Swap(ctx, snap, providers.Target{A: netip.MustParseAddr("198.51.100.2")}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	for _, b := range f.bodies {
+		if strings.Contains(b, "proxied") {
+			t.Errorf("a write sent the proxied flag: %s", b)
+		}
+	}
+	for _, r := range f.recs {
+		if r.Name == "www.example.org" && !r.Proxied {
+			t.Error("www lost its proxied flag")
+		}
+	}
+	writes := len(f.bodies)
+	f.mu.Unlock()
+
+	f.proxy("mail")
+	const refusal = `cloudflare: proxied (orange cloud) records: mail.example.org. A: resolvers would answer with Cloudflare's addresses, ` +
+		`never the new host's, and mail cannot pass Cloudflare's proxy anyway: set them to "DNS only" in the Cloudflare dashboard, then run cutover again`
+	tests := []struct {
+		desc string
+		op   func() error
+		want string
+	}{
+		{"snapshot", func() error { _, err := z.Snapshot(ctx, []string{"mail.example.org."}); return err },
+			"providers: snapshot: get records: " + refusal},
+		{"revert", func() error { return z.Revert(ctx, snap, providers.Target{A: netip.MustParseAddr("198.51.100.2")}) },
+			"providers: revert: get records: " + refusal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			if err := tc.op(); err == nil || err.Error() != tc.want {
+				t.Fatalf("got  %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.bodies) != writes {
+		t.Fatalf("%d writes after the proxied name was found", len(f.bodies)-writes)
+	}
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		desc string
