@@ -31,14 +31,24 @@ func NewProviderSettings(name, typ string, values map[string]any) *ProviderSetti
 func (s *ProviderSettings) key(k string) string { return "providers." + s.Name + "." + k }
 
 func (s *ProviderSettings) problem(k, format string, args ...any) {
-	p := Problem{File: s.file, Key: s.key(k), Msg: fmt.Sprintf(format, args...)}
+	s.problems = append(s.problems, s.At(k, fmt.Sprintf(format, args...)))
+}
+
+// At returns a problem with the setting key (or "type"), placed where the
+// key is written, else at the table's header.
+func (s *ProviderSettings) At(key, msg string) Problem {
+	p := Problem{File: s.file, Key: s.key(key), Msg: msg}
 	if at, ok := s.pos[p.Key]; ok {
 		p.Line, p.Col = at.Line, at.Col
 	} else if at, ok := s.pos["providers."+s.Name]; ok {
 		p.Line, p.Col = at.Line, at.Col
 	}
-	s.problems = append(s.problems, p)
+	return p
 }
+
+// Invalid records a problem with the value of key found by the caller (a
+// provider's own check), at the key's position; Problems returns it.
+func (s *ProviderSettings) Invalid(key, format string, args ...any) { s.problem(key, format, args...) }
 
 // Has reports whether key is set.
 func (s *ProviderSettings) Has(key string) bool { _, ok := s.values[key]; return ok }
@@ -86,7 +96,8 @@ func (s *ProviderSettings) Secret(key string, required bool) Secret {
 	return sec
 }
 
-// Duration reads a duration such as "30s"; def is returned when unset.
+// Duration reads a positive duration such as "30s"; def is returned when
+// unset or malformed.
 func (s *ProviderSettings) Duration(key string, def time.Duration) time.Duration {
 	s.used[key] = true
 	v, ok := s.values[key]
@@ -101,6 +112,10 @@ func (s *ProviderSettings) Duration(key string, def time.Duration) time.Duration
 	d, err := ParseDuration(str)
 	if err != nil {
 		s.problem(key, "%v", err)
+		return def
+	}
+	if d <= 0 {
+		s.problem(key, "must be positive")
 		return def
 	}
 	return d
@@ -118,11 +133,7 @@ func (s *ProviderSettings) Problems() []Problem {
 	}
 	slices.Sort(unknown)
 	for _, k := range unknown {
-		p := Problem{File: s.file, Key: s.key(k), Msg: fmt.Sprintf("unknown key for provider type %q", s.Type)}
-		if at, ok := s.pos[p.Key]; ok {
-			p.Line, p.Col = at.Line, at.Col
-		}
-		out = append(out, p)
+		out = append(out, s.At(k, fmt.Sprintf("unknown key for provider type %q", s.Type)))
 	}
 	return out
 }

@@ -38,7 +38,8 @@ type Env struct {
 	// Authoritative itself, comparing addresses and TTLs.
 	WaitAuthoritative WaitFunc
 
-	check bool // set by Check: factories stop before resolving secrets
+	// Retry, when set, replaces DefaultRetry for this provider (tests).
+	Retry *Retry
 }
 
 // WaitFunc waits until every authoritative server of the zone serves each
@@ -64,21 +65,22 @@ type Client interface {
 }
 
 // NameReader is an optional ability for clients that cannot list a whole zone
-// (the manual provider reads the authoritative servers name by name). Zone
-// uses it instead of GetRecords when the client has it.
+// (the manual provider reads the authoritative servers name by name) or that
+// check the names they are asked about (cloudflare refuses proxied names).
+// Zone uses it instead of GetRecords when the client has it.
 type NameReader interface {
 	GetNameRecords(ctx context.Context, zone string, names []string) ([]libdns.Record, error)
 }
 
-// Factory builds a client from one [providers.NAME] table. It reads every
-// setting through the accessors, then calls Ready before resolving secrets or
-// touching the network.
-type Factory func(s *config.ProviderSettings, env Env) (Client, error)
+// Factory builds a client from settings that the registry has already
+// checked against the type's Spec, with every secret resolved. It may still
+// fail (a secret that is not what the library needs, an Env it cannot use).
+type Factory func(v Values, env Env) (Client, error)
 
 // Capability says whether a provider can do something, and why not.
 type Capability struct {
-	OK     bool
-	Reason string
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason"`
 }
 
 // Capabilities describes a provider type.
@@ -91,26 +93,22 @@ type Capabilities struct {
 
 var (
 	regMu    sync.RWMutex
-	registry = map[string]entry{}
+	registry = map[string]Spec{}
 )
 
-type entry struct {
-	f    Factory
-	caps Capabilities
-}
-
-// Register makes a provider type available. It panics on an empty name, a nil
-// factory or a duplicate type: those are programming errors.
-func Register(typ string, f Factory, caps Capabilities) {
+// Register makes a provider type available. It panics on a spec without a
+// type, a factory or reasons, on a setting declared twice, and on a duplicate
+// type: those are programming errors.
+func Register(spec Spec) {
 	regMu.Lock()
 	defer regMu.Unlock()
-	if typ == "" || f == nil {
-		panic("providers: Register needs a type name and a factory")
+	if err := spec.valid(); err != nil {
+		panic("providers: Register: " + err.Error())
 	}
-	if _, dup := registry[typ]; dup {
-		panic(fmt.Sprintf("providers: Register called twice for type %q", typ))
+	if _, dup := registry[spec.Type]; dup {
+		panic(fmt.Sprintf("providers: Register called twice for type %q", spec.Type))
 	}
-	registry[typ] = entry{f, caps}
+	registry[spec.Type] = spec
 }
 
 // Types lists the registered provider types, sorted.
@@ -125,90 +123,93 @@ func Types() []string {
 	return ts
 }
 
+// Specs returns the spec of every registered type, sorted by type.
+func Specs() []Spec {
+	var out []Spec
+	for _, t := range Types() {
+		s, _ := SpecOf(t)
+		out = append(out, s)
+	}
+	return out
+}
+
 // ErrUnknownType is wrapped by Lookup for a type nobody registered.
 var ErrUnknownType = errors.New("unknown type")
 
-// Lookup returns the factory and capabilities of a provider type.
-func Lookup(typ string) (Factory, Capabilities, error) {
+// SpecOf returns the spec of a provider type.
+func SpecOf(typ string) (Spec, error) {
 	regMu.RLock()
-	e, ok := registry[typ]
+	s, ok := registry[typ]
 	regMu.RUnlock()
 	if !ok {
-		return nil, Capabilities{}, fmt.Errorf("providers: %w %q (valid: %s)", ErrUnknownType, typ, strings.Join(Types(), ", "))
+		return Spec{}, fmt.Errorf("providers: %w %q (valid: %s)", ErrUnknownType, typ, strings.Join(Types(), ", "))
 	}
-	return e.f, e.caps, nil
+	return s, nil
 }
 
-// errChecking is returned by Ready when the factory runs under Check.
-var errChecking = errors.New("providers: settings checked")
-
-// SettingError is a problem with one setting found by a factory itself (for
-// example a server address that does not parse). Key is the setting's key.
-type SettingError struct {
-	Key, Msg string
-}
-
-func (e *SettingError) Error() string { return e.Key + ": " + e.Msg }
-
-// Ready is called by every factory once it has read all its settings and
-// before it resolves secrets or touches the network. It returns every problem
-// at once (the accessors' problems, unknown keys, and the factory's own
-// errs) as a *config.Error; under Check it stops the factory there.
-func Ready(s *config.ProviderSettings, env Env, errs ...error) error {
-	ps := s.Problems()
-	for _, err := range errs {
-		if err == nil {
-			continue
-		}
-		var se *SettingError
-		if errors.As(err, &se) {
-			ps = append(ps, config.Problem{Key: "providers." + s.Name + "." + se.Key, Msg: se.Msg})
-			continue
-		}
-		ps = append(ps, config.Problem{Key: "providers." + s.Name, Msg: err.Error()})
-	}
-	if len(ps) > 0 {
-		return &config.Error{Problems: ps}
-	}
-	if env.check {
-		return errChecking
-	}
-	return nil
-}
-
-// Check validates a settings table without network access and without
-// resolving secrets (used by `cutover validate`): it returns every problem
-// (unknown type, missing keys, inline secrets, unknown keys) at once.
-func Check(s *config.ProviderSettings) []config.Problem {
-	f, _, err := Lookup(s.Type)
+// Lookup returns the factory and capabilities of a provider type.
+func Lookup(typ string) (Factory, Capabilities, error) {
+	s, err := SpecOf(typ)
 	if err != nil {
-		return []config.Problem{{Key: "providers." + s.Name + ".type", Msg: strings.TrimPrefix(err.Error(), "providers: ")}}
+		return nil, Capabilities{}, err
 	}
-	_, err = f(s, Env{check: true})
-	var ce *config.Error
-	switch {
-	case err == nil, errors.Is(err, errChecking):
-		return s.Problems()
-	case errors.As(err, &ce):
-		return ce.Problems
-	}
-	return []config.Problem{{Key: "providers." + s.Name, Msg: err.Error()}}
+	return s.New, s.Capabilities, nil
 }
 
-// Open builds the provider's client (resolving its secrets) and returns the
-// Zone the operations run on. env.Zone is required.
+// Check validates a settings table against its type's declared settings,
+// without network access and without resolving secrets (used by `cutover
+// validate`): it returns every problem (unknown type, missing keys, inline
+// secrets, malformed values, unknown keys) at once, each with its position
+// when the settings came from a file.
+func Check(s *config.ProviderSettings) []config.Problem {
+	spec, err := SpecOf(s.Type)
+	if err != nil {
+		return []config.Problem{s.At("type", strings.TrimPrefix(err.Error(), "providers: "))}
+	}
+	_, _, ps := spec.read(s)
+	return ps
+}
+
+// Open checks the settings, resolves their secrets, builds the provider's
+// client behind the registry's guard (errors prefixed with the type, panics
+// in the library turned into errors, secrets never in an error), retrying
+// transient failures unless the library does so itself, and returns the Zone
+// the operations run on. env.Zone is required.
 func Open(s *config.ProviderSettings, env Env) (*Zone, error) {
-	f, caps, err := Lookup(s.Type)
+	spec, err := SpecOf(s.Type)
 	if err != nil {
 		return nil, err
 	}
 	if env.Zone == "" {
 		return nil, errors.New("providers: open: no zone given")
 	}
-	env.check = false
-	c, err := f(s, env)
-	if err != nil {
-		return nil, err
+	v, secrets, ps := spec.read(s)
+	if len(ps) > 0 {
+		return nil, &config.Error{Problems: ps}
 	}
-	return NewZone(c, env.Zone, caps), nil
+	var resolved []string
+	for _, st := range spec.Settings {
+		sec, ok := secrets[st.Key]
+		if !ok {
+			continue
+		}
+		val, err := sec.Resolve()
+		if err != nil {
+			return nil, err
+		}
+		v.m[st.Key] = val
+		resolved = append(resolved, val)
+	}
+	c, err := guardOpen(spec.Type, func() (Client, error) { return spec.New(v, env) })
+	if err != nil {
+		return nil, redact(err, resolved)
+	}
+	if _, reads := c.(NameReader); !spec.RetriesItself && !reads {
+		r := DefaultRetry
+		if env.Retry != nil {
+			r = *env.Retry
+		}
+		c = WithRetry(c, r)
+	}
+	return NewZone(Guard(spec.Type, c, resolved...), env.Zone, spec.Capabilities), nil
 }

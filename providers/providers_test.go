@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libdns/libdns"
 
@@ -13,23 +14,29 @@ import (
 	"github.com/cutover-dev/cutover/providers"
 )
 
-// fakeFactory reads the keys a typical API provider has.
-func fakeFactory(opened *int) providers.Factory {
-	return func(s *config.ProviderSettings, env providers.Env) (providers.Client, error) {
-		tok := s.Secret("token", true)
-		_ = s.String("endpoint", true)
-		var errs []error
-		if ep := s.String("mode", false); ep != "" && ep != "fast" {
-			errs = append(errs, &providers.SettingError{Key: "mode", Msg: `must be "fast"`})
-		}
-		if err := providers.Ready(s, env, errs...); err != nil {
-			return nil, err
-		}
-		if _, err := tok.Resolve(); err != nil {
-			return nil, err
-		}
-		*opened++
-		return &memory{zone: env.Zone}, nil
+// fakeSpec declares the keys a typical API provider has.
+func fakeSpec(typ string, opened *int) providers.Spec {
+	return providers.Spec{
+		Type: typ,
+		Settings: []providers.Setting{
+			{Key: "token", Kind: providers.SecretRef, Required: true},
+			{Key: "endpoint", Kind: providers.Text, Required: true},
+			{Key: "mode", Kind: providers.Text, Check: func(v string) error {
+				if v != "fast" {
+					return errors.New(`must be "fast"`)
+				}
+				return nil
+			}},
+		},
+		Capabilities: providers.Capabilities{MinTTL: time.Second, MinTTLReason: "test", RRsetSet: providers.Capability{OK: true, Reason: "test"},
+			Atomic: providers.Capability{Reason: "test"}},
+		New: func(v providers.Values, env providers.Env) (providers.Client, error) {
+			if v.String("token") == "" {
+				return nil, errors.New("test: no token")
+			}
+			*opened++
+			return &memory{zone: env.Zone}, nil
+		},
 	}
 }
 
@@ -38,8 +45,8 @@ var opened int
 
 // Registered once per test binary, so that -count=N works.
 func init() {
-	providers.Register("test-dup", fakeFactory(new(int)), providers.Capabilities{})
-	providers.Register("test-api", fakeFactory(&opened), providers.Capabilities{})
+	providers.Register(fakeSpec("test-dup", new(int)))
+	providers.Register(fakeSpec("test-api", &opened))
 }
 
 func TestRegisterDuplicatePanics(t *testing.T) {
@@ -50,7 +57,7 @@ func TestRegisterDuplicatePanics(t *testing.T) {
 			t.Fatalf("recovered %v", r)
 		}
 	}()
-	providers.Register("test-dup", fakeFactory(&n), providers.Capabilities{})
+	providers.Register(fakeSpec("test-dup", &n))
 	t.Fatal("no panic")
 }
 
@@ -85,8 +92,8 @@ func TestCheckAndOpen(t *testing.T) {
 			want: []string{
 				"providers.dns.token: " + config.ErrInlineSecret.Error(),
 				"providers.dns.endpoint: required",
-				`providers.dns.colour: unknown key for provider type "test-api"`,
 				`providers.dns.mode: must be "fast"`,
+				`providers.dns.colour: unknown key for provider type "test-api"`,
 			},
 		},
 		{

@@ -145,6 +145,7 @@ checks they point at [old]. Each change is recorded in the same journal cutover 
 refuses to touch a record that holds neither the value expected before nor after it.
 
   --yes        do not ask before a change (required without a terminal)`},
+		{name: "providers", args: "[--json]", summary: "list the DNS provider types and their settings", run: cmdProviders, help: providersHelp},
 		{name: "version", summary: "print the version", help: "Prints cutover's version.", run: cmdVersion},
 		{name: "help", args: "[COMMAND]", summary: "show help for cutover or a command", run: cmdHelp,
 			help: "Prints the list of commands, or the help of COMMAND."},

@@ -2,8 +2,7 @@
 // github.com/libdns/cloudflare, with the work-arounds cutover needs: SetRecords
 // replaces whole RRsets (the library only patches single records, upstream
 // issue #31), 429 and 5xx answers are retried with backoff honouring
-// Retry-After, a panic inside the library becomes an error, and the automatic
-// TTL (1) reads as Cloudflare's 300 seconds.
+// Retry-After, and the automatic TTL (1) reads as Cloudflare's 300 seconds.
 //
 //	[providers.dns]
 //	type       = "cloudflare"
@@ -12,32 +11,53 @@
 package cloudflare
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libdns/cloudflare"
 	"github.com/libdns/libdns"
 
-	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 
-// Caps are the capabilities of the cloudflare type.
-var Caps = providers.Capabilities{
-	MinTTL:       60 * time.Second,
-	MinTTLReason: "Cloudflare refuses TTLs below 60 s outside Enterprise plans (1 means automatic, 300 s)",
-	RRsetSet: providers.Capability{OK: true, Reason: "the library patches single records; cutover deletes the RRset's extra records, " +
-		"then patches or adds the rest"},
-	Atomic: providers.Capability{OK: false, Reason: "every record is a separate API call"},
+// Spec declares the cloudflare type.
+var Spec = providers.Spec{
+	Type:    "cloudflare",
+	Doc:     "Cloudflare",
+	Library: "github.com/libdns/cloudflare v0.2.2",
+	Settings: []providers.Setting{
+		{Key: "api_token", Kind: providers.SecretRef, Required: true, Doc: "API token with Zone.DNS:Edit"},
+		{Key: "zone_token", Kind: providers.SecretRef, Doc: "optional Zone:Read token"},
+	},
+	Capabilities: providers.Capabilities{
+		MinTTL:       60 * time.Second,
+		MinTTLReason: "Cloudflare refuses TTLs below 60 s outside Enterprise plans (1 means automatic, 300 s)",
+		RRsetSet: providers.Capability{OK: true, Reason: "the library patches single records; cutover deletes the RRset's extra records, " +
+			"then patches or adds the rest"},
+		Atomic: providers.Capability{OK: false, Reason: "every record is a separate API call"},
+	},
+	Quirks: []string{
+		"the library's SetRecords patches one record per call and never deletes the others (upstream issue #31): cutover replaces RRsets itself",
+		"cutover retries 429 and 5xx answers with backoff, honouring Retry-After",
+		"TTL 1 (automatic) reads as 300 s",
+		"a proxied (orange cloud) A or AAAA record of a configured name is refused at the first read; changes never send the proxied flag, so other records keep theirs",
+	},
+	RetriesItself: true,
+	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
+		hc := &http.Client{Transport: transport, Timeout: 60 * time.Second}
+		return NewClient(v.String("api_token"), v.String("zone_token"), &Retrier{Client: hc, Attempts: 5, Backoff: time.Second, MaxWait: 2 * time.Minute}), nil
+	},
 }
 
-func init() { providers.Register("cloudflare", New, Caps) }
+func init() { providers.Register(Spec) }
 
 // autoTTL is what Cloudflare serves for a record whose ttl is 1 ("automatic").
 const autoTTL = 300 * time.Second
@@ -45,31 +65,80 @@ const autoTTL = 300 * time.Second
 // transport is the RoundTripper of the HTTP client (tests replace it).
 var transport http.RoundTripper = http.DefaultTransport
 
-// New is the cloudflare factory.
-func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error) {
-	api := s.Secret("api_token", true)
-	zt := s.Secret("zone_token", false)
-	if err := providers.Ready(s, env); err != nil {
-		return nil, err
-	}
-	token, err := api.Resolve()
-	if err != nil {
-		return nil, err
-	}
-	var zoneToken string
-	if !zt.IsZero() {
-		if zoneToken, err = zt.Resolve(); err != nil {
-			return nil, err
-		}
-	}
-	hc := &http.Client{Transport: transport, Timeout: 60 * time.Second}
-	return NewClient(token, zoneToken, &Retrier{Client: hc, Attempts: 5, Backoff: time.Second, MaxWait: 2 * time.Minute}), nil
-}
-
 // NewClient returns the Cloudflare client sending its requests through hc
 // (the factory gives a *Retrier over an *http.Client).
 func NewClient(apiToken, zoneToken string, hc cloudflare.HTTPClient) providers.Client {
-	return &client{p: &cloudflare.Provider{APIToken: apiToken, ZoneToken: zoneToken, HTTPClient: hc}}
+	sn := &proxySniffer{next: hc}
+	return &client{p: &cloudflare.Provider{APIToken: apiToken, ZoneToken: zoneToken, HTTPClient: sn}, sniff: sn}
+}
+
+// proxySniffer passes the library's requests on and notes which A and AAAA
+// records the zone listings mark as proxied ("orange cloud"), a flag the
+// library drops when it converts records.
+type proxySniffer struct {
+	next    cloudflare.HTTPClient
+	mu      sync.Mutex
+	proxied map[pair]bool // from the last listing; names without the dot
+}
+
+func (s *proxySniffer) Do(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.Do(req)
+	page := req.URL.Query().Get("page")
+	if err != nil || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/dns_records") || page == "" || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("cloudflare: read %s: %w", req.URL.Path, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var listing struct {
+		Result []struct {
+			Name, Type string
+			Proxied    bool
+		} `json:"result"`
+	}
+	if json.Unmarshal(body, &listing) != nil {
+		return resp, nil // the library reports the bad body
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if page == "1" || s.proxied == nil {
+		s.proxied = map[pair]bool{}
+	}
+	for _, r := range listing.Result {
+		if r.Proxied && (r.Type == "A" || r.Type == "AAAA") {
+			s.proxied[pair{strings.ToLower(strings.TrimSuffix(r.Name, ".")), r.Type}] = true
+		}
+	}
+	return resp, nil
+}
+
+// GetNameRecords reads the zone and refuses when an A or AAAA record of
+// names is proxied: Cloudflare then answers with its own addresses, so no
+// resolver would ever show the new host's. Every operation reads through
+// it, so a proxied name stops cutover before it changes anything.
+func (c *client) GetNameRecords(ctx context.Context, zone string, names []string) ([]libdns.Record, error) {
+	recs, err := c.GetRecords(ctx, zone)
+	if err != nil {
+		return nil, err
+	}
+	c.sniff.mu.Lock()
+	var bad []string
+	for _, n := range names {
+		for _, typ := range []string{"A", "AAAA"} {
+			if c.sniff.proxied[pair{strings.ToLower(strings.TrimSuffix(n, ".")), typ}] {
+				bad = append(bad, n+" "+typ)
+			}
+		}
+	}
+	c.sniff.mu.Unlock()
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("cloudflare: proxied (orange cloud) records: %s: resolvers would answer with Cloudflare's addresses, never the new host's, "+
+			"and mail cannot pass Cloudflare's proxy anyway: set them to \"DNS only\" in the Cloudflare dashboard, then run cutover again", strings.Join(bad, ", "))
+	}
+	return recs, nil
 }
 
 // Retrier is a cloudflare.HTTPClient that retries 429 and 5xx answers up to
@@ -139,16 +208,18 @@ func (r *Retrier) wait(attempt int, retryAfter string) time.Duration {
 	return d
 }
 
-// client wraps the library: RRset-correct SetRecords, errors prefixed,
-// panics recovered, zone names without the trailing dot (Cloudflare's
+// client wraps the library: RRset-correct SetRecords, proxied names
+// refused, errors prefixed, zone names without the trailing dot (Cloudflare's
 // spelling), automatic TTL read as 300 s.
-type client struct{ p *cloudflare.Provider }
+type client struct {
+	p     *cloudflare.Provider
+	sniff *proxySniffer
+}
 
 func cfZone(zone string) string { return strings.TrimSuffix(zone, ".") }
 
-func (c *client) GetRecords(ctx context.Context, zone string) (recs []libdns.Record, err error) {
-	defer recoverTo(&err, "get records")
-	recs, err = c.p.GetRecords(ctx, cfZone(zone))
+func (c *client) GetRecords(ctx context.Context, zone string) ([]libdns.Record, error) {
+	recs, err := c.p.GetRecords(ctx, cfZone(zone))
 	if err != nil {
 		return nil, fmt.Errorf("cloudflare: get records: %w", err)
 	}
@@ -161,9 +232,8 @@ func (c *client) GetRecords(ctx context.Context, zone string) (recs []libdns.Rec
 	return recs, nil
 }
 
-func (c *client) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) (recs []libdns.Record, err error) {
-	defer recoverTo(&err, "delete records")
-	recs, err = c.p.DeleteRecords(ctx, cfZone(zone), in)
+func (c *client) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
+	recs, err := c.p.DeleteRecords(ctx, cfZone(zone), in)
 	if err != nil {
 		return nil, fmt.Errorf("cloudflare: delete records: %w", err)
 	}
@@ -178,8 +248,7 @@ type pair struct{ name, typ string }
 // goes without an address. For a larger RRset it adds what is missing,
 // deletes what is extra, then re-creates records whose TTL is wrong one at
 // a time (so the RRset is never empty).
-func (c *client) SetRecords(ctx context.Context, zone string, in []libdns.Record) (_ []libdns.Record, err error) {
-	defer recoverTo(&err, "set records")
+func (c *client) SetRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
 	z := cfZone(zone)
 	cur, err := c.GetRecords(ctx, zone)
 	if err != nil {
@@ -212,7 +281,7 @@ func (c *client) SetRecords(ctx context.Context, zone string, in []libdns.Record
 func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR) error {
 	find := func(rs []libdns.RR, data string) (libdns.RR, bool) {
 		for _, r := range rs {
-			if sameData(r, data) {
+			if providers.SameData(r, data) {
 				return r, true
 			}
 		}
@@ -249,14 +318,14 @@ func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR)
 		}
 		var extra []libdns.RR
 		for _, h := range have {
-			if !ok || !sameData(h, keep.Data) {
+			if !ok || !providers.SameData(h, keep.Data) {
 				extra = append(extra, h)
 			}
 		}
 		if err := del(extra); err != nil {
 			return err
 		}
-		if ok && sameData(keep, w.Data) && keep.TTL == w.TTL {
+		if ok && providers.SameData(keep, w.Data) && keep.TTL == w.TTL {
 			return nil
 		}
 		_, err := c.p.SetRecords(ctx, z, []libdns.Record{w})
@@ -294,23 +363,8 @@ func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR)
 	return nil
 }
 
-// sameData compares record data; addresses are compared as addresses.
-func sameData(r libdns.RR, data string) bool {
-	if r.Type == "A" || r.Type == "AAAA" {
-		a, err1 := netip.ParseAddr(r.Data)
-		b, err2 := netip.ParseAddr(data)
-		return err1 == nil && err2 == nil && a == b
-	}
-	return r.Data == data
-}
-
-func recoverTo(err *error, op string) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("cloudflare: %s: panic in github.com/libdns/cloudflare: %v", op, r)
-	}
-}
-
 var (
 	_ providers.Client      = (*client)(nil)
+	_ providers.NameReader  = (*client)(nil)
 	_ cloudflare.HTTPClient = (*Retrier)(nil)
 )

@@ -45,7 +45,7 @@ func TestConformance(t *testing.T) {
 	f.every = 7
 	providertest.Run(t, providertest.Harness{
 		Zone:   zone,
-		Caps:   cloudflare.Caps,
+		Caps:   cloudflare.Spec.Capabilities,
 		TTL:    3600 * time.Second,
 		LowTTL: 60 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {
@@ -183,7 +183,7 @@ func TestRetry(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
 				defer cancel()
 			}
-			z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Caps)
+			z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
 			start := time.Now()
 			snap, err := z.Snapshot(ctx, []string{"mail.example.org."})
 			if tc.timeout > 0 && time.Since(start) > tc.timeout+time.Second {
@@ -221,8 +221,10 @@ func TestPanicBecomesError(t *testing.T) {
 	f, hc := newFakeCF(t, token)
 	f.add("mail", "A", "192.0.2.1", 300)
 	f.noInfo = true
-	_, err := cloudflare.NewClient(token, "", fastRetrier(hc)).GetRecords(context.Background(), zone)
-	want := "cloudflare: get records: panic in github.com/libdns/cloudflare: runtime error: invalid memory address or nil pointer dereference"
+	// The registry's guard (which Open applies) turns the library's panic
+	// into an error.
+	_, err := providers.Guard("cloudflare", cloudflare.NewClient(token, "", fastRetrier(hc))).GetRecords(context.Background(), zone)
+	want := "cloudflare: get records: panic in the provider library: runtime error: invalid memory address or nil pointer dereference"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
@@ -231,13 +233,73 @@ func TestPanicBecomesError(t *testing.T) {
 func TestAutoTTLReadsAs300s(t *testing.T) {
 	f, hc := newFakeCF(t, token)
 	f.add("mail", "A", "192.0.2.1", 1)
-	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Caps)
+	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
 	snap, err := z.Snapshot(context.Background(), []string{"mail.example.org."})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := snap.Names[0].A.TTL; got != 300*time.Second {
 		t.Fatalf("automatic TTL read as %s, want 5m0s", got)
+	}
+}
+
+// TestProxied: a proxied record of a configured name stops cutover at the
+// snapshot (and at any later read) before anything is written; a proxied
+// record of another name keeps its flag through a swap.
+func TestProxied(t *testing.T) {
+	f, hc := newFakeCF(t, token)
+	fill(f) // the proxied records sit on the second page of the listing
+	f.add("mail", "A", "192.0.2.1", 300)
+	f.add("mail", "AAAA", "2001:db8::1", 300)
+	f.add("www", "A", "192.0.2.1", 300)
+	f.proxy("www")
+	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
+	ctx := context.Background()
+	snap, err := z.Snapshot(ctx, []string{"mail.example.org."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Swap(ctx, snap, providers.Target{A: netip.MustParseAddr("198.51.100.2")}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	for _, b := range f.bodies {
+		if strings.Contains(b, "proxied") {
+			t.Errorf("a write sent the proxied flag: %s", b)
+		}
+	}
+	for _, r := range f.recs {
+		if r.Name == "www.example.org" && !r.Proxied {
+			t.Error("www lost its proxied flag")
+		}
+	}
+	writes := len(f.bodies)
+	f.mu.Unlock()
+
+	f.proxy("mail")
+	const refusal = `cloudflare: proxied (orange cloud) records: mail.example.org. A: resolvers would answer with Cloudflare's addresses, ` +
+		`never the new host's, and mail cannot pass Cloudflare's proxy anyway: set them to "DNS only" in the Cloudflare dashboard, then run cutover again`
+	tests := []struct {
+		desc string
+		op   func() error
+		want string
+	}{
+		{"snapshot", func() error { _, err := z.Snapshot(ctx, []string{"mail.example.org."}); return err },
+			"providers: snapshot: get records: " + refusal},
+		{"revert", func() error { return z.Revert(ctx, snap, providers.Target{A: netip.MustParseAddr("198.51.100.2")}) },
+			"providers: revert: get records: " + refusal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			if err := tc.op(); err == nil || err.Error() != tc.want {
+				t.Fatalf("got  %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.bodies) != writes {
+		t.Fatalf("%d writes after the proxied name was found", len(f.bodies)-writes)
 	}
 }
 

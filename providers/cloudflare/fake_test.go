@@ -1,8 +1,10 @@
 package cloudflare_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -33,6 +35,7 @@ type fakeCF struct {
 	log       []string // "METHOD path?query"
 	auths     []string // Authorization headers seen
 	noInfo    bool     // omit result_info from listings (the library then panics)
+	bodies    []string // request bodies of POST and PATCH
 	at        []time.Time
 }
 
@@ -72,6 +75,17 @@ func (f *fakeCF) addLocked(name, typ, content string, ttl int) *cfRec {
 	}
 	f.recs = append(f.recs, r)
 	return r
+}
+
+// proxy marks the A/AAAA records of name as proxied ("orange cloud").
+func (f *fakeCF) proxy(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.recs {
+		if r.Name == f.abs(name) && (r.Type == "A" || r.Type == "AAAA") {
+			r.Proxied = true
+		}
+	}
 }
 
 func (f *fakeCF) abs(name string) string {
@@ -123,6 +137,11 @@ func (f *fakeCF) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.at = append(f.at, time.Now())
 	f.log = append(f.log, r.Method+" "+r.URL.RequestURI())
 	f.auths = append(f.auths, r.Header.Get("Authorization"))
+	if r.Body != nil && (r.Method == http.MethodPost || r.Method == http.MethodPatch) {
+		b, _ := io.ReadAll(r.Body)
+		f.bodies = append(f.bodies, string(b))
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
 	if len(f.faults) > 0 || (f.every > 0 && f.requests%f.every == 0) {
 		flt := fault{status: 500}
 		if len(f.faults) > 0 {
@@ -220,6 +239,9 @@ func (f *fakeCF) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if v, ok := in["name"].(string); ok {
 			rec.Name = f.abs(v)
+		}
+		if v, ok := in["proxied"].(bool); ok {
+			rec.Proxied = v
 		}
 		if v, ok := in["ttl"].(float64); ok {
 			if v != 1 && v < 60 {

@@ -119,7 +119,7 @@ func TestConformance(t *testing.T) {
 	f := newFake(t)
 	providertest.Run(t, providertest.Harness{
 		Zone:   "example.org.",
-		Caps:   desec.Caps,
+		Caps:   desec.Spec.Capabilities,
 		TTL:    7200 * time.Second,
 		LowTTL: 3600 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {

@@ -23,34 +23,31 @@ import (
 	"github.com/libdns/libdns"
 	"github.com/miekg/dns"
 
-	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 
-// Caps are the capabilities of the manual type.
-var Caps = providers.Capabilities{
-	MinTTL:       time.Second,
-	MinTTLReason: "set by your DNS host, which cutover cannot ask: check its documentation",
-	RRsetSet:     providers.Capability{OK: true, Reason: "the instructions name whole RRsets and cutover waits until they are served exactly"},
-	Atomic:       providers.Capability{OK: false, Reason: "a person edits the records one at a time"},
+// Spec declares the manual type.
+var Spec = providers.Spec{
+	Type: "manual",
+	Doc:  "any DNS host, by hand: cutover prints the records to set and waits until they are served",
+	Settings: []providers.Setting{
+		{Key: "timeout", Kind: providers.Duration, Default: "1h", Doc: "how long to wait for the operator"},
+		{Key: "poll", Kind: providers.Duration, Default: "5s", Doc: "how often to ask the authoritative servers"},
+	},
+	Capabilities: providers.Capabilities{
+		MinTTL:       time.Second,
+		MinTTLReason: "set by your DNS host, which cutover cannot ask: check its documentation",
+		RRsetSet:     providers.Capability{OK: true, Reason: "the instructions name whole RRsets and cutover waits until they are served exactly"},
+		Atomic:       providers.Capability{OK: false, Reason: "a person edits the records one at a time"},
+	},
+	Quirks: []string{"reads the authoritative servers name by name: needs [dns] authoritative, or [dns] resolvers to find them"},
+	New:    New,
 }
 
-func init() { providers.Register("manual", New, Caps) }
+func init() { providers.Register(Spec) }
 
 // New is the manual factory.
-func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error) {
-	timeout := s.Duration("timeout", time.Hour)
-	poll := s.Duration("poll", 5*time.Second)
-	var errs []error
-	if timeout <= 0 {
-		errs = append(errs, &providers.SettingError{Key: "timeout", Msg: "must be positive"})
-	}
-	if poll <= 0 {
-		errs = append(errs, &providers.SettingError{Key: "poll", Msg: "must be positive"})
-	}
-	if err := providers.Ready(s, env, errs...); err != nil {
-		return nil, err
-	}
+func New(v providers.Values, env providers.Env) (providers.Client, error) {
 	if env.Out == nil {
 		return nil, errors.New("manual: nowhere to print the instructions (no output given)")
 	}
@@ -58,7 +55,7 @@ func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error
 		return nil, errors.New("manual: needs [dns] authoritative servers, or [dns] resolvers to find them")
 	}
 	return &Client{Out: env.Out, Authoritative: env.Authoritative, Resolvers: env.Resolvers,
-		Wait: env.WaitAuthoritative, Timeout: timeout, Poll: poll}, nil
+		Wait: env.WaitAuthoritative, Timeout: v.Duration("timeout"), Poll: v.Duration("poll")}, nil
 }
 
 // Client prints instructions and reads the authoritative servers.

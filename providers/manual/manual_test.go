@@ -213,7 +213,7 @@ func TestConformance(t *testing.T) {
 	defer op.wg.Wait()
 	providertest.Run(t, providertest.Harness{
 		Zone:   zone,
-		Caps:   manual.Caps,
+		Caps:   manual.Spec.Capabilities,
 		TTL:    30 * time.Second,
 		LowTTL: 5 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {
@@ -392,7 +392,7 @@ func TestOpenAndCheck(t *testing.T) {
 	}{
 		{desc: "bad settings", kv: map[string]any{"timeout": "soon", "poll": "0s", "server": "x"},
 			want: "config: 3 problems:\n  providers.dns.timeout: \"soon\" is not a duration (examples: \"90s\", \"5m\", \"1h30m\", \"2d\")\n" +
-				"  providers.dns.server: unknown key for provider type \"manual\"\n  providers.dns.poll: must be positive"},
+				"  providers.dns.poll: must be positive\n  providers.dns.server: unknown key for provider type \"manual\""},
 		{desc: "no output", env: providers.Env{Authoritative: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:53")}},
 			want: "manual: nowhere to print the instructions (no output given)"},
 		{desc: "no servers", env: providers.Env{Out: &strings.Builder{}},

@@ -17,38 +17,35 @@ import (
 	"github.com/libdns/libdns"
 	"github.com/libdns/porkbun"
 
-	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/providers"
 )
 
-// Caps are the capabilities of the porkbun type.
-var Caps = providers.Capabilities{
-	MinTTL:       600 * time.Second,
-	MinTTLReason: "Porkbun's minimum TTL is 600 s (the library raises anything lower to 600 s)",
-	RRsetSet: providers.Capability{OK: true, Reason: "cutover deletes the RRset by name and type, then creates the records " +
-		"(the name has no record of that type for a moment)"},
-	Atomic: providers.Capability{OK: false, Reason: "one API call per record; the library does not pass the context on"},
+// Spec declares the porkbun type.
+var Spec = providers.Spec{
+	Type:    "porkbun",
+	Doc:     "Porkbun",
+	Library: "github.com/libdns/porkbun v1.1.0",
+	Settings: []providers.Setting{
+		{Key: "api_key", Kind: providers.SecretRef, Required: true, Doc: "API key"},
+		{Key: "secret_api_key", Kind: providers.SecretRef, Required: true, Doc: "secret API key"},
+	},
+	Capabilities: providers.Capabilities{
+		MinTTL:       600 * time.Second,
+		MinTTLReason: "Porkbun's minimum TTL is 600 s (the library raises anything lower to 600 s)",
+		RRsetSet: providers.Capability{OK: true, Reason: "cutover deletes the RRset by name and type, then creates the records " +
+			"(the name has no record of that type for a moment)"},
+		Atomic: providers.Capability{OK: false, Reason: "one API call per record; the library does not pass the context on"},
+	},
+	Quirks: []string{
+		"the library's SetRecords edits only the first record of a name and type: cutover deletes and re-creates the RRset instead",
+		"the library ignores the context: a call still running when cutover gives up is abandoned, not cancelled",
+	},
+	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
+		return rrsets{&porkbun.Provider{APIKey: v.String("api_key"), APISecretKey: v.String("secret_api_key")}}, nil
+	},
 }
 
-func init() { providers.Register("porkbun", New, Caps) }
-
-// New is the porkbun factory.
-func New(s *config.ProviderSettings, env providers.Env) (providers.Client, error) {
-	key := s.Secret("api_key", true)
-	secret := s.Secret("secret_api_key", true)
-	if err := providers.Ready(s, env); err != nil {
-		return nil, err
-	}
-	k, err := key.Resolve()
-	if err != nil {
-		return nil, err
-	}
-	sk, err := secret.Resolve()
-	if err != nil {
-		return nil, err
-	}
-	return providers.Guard("porkbun", rrsets{&porkbun.Provider{APIKey: k, APISecretKey: sk}}), nil
-}
+func init() { providers.Register(Spec) }
 
 // rrsets makes SetRecords replace whole RRsets and makes every call return
 // when ctx ends (the library takes no context and has no timeout: a call

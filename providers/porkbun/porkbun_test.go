@@ -130,7 +130,7 @@ func TestConformance(t *testing.T) {
 	f := newFake(t)
 	providertest.Run(t, providertest.Harness{
 		Zone:   "example.org.",
-		Caps:   porkbun.Caps,
+		Caps:   porkbun.Spec.Capabilities,
 		TTL:    3600 * time.Second,
 		LowTTL: 600 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {

@@ -23,7 +23,7 @@ func TestConformanceKnot(t *testing.T) {
 	var k *lab.Knot
 	providertest.Run(t, providertest.Harness{
 		Zone:   zone,
-		Caps:   rfc2136.Caps,
+		Caps:   rfc2136.Spec.Capabilities,
 		TTL:    30 * time.Second,
 		LowTTL: 5 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {
@@ -69,7 +69,7 @@ func TestKnotWrongKey(t *testing.T) {
 	}
 	texts = append(texts, fmt.Sprint(err))
 	snap := &providers.Snapshot{Zone: zone, Names: []providers.NameRecords{{Name: "mail." + zone}}}
-	err = providers.NewZone(z.Client(), zone, rfc2136.Caps).Swap(ctx, snap, providers.Target{A: netip.MustParseAddr("192.0.2.2")}, 5*time.Second)
+	err = providers.NewZone(z.Client(), zone, rfc2136.Spec.Capabilities).Swap(ctx, snap, providers.Target{A: netip.MustParseAddr("192.0.2.2")}, 5*time.Second)
 	texts = append(texts, fmt.Sprint(err))
 	if err == nil {
 		t.Error("swap with the wrong key succeeded")

@@ -39,7 +39,7 @@ func TestConformanceBIND(t *testing.T) {
 	var b *lab.BIND
 	providertest.Run(t, providertest.Harness{
 		Zone:   zone,
-		Caps:   rfc2136.Caps,
+		Caps:   rfc2136.Spec.Capabilities,
 		TTL:    30 * time.Second,
 		LowTTL: 5 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {
@@ -143,11 +143,11 @@ func TestCheck(t *testing.T) {
 			desc: "everything wrong at once",
 			kv:   map[string]any{"server": "ns1.example.org:53", "key_alg": "hmac-md4", "key": "c2VjcmV0", "port": 53},
 			want: []string{
+				`providers.dns.server: "ns1.example.org:53": want an IP address and port such as "192.0.2.53:53"`,
 				"providers.dns.key_name: required",
+				`providers.dns.key_alg: "hmac-md4": want one of hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384, hmac-sha512`,
 				"providers.dns.key: " + config.ErrInlineSecret.Error(),
 				`providers.dns.port: unknown key for provider type "rfc2136"`,
-				`providers.dns.server: "ns1.example.org:53": want an IP address and port such as "192.0.2.53:53"`,
-				`providers.dns.key_alg: "hmac-md4": want one of hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384, hmac-sha512`,
 			},
 		},
 		{
@@ -198,12 +198,19 @@ func TestErrorsHideTheKey(t *testing.T) {
 
 	var texts []string
 	// Nothing listens on 127.0.0.1:1.
-	z, err := providers.Open(settings("127.0.0.1:1", key, "CUTOVER_TEST_KEY"), providers.Env{Zone: zone})
+	// A refused connection is transient: the registry tries again (here
+	// without waiting) and says how often it tried.
+	var waits int
+	retry := &providers.Retry{Attempts: 2, Sleep: func(context.Context, time.Duration) error { waits++; return nil }}
+	z, err := providers.Open(settings("127.0.0.1:1", key, "CUTOVER_TEST_KEY"), providers.Env{Zone: zone, Retry: retry})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = z.Snapshot(ctx, []string{"mail." + zone})
-	if want := "providers: snapshot: get records: rfc2136: get records: dial: dial tcp 127.0.0.1:1: connect: connection refused"; err == nil || err.Error() != want {
+	if waits != 1 {
+		t.Errorf("waited %d times before retrying, want 1", waits)
+	}
+	if want := "providers: snapshot: get records: rfc2136: get records: dial: dial tcp 127.0.0.1:1: connect: connection refused (after 2 attempts)"; err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 	texts = append(texts, err.Error(), fmt.Sprintf("%+v %#v", z, z))
@@ -224,7 +231,7 @@ func TestErrorsHideTheKey(t *testing.T) {
 		}
 		texts = append(texts, fmt.Sprint(err))
 		snap := &providers.Snapshot{Zone: zone, Names: []providers.NameRecords{{Name: "mail." + zone}}}
-		err = providers.NewZone(z.Client(), zone, rfc2136.Caps).Swap(ctx, snap, providers.Target{A: netip.MustParseAddr("192.0.2.2")}, 5*time.Second)
+		err = providers.NewZone(z.Client(), zone, rfc2136.Spec.Capabilities).Swap(ctx, snap, providers.Target{A: netip.MustParseAddr("192.0.2.2")}, 5*time.Second)
 		texts = append(texts, fmt.Sprint(err))
 		if err == nil {
 			t.Error("swap with the wrong key succeeded")

@@ -1,0 +1,105 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/libdns/libdns"
+)
+
+// Retry bounds how the registry repeats a provider call that failed
+// transiently (see Transient). Repeating is safe: every write cutover makes
+// replaces whole RRsets or deletes records, so a second try converges to the
+// same zone, and the operations read the zone back after writing.
+type Retry struct {
+	Attempts int           // in all, counting the first; below 2 means no retry
+	Backoff  time.Duration // wait before the second attempt, doubled after each
+	Max      time.Duration // longest wait
+	// Sleep waits d or until ctx ends (returning its error). Nil: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// DefaultRetry is what Open applies to every provider whose library does
+// not retry by itself (Spec.RetriesItself): at most 4 attempts over about
+// 14 seconds.
+var DefaultRetry = Retry{Attempts: 4, Backoff: 2 * time.Second, Max: 30 * time.Second}
+
+// rateLimited matches the words libraries use for HTTP 429.
+var rateLimited = regexp.MustCompile(`(?i)\b429\b|too many requests|rate.?limit`)
+
+// Transient reports whether err is worth another try: a network failure
+// (timeout, refused or reset connection, a reply cut short) or a rate
+// limit. A cancelled or expired context never is.
+func Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var op *net.OpError
+	var ne net.Error
+	switch {
+	case errors.As(err, &op), errors.As(err, &ne) && ne.Timeout():
+		return true
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED):
+		return true
+	}
+	return rateLimited.MatchString(err.Error())
+}
+
+// WithRetry returns a Client over c that repeats calls failing with a
+// Transient error as r says. The last error says how many attempts were made.
+func WithRetry(c Client, r Retry) Client { return retrying{c, r} }
+
+type retrying struct {
+	c Client
+	r Retry
+}
+
+func (rt retrying) do(ctx context.Context, call func() ([]libdns.Record, error)) ([]libdns.Record, error) {
+	wait := rt.r.Backoff
+	for attempt := 1; ; attempt++ {
+		recs, err := call()
+		if err == nil || !Transient(err) || attempt >= rt.r.Attempts {
+			if err != nil && attempt > 1 {
+				err = fmt.Errorf("%w (after %d attempts)", err, attempt)
+			}
+			return recs, err
+		}
+		sleep := rt.r.Sleep
+		if sleep == nil {
+			sleep = sleepCtx
+		}
+		if serr := sleep(ctx, min(wait, rt.r.Max)); serr != nil {
+			return nil, fmt.Errorf("%w (waiting to retry: %w)", err, serr)
+		}
+		wait *= 2
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (rt retrying) GetRecords(ctx context.Context, zone string) ([]libdns.Record, error) {
+	return rt.do(ctx, func() ([]libdns.Record, error) { return rt.c.GetRecords(ctx, zone) })
+}
+
+func (rt retrying) SetRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
+	return rt.do(ctx, func() ([]libdns.Record, error) { return rt.c.SetRecords(ctx, zone, in) })
+}
+
+func (rt retrying) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
+	return rt.do(ctx, func() ([]libdns.Record, error) { return rt.c.DeleteRecords(ctx, zone, in) })
+}
