@@ -527,9 +527,22 @@ rm /etc/dkimkeys/opendkim.private; printf 'k2' > /etc/dkimkeys/opendkim2.private
 			if err := p.Fixup(t.Context(), entries); err != nil {
 				t.Fatal(err)
 			}
-			out = mustExec(t, lp.New, `stat -c '%u:%g %n' /etc/dkimkeys /etc/dkimkeys/opendkim2.private /etc/dkimkeys/keep`)
-			if want := "6001:6001 /etc/dkimkeys\n6001:6001 /etc/dkimkeys/opendkim2.private\n6001:6001 /etc/dkimkeys/keep\n"; out != want {
+			out = mustExec(t, lp.New, `stat -c '%u:%g %n' /etc/dkimkeys /etc/dkimkeys/opendkim2.private /etc/dkimkeys/keep /home/vmail/mail/example.org/alice/cur/1700000001.M2P1.host:2,S`)
+			if want := "6001:6001 /etc/dkimkeys\n6001:6001 /etc/dkimkeys/opendkim2.private\n6001:6001 /etc/dkimkeys/keep\n6000:6000 /home/vmail/mail/example.org/alice/cur/1700000001.M2P1.host:2,S\n"; out != want {
 				t.Errorf("after fixup:\n%s\nwant\n%s", out, want)
+			}
+			// Fixup took the owners from verify's manifest of new and changed only what was wrong.
+			for _, want := range []string{"[new] /home/vmail/mail owned by vmail: (1 path(s) changed)", "[new] /etc/dkimkeys owned by opendkim: (4 path(s) changed)"} {
+				if !strings.Contains(e.log.String(), want) {
+					t.Errorf("log has no line %q", want)
+				}
+			}
+			// Deletions are counted, not listed one per line.
+			if strings.Contains(e.log.String(), "deleting ") {
+				t.Errorf("log lists deletions one by one:\n%s", e.log)
+			}
+			if want := "[cutover] /home/vmail/mail: deleted 4 path(s) on new that are gone on old"; mode != ModeRelay && !strings.Contains(e.log.String(), want) {
+				t.Errorf("log has no line %q", want)
 			}
 			if strings.Contains(e.log.String(), "BEGIN OPENSSH PRIVATE KEY") || strings.Contains(e.log.String(), "secret") {
 				t.Errorf("log shows a private key or file content")

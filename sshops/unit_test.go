@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ func TestParseProgress(t *testing.T) {
 			want: Progress{Bytes: 52428800, TotalBytes: 124830476, Files: 12, Rate: 12.5 * (1 << 20), ETA: 6 * time.Second}, ok: true},
 		{desc: "incremental recursion", line: "        1,024   0%    1.00kB/s    1:02:03 (xfr#1, ir-chk=1000/1002)",
 			want: Progress{Bytes: 1024, Files: 1, Rate: 1024, ETA: time.Hour + 2*time.Minute + 3*time.Second}, ok: true},
+		{desc: "listing not finished is not done", line: "      2,048 100%    1.00kB/s    0:00:02 (xfr#2, ir-chk=0/1002)",
+			want: Progress{Bytes: 2048, TotalBytes: 2048, Files: 2, Rate: 1024, ETA: 2 * time.Second}, ok: true},
 		{desc: "done", line: "  1,000,000 100%  953.67kB/s    0:00:01 (xfr#3, to-chk=0/5)",
 			want: Progress{Bytes: 1000000, TotalBytes: 1000000, Files: 3, Rate: 953.67 * 1024, Done: true}, ok: true},
 		{desc: "before the first file", line: "              0   0%    0.00kB/s    0:00:00",
@@ -50,24 +53,61 @@ func TestRsyncArgs(t *testing.T) {
 		t.Fatalf("sshCommand =\n%s\nwant\n%s", ssh, wantSSH)
 	}
 	for _, tc := range []struct {
-		desc       string
-		final, del bool
-		src        string
-		want       string
+		desc  string
+		final bool
+		e     Entry
+		want  string
 	}{
-		{desc: "initial never deletes", del: true, src: "/home/vmail/mail",
-			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
-		{desc: "final with delete", final: true, del: true, src: "/home/vmail/mail/",
-			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' --delete -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
-		{desc: "final without delete", final: true, src: "/etc/dkim keys",
-			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' -- '/etc/dkim keys/' 'root@127.0.0.20:/etc/dkim keys/'"},
+		{desc: "initial never deletes and lists the tree first", e: Entry{Path: "/home/vmail/mail", Delete: true},
+			want: "rsync -aHs --info=progress2 --out-format= -e 'ssh -p 22' --no-inc-recursive -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
+		{desc: "final with delete", final: true, e: Entry{Path: "/home/vmail/mail/", Delete: true},
+			want: "rsync -aHs --info=progress2 --out-format= -e 'ssh -p 22' --delete -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
+		{desc: "final without delete", final: true, e: Entry{Path: "/etc/dkim keys"},
+			want: "rsync -aHs --info=progress2 --out-format= -e 'ssh -p 22' -- '/etc/dkim keys/' 'root@127.0.0.20:/etc/dkim keys/'"},
+		{desc: "ACLs and xattrs on request", final: true, e: Entry{Path: "/srv/acl", Xattrs: true},
+			want: "rsync -aHsAX --info=progress2 --out-format= -e 'ssh -p 22' -- /srv/acl/ root@127.0.0.20:/srv/acl/"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			got := shellJoin(rsyncArgs("ssh -p 22", tc.src, "root@127.0.0.20", tc.final, tc.del))
+			got := shellJoin(rsyncArgs("ssh -p 22", tc.e, "root@127.0.0.20", tc.final))
 			if got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestScanOwners(t *testing.T) {
+	m := manifest{
+		".":       {Type: 'd', User: "vmail", Group: "vmail"},
+		"a":       {Type: 'f', User: "vmail", Group: "vmail"},
+		"b":       {Type: 'f', User: "root", Group: "vmail"},
+		"c":       {Type: 'f', User: "vmail", Group: "root"},
+		"d/5000":  {Type: 'f', User: "5000", Group: "5000"},
+		"d/other": {Type: 'l', User: "vmail", Group: "vmail"},
+	}
+	for _, tc := range []struct {
+		desc, user, group string
+		withGroup         bool
+		want              []string
+	}{
+		{desc: "user and group", user: "vmail", group: "vmail", withGroup: true, want: []string{"b", "c", "d/5000"}},
+		{desc: "user only", user: "vmail", want: []string{"b", "d/5000"}},
+		{desc: "all wrong", user: "opendkim", want: []string{".", "a", "b", "c", "d/5000", "d/other"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			bad, ok := scanOwners(m, tc.user, tc.group, tc.withGroup)
+			slices.Sort(bad)
+			if !ok || !slices.Equal(bad, tc.want) {
+				t.Errorf("scanOwners = %q, %v; want %q, true", bad, ok, tc.want)
+			}
+		})
+	}
+	big := manifest{}
+	for i := range maxOwnerFixes + 1 {
+		big[strconv.Itoa(i)] = fileInfo{Type: 'f', User: "root"}
+	}
+	if bad, ok := scanOwners(big, "vmail", "", false); ok || bad != nil {
+		t.Errorf("more than %d wrong owners: %d listed, ok %v; want none, false (Fixup runs chown -R)", maxOwnerFixes, len(bad), ok)
 	}
 }
 
