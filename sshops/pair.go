@@ -65,6 +65,8 @@ type Pair struct {
 
 	// testHookAbandon, when set, makes Copy skip its cleanup (to simulate a crash).
 	testHookAbandon bool
+	// testReachPort, when set, is the port of new that preflight checks old reaches.
+	testReachPort int
 	// testExtraTools are commands preflight also requires on both hosts (to test missing ones).
 	testExtraTools []string
 }
@@ -412,10 +414,7 @@ func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) erro
 		p.logf("warning: some files under %s vanished while they were copied (rsync exit %d): the service was still writing there", e.Path, ee.Result.ExitStatus)
 	}
 	if !last.Done && p.Progress != nil {
-		last.Path, last.Done, last.ETA = e.Path, true, 0
-		if last.Bytes > last.TotalBytes {
-			last.TotalBytes = last.Bytes
-		}
+		last.Path, last.Done, last.ETA, last.TotalBytes = e.Path, true, 0, last.Bytes
 		p.Progress(last)
 	}
 	if deleted > 0 {
