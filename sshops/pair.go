@@ -499,6 +499,7 @@ func (p *Pair) Verify(ctx context.Context, entries []Entry) error {
 	}
 	// The entries are compared side by side, as they are copied.
 	found := make([][]Difference, len(entries))
+	totals := make([]int, len(entries))
 	errs := make([]error, len(entries))
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, maxParallelCopies)
@@ -506,63 +507,23 @@ func (p *Pair) Verify(ctx context.Context, entries []Entry) error {
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			found[i], errs[i] = p.verifyEntry(ctx, e)
+			found[i], totals[i], errs[i] = p.verifyEntry(ctx, e)
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	var diffs []Difference
-	for _, d := range found {
-		diffs = append(diffs, d...)
+	ve := &VerifyError{}
+	for i, d := range found {
+		ve.Differences = append(ve.Differences, d...)
+		ve.Total += totals[i]
 	}
-	if len(diffs) == 0 {
+	if ve.Total == 0 {
 		return nil
 	}
-	ve := &VerifyError{Total: len(diffs), Differences: diffs}
-	if len(diffs) > maxDifferences {
-		ve.Differences = diffs[:maxDifferences]
-	}
+	ve.Differences = ve.Differences[:min(len(ve.Differences), maxDifferences)]
 	return ve
-}
-
-// verifyEntry compares one entry on both hosts (old's manifest from the final Copy when it
-// took one) and leaves the owners it found on new for Fixup.
-func (p *Pair) verifyEntry(ctx context.Context, e Entry) ([]Difference, error) {
-	var om, nm manifest
-	var err error
-	if m, ok := p.window.takeOld(e.Path, e.Content); ok {
-		om = m
-		nm, err = p.New.manifest(ctx, e.Path, e.Content)
-	} else {
-		om, nm, err = p.manifests(ctx, e.Path, e.Content)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if om == nil {
-		return nil, fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
-	}
-	d := compareManifests(e.Path, om, nm, e.Delete)
-	p.logf("verified %s: %d paths, %d difference(s)", e.Path, len(om), len(d))
-	if e.Owner == "" || nm == nil {
-		return d, nil
-	}
-	// Fixup reads the owners from this manifest instead of walking new again. An owner that
-	// cannot be resolved is Fixup's to report.
-	user, group, withGroup, err := p.wantOwner(ctx, e)
-	if err != nil {
-		return d, nil
-	}
-	want := user
-	if withGroup {
-		want += ":" + group
-	}
-	if bad, ok := scanOwners(nm, user, group, withGroup); ok {
-		p.window.putOwners(e.Path, ownerScan{owner: e.Owner, want: want, bad: bad})
-	}
-	return d, nil
 }
 
 // manifest reads the manifest of dir on the host.

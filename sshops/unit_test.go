@@ -76,7 +76,7 @@ func TestRsyncArgs(t *testing.T) {
 	}
 }
 
-func TestScanOwners(t *testing.T) {
+func TestOwnerCheck(t *testing.T) {
 	m := manifest{
 		".":       {Type: 'd', User: "vmail", Group: "vmail"},
 		"a":       {Type: 'f', User: "vmail", Group: "vmail"},
@@ -95,19 +95,22 @@ func TestScanOwners(t *testing.T) {
 		{desc: "all wrong", user: "opendkim", want: []string{".", "a", "b", "c", "d/5000", "d/other"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			bad, ok := scanOwners(m, tc.user, tc.group, tc.withGroup)
-			slices.Sort(bad)
-			if !ok || !slices.Equal(bad, tc.want) {
-				t.Errorf("scanOwners = %q, %v; want %q, true", bad, ok, tc.want)
+			c := &ownerCheck{user: tc.user, group: tc.group, withGroup: tc.withGroup}
+			for rel, fi := range m {
+				c.add(rel, fi)
+			}
+			slices.Sort(c.bad)
+			if c.tooMany || !slices.Equal(c.bad, tc.want) {
+				t.Errorf("bad %q, too many %v; want %q, false", c.bad, c.tooMany, tc.want)
 			}
 		})
 	}
-	big := manifest{}
+	c := &ownerCheck{user: "vmail"}
 	for i := range maxOwnerFixes + 1 {
-		big[strconv.Itoa(i)] = fileInfo{Type: 'f', User: "root"}
+		c.add(strconv.Itoa(i), fileInfo{Type: 'f', User: "root"})
 	}
-	if bad, ok := scanOwners(big, "vmail", "", false); ok || bad != nil {
-		t.Errorf("more than %d wrong owners: %d listed, ok %v; want none, false (Fixup runs chown -R)", maxOwnerFixes, len(bad), ok)
+	if !c.tooMany || c.bad != nil {
+		t.Errorf("more than %d wrong owners: %d listed, too many %v; want none, true (Fixup runs chown -R)", maxOwnerFixes, len(c.bad), c.tooMany)
 	}
 }
 
@@ -343,6 +346,70 @@ func TestRsyncVanishedLines(t *testing.T) {
 			}
 			if got := isRsyncError(tc.line) && isVanished(tc.line); got != tc.vanished {
 				t.Errorf("vanished = %v, want %v", got, tc.vanished)
+			}
+		})
+	}
+}
+
+// TestCompareStreamsLocal compares two local trees with awkward names both ways: the sorted
+// streams must find exactly what the in-memory manifests find.
+func TestCompareStreamsLocal(t *testing.T) {
+	root := t.TempDir()
+	old, new := filepath.Join(root, "old"), filepath.Join(root, "new")
+	script := `set -e; for d in "$1" "$2"; do mkdir -p "$d/cur" "$d/new" "$d/a b" "$d/a"; printf 1 > "$d/cur/m:2,S"; printf 2 > "$d/new/line
+break"; printf 3 > "$d/a b/x"; printf 4 > "$d/a/x"; printf 5 > "$d/-dash"; ln "$d/cur/m:2,S" "$d/hard"; ln -s cur "$d/link"; done
+printf 11 > "$2/cur/m:2,S"; rm "$2/a/x"; printf e > "$2/a/extra"; chmod 600 "$2/a b/x"; rm "$2/link"; ln -s new "$2/link"; rm "$1/-dash"
+touch -d @1700000000 "$1"/* "$1"/*/* "$2"/* "$2"/*/* "$1" "$2"`
+	if out, err := exec.Command("sh", "-c", script, "sh", old, new).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	mapOf := func(dir string) manifest {
+		out, err := exec.Command("sh", "-c", manifestCmd(dir, false)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := parseManifest(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	streamOf := func(dir string) *recordReader {
+		out, err := exec.Command("sh", "-c", sortedManifestCmd(dir)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newRecordReader(bytes.NewReader(out))
+	}
+	for _, extra := range []bool{true, false} {
+		want := compareManifests("/m", mapOf(old), mapOf(new), extra)
+		if len(want) < 5 {
+			t.Fatalf("the trees differ in %d ways, want at least 5: %v", len(want), want)
+		}
+		var seen []string
+		got, err := compareStreams("/m", streamOf(old), streamOf(new), extra, func(rel string, _ fileInfo) { seen = append(seen, rel) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.total != len(want) || !slices.Equal(got.first, want) {
+			t.Errorf("extra %v: streams found %d: %v\nmaps found %d: %v", extra, got.total, got.first, len(want), want)
+		}
+		if len(seen) != len(mapOf(new)) || got.oldSize != len(mapOf(old)) {
+			t.Errorf("extra %v: %d records of new seen, %d of old counted; want %d, %d", extra, len(seen), got.oldSize, len(mapOf(new)), len(mapOf(old)))
+		}
+	}
+	if rr := streamOf(filepath.Join(root, "nope")); !rr.missing {
+		t.Errorf("missing dir: not reported as missing")
+	}
+	for _, tc := range []struct{ desc, in, want string }{
+		{desc: "no status", in: "", want: "sshops: manifest: stream ended before find's status"},
+		{desc: "find failed", in: "cutover-find-status 1\x00", want: "sshops: manifest: find exited with status 1"},
+		{desc: "separator in a name", in: "./a\x01b\x01f\x011\x011.0\x01644\x01root\x01root\x011\x01\x00", want: "sshops: manifest: record \"./a\\x01b\\x01f\\x011\\x011.0\\x01644\\x01root\\x01root\\x011\\x01\": a name holding \\x01 is not supported"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			rr := newRecordReader(strings.NewReader(tc.in))
+			if _, err := rr.next(); err == nil || err.Error() != tc.want {
+				t.Errorf("error %v, want %s", err, tc.want)
 			}
 		})
 	}

@@ -2,7 +2,10 @@ package sshops
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 )
@@ -18,9 +21,12 @@ type windowState struct {
 	owners map[string]ownerScan   // entry path -> owners found by Verify on new
 }
 
+// oldManifest is old's manifest of an entry, taken during the final copy: in memory for an
+// entry with Content, otherwise a sorted manifest in a file on old that Verify streams.
 type oldManifest struct {
 	content bool // with sha256 sums
 	m       manifest
+	file    string
 }
 
 // ownerScan is what Verify found about an entry's owners on new.
@@ -41,15 +47,12 @@ func (w *windowState) reset() {
 }
 
 // takeOld returns and forgets old's manifest of dir taken by the final Copy, if any.
-func (w *windowState) takeOld(dir string, content bool) (manifest, bool) {
+func (w *windowState) takeOld(dir string, content bool) (oldManifest, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	om, ok := w.old[dir]
 	delete(w.old, dir)
-	if !ok || om.content != content {
-		return nil, false
-	}
-	return om.m, true
+	return om, ok && om.content == content
 }
 
 // takeOwners returns and forgets Verify's owner scan of e, if any.
@@ -79,6 +82,21 @@ func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func
 	ok := make([]bool, len(entries))
 	for i, e := range entries {
 		wg.Go(func() {
+			if !e.Content {
+				// Sorted into a file on old (its name starts like a transfer's temp dir, so
+				// that Cleanup removes it after a crash): Verify streams it.
+				var rnd [8]byte
+				if _, err := rand.Read(rnd[:]); err != nil {
+					return
+				}
+				f := p.tempDir() + "/" + onetimeMarker + "manifest-" + hex.EncodeToString(rnd[:])
+				cmd := fmt.Sprintf("umask 077 && ( %s ) > %s", sortedManifestCmd(e.Path), shellQuote(f))
+				if _, err := p.Old.output(ctx, cmd, "manifest of "+e.Path+" into "+f, nil); err != nil {
+					return
+				}
+				got[i], ok[i] = oldManifest{file: f}, true
+				return
+			}
 			out, err := p.Old.output(ctx, manifestCmd(e.Path, e.Content), "manifest of "+e.Path, nil)
 			if err != nil {
 				return
@@ -130,19 +148,24 @@ func (p *Pair) wantOwner(ctx context.Context, e Entry) (user, group string, with
 	return user, group, withGroup, nil
 }
 
-// scanOwners lists the paths of new's manifest nm of e that do not have e's owner; a nil bad
-// list with ok false means there are more than maxOwnerFixes.
-func scanOwners(nm manifest, user, group string, withGroup bool) (bad []string, ok bool) {
-	for rel, fi := range nm {
-		if fi.User == user && (!withGroup || fi.Group == group) {
-			continue
-		}
-		if len(bad) == maxOwnerFixes {
-			return nil, false
-		}
-		bad = append(bad, rel)
+// ownerCheck collects the paths of new's manifest that do not have an entry's owner, up to
+// maxOwnerFixes (then tooMany).
+type ownerCheck struct {
+	user, group string
+	withGroup   bool
+	bad         []string
+	tooMany     bool
+}
+
+func (c *ownerCheck) add(rel string, fi fileInfo) {
+	if c.tooMany || fi.User == c.user && (!c.withGroup || fi.Group == c.group) {
+		return
 	}
-	return bad, true
+	if len(c.bad) == maxOwnerFixes {
+		c.tooMany, c.bad = true, nil
+		return
+	}
+	c.bad = append(c.bad, rel)
 }
 
 // fixOwners chowns the paths (relative to dir) on new and checks them again.
@@ -179,4 +202,77 @@ func (p *Pair) fixOwners(ctx context.Context, dir, owner, want string, bad []str
 		return oe
 	}
 	return nil
+}
+
+// verifyEntry compares one entry on both hosts (with old's manifest from the final Copy when it
+// took one) and leaves the owners it found on new for Fixup. It returns the first differences
+// (at most maxDifferences) and their total.
+func (p *Pair) verifyEntry(ctx context.Context, e Entry) ([]Difference, int, error) {
+	var oc *ownerCheck
+	if e.Owner != "" {
+		// Fixup reads the owners from new's manifest instead of walking new again. An owner
+		// that cannot be resolved is Fixup's to report.
+		if user, group, withGroup, err := p.wantOwner(ctx, e); err == nil {
+			oc = &ownerCheck{user: user, group: group, withGroup: withGroup}
+		}
+	}
+	owner := func(rel string, fi fileInfo) {
+		if oc != nil {
+			oc.add(rel, fi)
+		}
+	}
+	done := func(n, total int) {
+		p.logf("verified %s: %d paths, %d difference(s)", e.Path, n, total)
+		if oc != nil && !oc.tooMany {
+			want := oc.user
+			if oc.withGroup {
+				want += ":" + oc.group
+			}
+			p.window.putOwners(e.Path, ownerScan{owner: e.Owner, want: want, bad: oc.bad})
+		}
+	}
+	om, took := p.window.takeOld(e.Path, e.Content)
+	if e.Content {
+		var nm manifest
+		var err error
+		if took {
+			nm, err = p.New.manifest(ctx, e.Path, true)
+		} else {
+			om.m, nm, err = p.manifests(ctx, e.Path, true)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if om.m == nil {
+			return nil, 0, fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
+		}
+		d := compareManifests(e.Path, om.m, nm, e.Delete)
+		for rel, fi := range nm {
+			owner(rel, fi)
+		}
+		done(len(om.m), len(d))
+		return d[:min(len(d), maxDifferences)], len(d), nil
+	}
+	oldCmd, oldDisplay := sortedManifestCmd(e.Path), "manifest of "+e.Path
+	if took {
+		oldCmd = fmt.Sprintf("cat -- %[1]s && rm -f -- %[1]s", shellQuote(om.file))
+		oldDisplay = "manifest of " + e.Path + " from " + om.file
+	}
+	var sd streamDiff
+	err := p.Old.streamCmd(ctx, oldCmd, oldDisplay, func(or io.Reader) error {
+		orr := newRecordReader(or)
+		if orr.missing {
+			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
+		}
+		return p.New.streamCmd(ctx, sortedManifestCmd(e.Path), "manifest of "+e.Path, func(nr io.Reader) error {
+			var err error
+			sd, err = compareStreams(e.Path, orr, newRecordReader(nr), e.Delete, owner)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	done(sd.oldSize, sd.total)
+	return sd.first, sd.total, nil
 }
