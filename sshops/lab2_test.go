@@ -6,10 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cutover-dev/cutover/internal/lab"
 )
 
 func sum(s string) string {
@@ -298,5 +302,57 @@ func TestPreflight(t *testing.T) {
 		"\n\tnew: missing cutover-no-such-tool: apt-get install -y cutover-no-such-tool"
 	if err == nil || err.Error() != want {
 		t.Errorf("error\n%v\nwant\n%s", err, want)
+	}
+}
+
+// TestPreflightReach: for the direct and agent transfers, preflight checks from old that new's
+// SSH port answers (and, for agent, takes the forwarded agent's key) and names the mode that
+// would work instead.
+func TestPreflightReach(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeDirect)
+	entries := []Entry{{Path: maildir}}
+	closed := func() int { // a port of new's address where nothing listens
+		l, err := net.Listen("tcp", net.JoinHostPort(e.lab.New.Addr.String(), "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}()
+	stranger, err := lab.NewIdentity(t.TempDir()) // authorized nowhere
+	if err != nil {
+		t.Fatal(err)
+	}
+	newAt := func(port int) string { return net.JoinHostPort(e.lab.New.Addr.String(), strconv.Itoa(port)) }
+	for _, tc := range []struct {
+		desc  string
+		mode  Mode
+		port  int
+		agent string // key file the forwarded agent holds
+		want  string
+	}{
+		{desc: "direct reaches new", mode: ModeDirect},
+		{desc: "agent with a key new accepts", mode: ModeAgent, agent: e.lab.Identity.KeyFile},
+		{desc: "direct, port closed", mode: ModeDirect, port: closed,
+			want: "old: cannot reach new's SSH port " + newAt(closed) + " (ssh: connect to host " + e.lab.New.Addr.String() + " port " + strconv.Itoa(closed) + ": Connection refused): the direct transfer pushes from old to new; open that port to old, or set transfer = \"relay\" (data goes through this machine)"},
+		{desc: "agent with a key new refuses", mode: ModeAgent, agent: stranger.KeyFile,
+			want: "old: reaches " + newAt(22) + " but new accepts none of the forwarded agent's keys (root@" + e.lab.New.Addr.String() + ": Permission denied (publickey).): authorize one on new, or set transfer = \"direct\" (a one-time key)"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			p := e.connect(t, tc.mode)
+			p.testReachPort = tc.port
+			if tc.agent != "" {
+				p.AgentSocket = startAgent(t, tc.agent)
+			}
+			_, err := p.Preflight(t.Context(), entries)
+			want := ""
+			if tc.want != "" {
+				want = "sshops: preflight failed:\n\t" + tc.want
+			}
+			if got := fmt.Sprint(err); (err != nil || want != "") && got != want {
+				t.Errorf("error\n%v\nwant\n%s", err, want)
+			}
+		})
 	}
 }

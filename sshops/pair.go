@@ -27,6 +27,7 @@ type Entry struct {
 	Delete  bool   // the final pass removes on new what is gone on old
 	Owner   string // "user:", "user:group" or "user" for chown -R on new; "" leaves owners as copied
 	Content bool   // verify compares sha256 of every file, not only metadata
+	Xattrs  bool   // the copies keep ACLs and extended attributes (rsync -AX: a call per file on both hosts)
 }
 
 // Mode is how data moves from old to new.
@@ -59,8 +60,13 @@ type Pair struct {
 	AgentSocket string         // for ModeAgent; default os.Getenv("SSH_AUTH_SOCK")
 	TempDir     string         // where temp dirs are made on the hosts; default /tmp
 
+	// What one window's steps hand to the next on this Pair (see windowState).
+	window windowState
+
 	// testHookAbandon, when set, makes Copy skip its cleanup (to simulate a crash).
 	testHookAbandon bool
+	// testReachPort, when set, is the port of new that preflight checks old reaches.
+	testReachPort int
 	// testExtraTools are commands preflight also requires on both hosts (to test missing ones).
 	testExtraTools []string
 }
@@ -118,10 +124,19 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 	if final {
 		pass = "final"
 	}
+	mkdir := "mkdir -p --"
 	for _, e := range entries {
-		if _, err := p.New.output(ctx, "mkdir -p -- "+shellQuote(e.Path), "mkdir -p -- "+shellQuote(e.Path), nil); err != nil {
-			return err
-		}
+		mkdir += " " + shellQuote(e.Path)
+	}
+	if _, err := p.New.output(ctx, mkdir, mkdir, nil); err != nil {
+		return err
+	}
+	p.window.reset()
+	if final {
+		// Old is frozen once the service is stopped: its manifests are taken while the copy
+		// runs, and Verify only has to walk new.
+		stop := p.takeOldManifests(ctx, entries)
+		defer func() { stop(err != nil) }()
 	}
 	switch p.mode() {
 	case ModeRelay:
@@ -231,70 +246,74 @@ func (p *Pair) setupTransfer(ctx context.Context) (*transfer, error) {
 		return nil, fmt.Errorf("sshops: one-time key: %w", err)
 	}
 	oldAddr := p.Old.Endpoint().Addr
-	bind := ""
-	if local, err := p.Old.hasAddress(ctx, oldAddr); err != nil {
-		return nil, err
-	} else if local {
-		bind = oldAddr.String()
-	}
 	authLine := fmt.Sprintf(`from="%s",restrict %s %s`, oldAddr, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))), t.marker)
 	addKey := fmt.Sprintf(`umask 077 && mkdir -p ~/.ssh && printf '%%s\n' %s >> ~/.ssh/authorized_keys`, shellQuote(authLine))
-	if _, err := p.New.output(ctx, addKey, addKey, nil); err != nil {
-		return t, err
-	}
-	p.New.log.printf("authorized one-time key %s for %s", t.marker, oldAddr)
 	id := t.dir + "/id"
 	// The private key travels on stdin only: the command line (logged, in errors) never holds it.
-	write := fmt.Sprintf("umask 077 && mkdir -m 700 -- %s && cat > %s && printf '%%s\\n' %s > %s",
+	// The same command lists old's addresses: when old's address is configured there, old's ssh
+	// binds to it, so that new sees the address its from= option names.
+	write := fmt.Sprintf("umask 077 && mkdir -m 700 -- %s && cat > %s && printf '%%s\\n' %s > %s && { ip -o addr show 2>/dev/null || true; }",
 		shellQuote(t.dir), shellQuote(id), shellQuote(khLine), shellQuote(kh))
-	if _, err := p.Old.output(ctx, write, write, strings.NewReader(string(pem.EncodeToMemory(block)))); err != nil {
+	// new and old are set up side by side: each command is a session set-up in the window.
+	var addErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, addErr = p.New.output(ctx, addKey, addKey, nil); addErr == nil {
+			p.New.log.printf("authorized one-time key %s for %s", t.marker, oldAddr)
+		}
+	})
+	out, writeErr := p.Old.output(ctx, write, write, strings.NewReader(string(pem.EncodeToMemory(block))))
+	wg.Wait()
+	if err := errors.Join(addErr, writeErr); err != nil {
 		return t, err
 	}
 	p.Old.log.printf("wrote one-time key and known_hosts to %s", t.dir)
+	bind := ""
+	if hasAddress(out, oldAddr) {
+		bind = oldAddr.String()
+	}
 	t.sshCmd = sshCommand(newEp.port(), id, kh, bind)
 	return t, nil
 }
 
-// hasAddress reports whether addr is configured on an interface of the host (then old's ssh binds
-// to it, so that new sees the address its from= option names).
-func (c *Client) hasAddress(ctx context.Context, addr netip.Addr) (bool, error) {
-	const cmd = "ip -o addr show 2>/dev/null || true"
-	out, err := c.output(ctx, cmd, cmd, nil)
-	if err != nil {
-		return false, err
-	}
-	for _, l := range strings.Split(string(out), "\n") {
+// hasAddress reports whether the output of `ip -o addr show` lists addr on an interface.
+func hasAddress(ipOut []byte, addr netip.Addr) bool {
+	for _, l := range strings.Split(string(ipOut), "\n") {
 		f := strings.Fields(l)
 		for i := 0; i+1 < len(f); i++ {
 			if f[i] == "inet" || f[i] == "inet6" {
 				if pfx, err := netip.ParsePrefix(f[i+1]); err == nil && pfx.Addr() == addr {
-					return true, nil
+					return true
 				}
 			}
 		}
 	}
-	return false, nil
+	return false
 }
 
 // removeTransfer removes the one-time key with marker from new's authorized_keys and the temp dir
 // from old, and checks that both are gone.
 func (p *Pair) removeTransfer(ctx context.Context, marker string) error {
-	var errs []error
+	var keyErr, dirErr error
+	var wg sync.WaitGroup
 	if p.mode() == ModeDirect {
-		if _, err := p.New.output(ctx, removeKeyCmd(marker), removeKeyCmd(marker), nil); err != nil {
-			errs = append(errs, fmt.Errorf("sshops: removing one-time key %s from new: %w", marker, err))
-		} else {
-			p.New.log.printf("removed one-time key %s", marker)
-		}
+		wg.Go(func() {
+			if _, err := p.New.output(ctx, removeKeyCmd(marker), removeKeyCmd(marker), nil); err != nil {
+				keyErr = fmt.Errorf("sshops: removing one-time key %s from new: %w", marker, err)
+			} else {
+				p.New.log.printf("removed one-time key %s", marker)
+			}
+		})
 	}
 	dir := p.tempDir() + "/" + marker
 	rm := fmt.Sprintf("rm -rf -- %s && ! test -e %s", shellQuote(dir), shellQuote(dir))
 	if _, err := p.Old.output(ctx, rm, rm, nil); err != nil {
-		errs = append(errs, fmt.Errorf("sshops: removing %s from old: %w", dir, err))
+		dirErr = fmt.Errorf("sshops: removing %s from old: %w", dir, err)
 	} else {
 		p.Old.log.printf("removed %s", dir)
 	}
-	return errors.Join(errs...)
+	wg.Wait()
+	return errors.Join(keyErr, dirErr)
 }
 
 // removeKeyCmd removes every authorized_keys line containing pattern (a plain word) and fails
@@ -345,16 +364,29 @@ func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) erro
 	if newEp.Addr.Is6() {
 		host = "[" + host + "]"
 	}
-	args := rsyncArgs(t.sshCmd, e.Path, newEp.user()+"@"+host, final, e.Delete)
+	args := rsyncArgs(t.sshCmd, e, newEp.user()+"@"+host, final)
 	cmd := "exec " + shellJoin(args)
-	var last Progress
-	var hardErrors []string // rsync errors other than files vanishing under it
+	var (
+		mu         sync.Mutex // onLine runs for stdout and stderr
+		last       Progress
+		hardErrors []string // rsync errors other than files vanishing under it
+		deleted    int
+	)
+	// Per-file lines ("deleting ...") stay out of the log: a large store would flood it. They
+	// are counted, and the last ones are in the Result's tail; every other line is logged.
 	onLine := func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
 		if isRsyncError(line) && !isVanished(line) {
 			hardErrors = append(hardErrors, line)
 		}
 		pr, ok := parseProgress(line)
 		if !ok {
+			if strings.HasPrefix(line, "deleting ") {
+				deleted++
+			} else if strings.TrimSpace(line) != "" {
+				p.Old.log.line(line)
+			}
 			return
 		}
 		pr.Path = e.Path
@@ -363,7 +395,7 @@ func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) erro
 			p.Progress(pr)
 		}
 	}
-	spec := runSpec{cmd: cmd, display: cmd, onLine: onLine}
+	spec := runSpec{cmd: cmd, display: cmd, onLine: onLine, o: RunOptions{Quiet: true}}
 	if p.mode() == ModeAgent {
 		spec.prepare = p.Old.requestAgent
 	}
@@ -382,8 +414,11 @@ func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) erro
 		p.logf("warning: some files under %s vanished while they were copied (rsync exit %d): the service was still writing there", e.Path, ee.Result.ExitStatus)
 	}
 	if !last.Done && p.Progress != nil {
-		last.Path, last.Done, last.ETA = e.Path, true, 0
+		last.Path, last.Done, last.ETA, last.TotalBytes = e.Path, true, 0, last.Bytes
 		p.Progress(last)
+	}
+	if deleted > 0 {
+		p.logf("%s: deleted %d path(s) on new that are gone on old", e.Path, deleted)
 	}
 	return nil
 }
@@ -462,47 +497,50 @@ func (p *Pair) Verify(ctx context.Context, entries []Entry) error {
 	if err := p.check(entries); err != nil {
 		return err
 	}
-	var diffs []Difference
-	for _, e := range entries {
-		om, nm, err := p.manifests(ctx, e.Path, e.Content)
-		if err != nil {
-			return err
-		}
-		if om == nil {
-			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
-		}
-		d := compareManifests(e.Path, om, nm, e.Delete)
-		diffs = append(diffs, d...)
-		p.logf("verified %s: %d paths, %d difference(s)", e.Path, len(om), len(d))
+	// The entries are compared side by side, as they are copied.
+	found := make([][]Difference, len(entries))
+	totals := make([]int, len(entries))
+	errs := make([]error, len(entries))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxParallelCopies)
+	for i, e := range entries {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			found[i], totals[i], errs[i] = p.verifyEntry(ctx, e)
+		})
 	}
-	if len(diffs) == 0 {
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	ve := &VerifyError{}
+	for i, d := range found {
+		ve.Differences = append(ve.Differences, d...)
+		ve.Total += totals[i]
+	}
+	if ve.Total == 0 {
 		return nil
 	}
-	ve := &VerifyError{Total: len(diffs), Differences: diffs}
-	if len(diffs) > maxDifferences {
-		ve.Differences = diffs[:maxDifferences]
-	}
+	ve.Differences = ve.Differences[:min(len(ve.Differences), maxDifferences)]
 	return ve
+}
+
+// manifest reads the manifest of dir on the host.
+func (c *Client) manifest(ctx context.Context, dir string, content bool) (manifest, error) {
+	out, err := c.output(ctx, manifestCmd(dir, content), "manifest of "+dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(out)
 }
 
 // manifests reads the manifest of dir on both hosts at once.
 func (p *Pair) manifests(ctx context.Context, dir string, content bool) (old, new manifest, err error) {
-	cmd := manifestCmd(dir, content)
-	display := "manifest of " + dir
 	var wg sync.WaitGroup
 	var oerr, nerr error
-	wg.Go(func() {
-		var out []byte
-		if out, oerr = p.Old.output(ctx, cmd, display, nil); oerr == nil {
-			old, oerr = parseManifest(out)
-		}
-	})
-	wg.Go(func() {
-		var out []byte
-		if out, nerr = p.New.output(ctx, cmd, display, nil); nerr == nil {
-			new, nerr = parseManifest(out)
-		}
-	})
+	wg.Go(func() { old, oerr = p.Old.manifest(ctx, dir, content) })
+	wg.Go(func() { new, nerr = p.New.manifest(ctx, dir, content) })
 	wg.Wait()
 	if err := errors.Join(oerr, nerr); err != nil {
 		return nil, nil, err
@@ -521,15 +559,26 @@ func (e *OwnerError) Error() string {
 	return fmt.Sprintf("sshops: fixup %q: not owned by %s after chown: %s", e.Path, e.Owner, strings.Join(e.Bad, ", "))
 }
 
-// Fixup runs chown -R Owner on new for every entry with an Owner and then checks that nothing
-// under the path has another owner (user, and group when Owner names or implies one); a path
-// left with another owner is an *OwnerError.
+// Fixup makes every path under an entry with an Owner owned by it on new (user, and group when
+// Owner names or implies one) and checks the result; a path left with another owner is an
+// *OwnerError. After a Verify on this Pair it reads the owners from new's manifest, chowns only
+// the paths with another owner and checks those; otherwise it runs chown -R and walks the
+// entry to check.
 func (p *Pair) Fixup(ctx context.Context, entries []Entry) error {
 	if err := p.check(entries); err != nil {
 		return err
 	}
 	for _, e := range entries {
 		if e.Owner == "" {
+			continue
+		}
+		if s, ok := p.window.takeOwners(e); ok {
+			if len(s.bad) > 0 {
+				if err := p.fixOwners(ctx, e.Path, e.Owner, s.want, s.bad); err != nil {
+					return err
+				}
+			}
+			p.New.log.printf("%s owned by %s (%d path(s) changed)", e.Path, e.Owner, len(s.bad))
 			continue
 		}
 		user, group, _ := strings.Cut(e.Owner, ":")

@@ -3,11 +3,14 @@ package sshops
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // HostReport is what preflight found on one host.
@@ -47,7 +50,8 @@ var aptPackage = map[string]string{
 }
 
 // Preflight checks both hosts: reachable; tar, rsync, sha256sum, find (and ssh on old for the
-// direct and agent modes) present; every entry a directory on old; free space on new at least
+// direct and agent modes) present; for direct and agent, that old reaches new's SSH port (and,
+// for agent, that new accepts the forwarded agent's key); every entry a directory on old; free space on new at least
 // the space the entries use on old plus 10% (less what new already holds of them); clock skew
 // reported. The error is a *PreflightError listing every failed check, the report is returned
 // in both cases.
@@ -169,6 +173,11 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 	}
 	parse("old", oldOut, &r.Old)
 	parse("new", newOut, &r.New)
+	if p.mode() != ModeRelay && r.Old.Reachable && r.New.Reachable && !slices.Contains(r.Old.Missing, "ssh") {
+		if problem := p.reachProblem(ctx); problem != "" {
+			r.Problems = append(r.Problems, problem)
+		}
+	}
 	if r.Old.Reachable && r.New.Reachable {
 		r.ClockSkew = r.Old.Clock - r.New.Clock
 		need := map[string]*SpaceReport{}
@@ -202,4 +211,57 @@ func (p *Pair) Preflight(ctx context.Context, entries []Entry) (*PreflightReport
 		return r, &PreflightError{Problems: r.Problems}
 	}
 	return r, nil
+}
+
+// reachProblem checks, for the direct and agent transfers, that old reaches new's SSH port and
+// knows new by the host key cutover verified; for agent, that new accepts a key of the agent
+// forwarded to old. It returns a problem naming the transfer mode that would work instead, or "".
+// No key is offered in the direct check (only the "none" method): new refusing it proves that
+// old reached new's sshd.
+func (p *Pair) reachProblem(ctx context.Context) string {
+	newEp := p.New.Endpoint()
+	host := newEp.Addr.String()
+	port := newEp.port()
+	if p.testReachPort != 0 {
+		port = p.testReachPort
+	}
+	target := net.JoinHostPort(host, strconv.Itoa(port))
+	khLine := knownhosts.Line([]string{knownhosts.Normalize(target)}, p.New.HostKey())
+	sshArgs := []string{"ssh", "-F", "/dev/null", "-p", strconv.Itoa(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"}
+	if p.mode() == ModeDirect {
+		sshArgs = append(sshArgs, "-o", "PreferredAuthentications=none")
+	} else {
+		sshArgs = append(sshArgs, "-o", "PreferredAuthentications=publickey", "-o", "IdentitiesOnly=no")
+	}
+	cmd := fmt.Sprintf(`kh=$(mktemp -p %s cutover-onetime-reachXXXXXX) || exit 1; printf '%%s\n' %s > "$kh"; %s -o UserKnownHostsFile="$kh" %s true 2>&1; echo "rc $?"; rm -f -- "$kh"`,
+		shellQuote(p.tempDir()), shellQuote(khLine), shellJoin(sshArgs), shellQuote(newEp.user()+"@"+host))
+	spec := runSpec{cmd: cmd, display: "ssh from old to new's " + target, o: RunOptions{Quiet: true}}
+	if p.mode() == ModeAgent {
+		if err := p.Old.forwardAgent(p.AgentSocket); err != nil {
+			return fmt.Sprintf("old: %v; set transfer = \"direct\" (a one-time key) or \"relay\"", err)
+		}
+		spec.prepare = p.Old.requestAgent
+	}
+	var out strings.Builder
+	spec.stdout = &out
+	if _, err := p.Old.run(ctx, spec); err != nil {
+		return fmt.Sprintf("old: checking that it reaches new: %v", err)
+	}
+	lines := trimLines([]byte(out.String()))
+	if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "rc ") {
+		return fmt.Sprintf("old: checking that it reaches new: unexpected output %q", out.String())
+	}
+	rc := strings.TrimPrefix(lines[len(lines)-1], "rc ")
+	why := strings.Join(lines[:len(lines)-1], "; ")
+	denied := strings.Contains(why, "Permission denied")
+	switch {
+	case p.mode() == ModeDirect && denied, p.mode() == ModeAgent && rc == "0":
+		return ""
+	case strings.Contains(why, "Host key verification failed") || strings.Contains(why, "REMOTE HOST IDENTIFICATION HAS CHANGED"):
+		return fmt.Sprintf("old: reaches %s but is not shown the host key cutover verified for new (%s): old reaches another host there; set transfer = \"relay\" (data goes through this machine)", target, why)
+	case p.mode() == ModeAgent && denied:
+		return fmt.Sprintf("old: reaches %s but new accepts none of the forwarded agent's keys (%s): authorize one on new, or set transfer = \"direct\" (a one-time key)", target, why)
+	}
+	return fmt.Sprintf("old: cannot reach new's SSH port %s (%s): the %s transfer pushes from old to new; open that port to old, or set transfer = \"relay\" (data goes through this machine)", target, why, p.mode())
 }

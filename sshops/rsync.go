@@ -8,15 +8,28 @@ import (
 	"time"
 )
 
-// rsyncArgs builds the rsync command run on old that pushes the directory src to dest on new
-// (user@host) over the given ssh command. Owners are kept by name (no --numeric-ids); --delete
-// is only added for the final pass of an entry with Delete.
-func rsyncArgs(sshCmd, src, userHost string, final, del bool) []string {
-	args := []string{"rsync", "-aHAXS", "--no-inc-recursive", "--info=progress2", "--out-format=", "-e", sshCmd}
-	if final && del {
+// rsyncArgs builds the rsync command run on old that pushes the entry's directory to the same
+// path on new (user@host) over the given ssh command. Owners are kept by name (no
+// --numeric-ids); -s (--protect-args) keeps the remote shell of an rsync older than 3.2.4 from
+// splitting a path with spaces or shell characters; ACLs and extended attributes (-AX: one call
+// per file on both hosts) only for an entry with Xattrs; --delete only in the final pass of an
+// entry with Delete. The initial pass lists the whole tree first (--no-inc-recursive), so that
+// its progress has a true total and ETA; the final pass keeps rsync's incremental recursion, so
+// that the first bytes move before the whole tree is listed (hard links come out right either
+// way).
+func rsyncArgs(sshCmd string, e Entry, userHost string, final bool) []string {
+	flags := "-aHs"
+	if e.Xattrs {
+		flags += "AX"
+	}
+	args := []string{"rsync", flags, "--info=progress2", "--out-format=", "-e", sshCmd}
+	if !final {
+		args = append(args, "--no-inc-recursive")
+	}
+	if final && e.Delete {
 		args = append(args, "--delete")
 	}
-	dir := strings.TrimSuffix(src, "/") + "/"
+	dir := strings.TrimSuffix(e.Path, "/") + "/"
 	return append(args, "--", dir, userHost+":"+dir)
 }
 
@@ -48,7 +61,9 @@ func shellJoin(args []string) string {
 //
 //	"    123,456,789  42%   12.34MB/s    0:01:02 (xfr#12, to-chk=100/2000)"
 //	"    123,456,789 100%   12.34MB/s    0:01:02 (xfr#12, ir-chk=1000/2001)"
-var progressRE = regexp.MustCompile(`^\s*([\d,]+)\s+(\d+)%\s+([\d.]+)([kMGT]?B)/s\s+(\d+):(\d\d):(\d\d)(?:\s+\(xfr#(\d+),\s+(?:to|ir)-chk=(\d+)/(\d+)\))?\s*$`)
+//
+// ir-chk means rsync is still listing the tree (incremental recursion): its counts are not final.
+var progressRE = regexp.MustCompile(`^\s*([\d,]+)\s+(\d+)%\s+([\d.]+)([kMGT]?B)/s\s+(\d+):(\d\d):(\d\d)(?:\s+\(xfr#(\d+),\s+(to|ir)-chk=(\d+)/(\d+)\))?\s*$`)
 
 func isProgressLine(s string) bool { return progressRE.MatchString(s) }
 
@@ -87,7 +102,7 @@ func parseProgress(line string) (Progress, bool) {
 	}
 	if m[8] != "" {
 		p.Files, _ = strconv.ParseInt(m[8], 10, 64)
-		if m[9] == "0" {
+		if m[9] == "to" && m[10] == "0" {
 			p.Done, p.ETA = true, 0
 		}
 	}

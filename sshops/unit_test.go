@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ func TestParseProgress(t *testing.T) {
 			want: Progress{Bytes: 52428800, TotalBytes: 124830476, Files: 12, Rate: 12.5 * (1 << 20), ETA: 6 * time.Second}, ok: true},
 		{desc: "incremental recursion", line: "        1,024   0%    1.00kB/s    1:02:03 (xfr#1, ir-chk=1000/1002)",
 			want: Progress{Bytes: 1024, Files: 1, Rate: 1024, ETA: time.Hour + 2*time.Minute + 3*time.Second}, ok: true},
+		{desc: "listing not finished is not done", line: "      2,048 100%    1.00kB/s    0:00:02 (xfr#2, ir-chk=0/1002)",
+			want: Progress{Bytes: 2048, TotalBytes: 2048, Files: 2, Rate: 1024, ETA: 2 * time.Second}, ok: true},
 		{desc: "done", line: "  1,000,000 100%  953.67kB/s    0:00:01 (xfr#3, to-chk=0/5)",
 			want: Progress{Bytes: 1000000, TotalBytes: 1000000, Files: 3, Rate: 953.67 * 1024, Done: true}, ok: true},
 		{desc: "before the first file", line: "              0   0%    0.00kB/s    0:00:00",
@@ -50,24 +53,64 @@ func TestRsyncArgs(t *testing.T) {
 		t.Fatalf("sshCommand =\n%s\nwant\n%s", ssh, wantSSH)
 	}
 	for _, tc := range []struct {
-		desc       string
-		final, del bool
-		src        string
-		want       string
+		desc  string
+		final bool
+		e     Entry
+		want  string
 	}{
-		{desc: "initial never deletes", del: true, src: "/home/vmail/mail",
-			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
-		{desc: "final with delete", final: true, del: true, src: "/home/vmail/mail/",
-			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' --delete -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
-		{desc: "final without delete", final: true, src: "/etc/dkim keys",
-			want: "rsync -aHAXS --no-inc-recursive --info=progress2 --out-format= -e 'ssh -p 22' -- '/etc/dkim keys/' 'root@127.0.0.20:/etc/dkim keys/'"},
+		{desc: "initial never deletes and lists the tree first", e: Entry{Path: "/home/vmail/mail", Delete: true},
+			want: "rsync -aHs --info=progress2 --out-format= -e 'ssh -p 22' --no-inc-recursive -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
+		{desc: "final with delete", final: true, e: Entry{Path: "/home/vmail/mail/", Delete: true},
+			want: "rsync -aHs --info=progress2 --out-format= -e 'ssh -p 22' --delete -- /home/vmail/mail/ root@127.0.0.20:/home/vmail/mail/"},
+		{desc: "final without delete", final: true, e: Entry{Path: "/etc/dkim keys"},
+			want: "rsync -aHs --info=progress2 --out-format= -e 'ssh -p 22' -- '/etc/dkim keys/' 'root@127.0.0.20:/etc/dkim keys/'"},
+		{desc: "ACLs and xattrs on request", final: true, e: Entry{Path: "/srv/acl", Xattrs: true},
+			want: "rsync -aHsAX --info=progress2 --out-format= -e 'ssh -p 22' -- /srv/acl/ root@127.0.0.20:/srv/acl/"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			got := shellJoin(rsyncArgs("ssh -p 22", tc.src, "root@127.0.0.20", tc.final, tc.del))
+			got := shellJoin(rsyncArgs("ssh -p 22", tc.e, "root@127.0.0.20", tc.final))
 			if got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestOwnerCheck(t *testing.T) {
+	m := manifest{
+		".":       {Type: 'd', User: "vmail", Group: "vmail"},
+		"a":       {Type: 'f', User: "vmail", Group: "vmail"},
+		"b":       {Type: 'f', User: "root", Group: "vmail"},
+		"c":       {Type: 'f', User: "vmail", Group: "root"},
+		"d/5000":  {Type: 'f', User: "5000", Group: "5000"},
+		"d/other": {Type: 'l', User: "vmail", Group: "vmail"},
+	}
+	for _, tc := range []struct {
+		desc, user, group string
+		withGroup         bool
+		want              []string
+	}{
+		{desc: "user and group", user: "vmail", group: "vmail", withGroup: true, want: []string{"b", "c", "d/5000"}},
+		{desc: "user only", user: "vmail", want: []string{"b", "d/5000"}},
+		{desc: "all wrong", user: "opendkim", want: []string{".", "a", "b", "c", "d/5000", "d/other"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			c := &ownerCheck{user: tc.user, group: tc.group, withGroup: tc.withGroup}
+			for rel, fi := range m {
+				c.add(rel, fi)
+			}
+			slices.Sort(c.bad)
+			if c.tooMany || !slices.Equal(c.bad, tc.want) {
+				t.Errorf("bad %q, too many %v; want %q, false", c.bad, c.tooMany, tc.want)
+			}
+		})
+	}
+	c := &ownerCheck{user: "vmail"}
+	for i := range maxOwnerFixes + 1 {
+		c.add(strconv.Itoa(i), fileInfo{Type: 'f', User: "root"})
+	}
+	if !c.tooMany || c.bad != nil {
+		t.Errorf("more than %d wrong owners: %d listed, too many %v; want none, true (Fixup runs chown -R)", maxOwnerFixes, len(c.bad), c.tooMany)
 	}
 }
 
@@ -303,6 +346,70 @@ func TestRsyncVanishedLines(t *testing.T) {
 			}
 			if got := isRsyncError(tc.line) && isVanished(tc.line); got != tc.vanished {
 				t.Errorf("vanished = %v, want %v", got, tc.vanished)
+			}
+		})
+	}
+}
+
+// TestCompareStreamsLocal compares two local trees with awkward names both ways: the sorted
+// streams must find exactly what the in-memory manifests find.
+func TestCompareStreamsLocal(t *testing.T) {
+	root := t.TempDir()
+	old, new := filepath.Join(root, "old"), filepath.Join(root, "new")
+	script := `set -e; for d in "$1" "$2"; do mkdir -p "$d/cur" "$d/new" "$d/a b" "$d/a"; printf 1 > "$d/cur/m:2,S"; printf 2 > "$d/new/line
+break"; printf 3 > "$d/a b/x"; printf 4 > "$d/a/x"; printf 5 > "$d/-dash"; ln "$d/cur/m:2,S" "$d/hard"; ln -s cur "$d/link"; done
+printf 11 > "$2/cur/m:2,S"; rm "$2/a/x"; printf e > "$2/a/extra"; chmod 600 "$2/a b/x"; rm "$2/link"; ln -s new "$2/link"; rm "$1/-dash"
+touch -d @1700000000 "$1"/* "$1"/*/* "$2"/* "$2"/*/* "$1" "$2"`
+	if out, err := exec.Command("sh", "-c", script, "sh", old, new).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	mapOf := func(dir string) manifest {
+		out, err := exec.Command("sh", "-c", manifestCmd(dir, false)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := parseManifest(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	streamOf := func(dir string) *recordReader {
+		out, err := exec.Command("sh", "-c", sortedManifestCmd(dir)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newRecordReader(bytes.NewReader(out))
+	}
+	for _, extra := range []bool{true, false} {
+		want := compareManifests("/m", mapOf(old), mapOf(new), extra)
+		if len(want) < 5 {
+			t.Fatalf("the trees differ in %d ways, want at least 5: %v", len(want), want)
+		}
+		var seen []string
+		got, err := compareStreams("/m", streamOf(old), streamOf(new), extra, func(rel string, _ fileInfo) { seen = append(seen, rel) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.total != len(want) || !slices.Equal(got.first, want) {
+			t.Errorf("extra %v: streams found %d: %v\nmaps found %d: %v", extra, got.total, got.first, len(want), want)
+		}
+		if len(seen) != len(mapOf(new)) || got.oldSize != len(mapOf(old)) {
+			t.Errorf("extra %v: %d records of new seen, %d of old counted; want %d, %d", extra, len(seen), got.oldSize, len(mapOf(new)), len(mapOf(old)))
+		}
+	}
+	if rr := streamOf(filepath.Join(root, "nope")); !rr.missing {
+		t.Errorf("missing dir: not reported as missing")
+	}
+	for _, tc := range []struct{ desc, in, want string }{
+		{desc: "no status", in: "", want: "sshops: manifest: stream ended before find's status"},
+		{desc: "find failed", in: "cutover-find-status 1\x00", want: "sshops: manifest: find exited with status 1"},
+		{desc: "separator in a name", in: "./a\x01b\x01f\x011\x011.0\x01644\x01root\x01root\x011\x01\x00", want: "sshops: manifest: record \"./a\\x01b\\x01f\\x011\\x011.0\\x01644\\x01root\\x01root\\x011\\x01\": a name holding \\x01 is not supported"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			rr := newRecordReader(strings.NewReader(tc.in))
+			if _, err := rr.next(); err == nil || err.Error() != tc.want {
+				t.Errorf("error %v, want %s", err, tc.want)
 			}
 		})
 	}

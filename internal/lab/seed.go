@@ -318,6 +318,7 @@ func (s *seeder) mailbox(user string, n int) error {
 type ClientOptions struct {
 	Read   int    // messages moved from new/ to cur/ with the Seen flag
 	Delete int    // messages deleted from cur/
+	Arrive int    // messages delivered into new/ (owned by the host's vmail, 0600)
 	Seed   uint64 // default 1
 }
 
@@ -326,11 +327,13 @@ type ClientActions struct {
 	Moved      map[string]string // new/ path -> cur/ path
 	Deleted    []string
 	DeletedIDs []string // X-Lab-Id of deleted messages that came from a Sender
+	Arrived    []string
 }
 
 // SimulateClient plays a mail client on h: it marks Read messages of the INBOXes under MailRoot
 // as seen (rename new/X -> cur/X:2,S) and deletes Delete messages from their cur/, choosing
-// pseudo-randomly. Messages renamed in this call are not deleted in it.
+// pseudo-randomly; then Arrive new messages land in the new/ of pseudo-random INBOXes. Messages
+// renamed in this call are not deleted in it.
 func SimulateClient(h *Host, opts ClientOptions) (*ClientActions, error) {
 	if opts.Seed == 0 {
 		opts.Seed = 1
@@ -397,7 +400,44 @@ func SimulateClient(h *Host, opts ClientOptions) (*ClientActions, error) {
 	if len(a.Deleted) < opts.Delete {
 		return fail(fmt.Errorf("only %d read messages to delete, %d wanted", len(a.Deleted), opts.Delete))
 	}
+	if opts.Arrive == 0 {
+		return a, nil
+	}
+	if err := arrive(h, rnd, opts.Arrive, a); err != nil {
+		return fail(err)
+	}
 	return a, nil
+}
+
+// arrive delivers n messages into the new/ of pseudo-random INBOXes under MailRoot, as Dovecot's
+// LDA would: owned by vmail, mode 0600, named by time, a counter and the size.
+func arrive(h *Host, rnd *rand.Rand, n int, a *ClientActions) error {
+	vmail, err := lookupID(h.Path("/etc/passwd"), "vmail")
+	if err != nil {
+		return err
+	}
+	boxes, err := filepath.Glob(h.Path(MailRoot) + "/*/new")
+	if err != nil {
+		return err
+	}
+	if len(boxes) == 0 {
+		return fmt.Errorf("no INBOX under %s for %d arrivals", MailRoot, n)
+	}
+	sort.Strings(boxes)
+	s := &seeder{h: h, rnd: rnd, m: &SeedManifest{}}
+	now := time.Now().Truncate(time.Second)
+	for i := range n {
+		box := boxes[rnd.IntN(len(boxes))]
+		content := append([]byte(fmt.Sprintf("From: arrival%d@example.net\nSubject: arrival %d\n\n", i, i)), s.text(300+rnd.IntN(5000))...)
+		name := fmt.Sprintf("%d.M%dP%d.lab,S=%d", now.Unix(), rnd.IntN(1_000_000), 900_000+i, len(content))
+		rel, _ := filepath.Rel(h.Path(MailRoot), box)
+		p := MailRoot + "/" + rel + "/" + name
+		if err := s.file(p, content, 0o600, vmail, now); err != nil {
+			return err
+		}
+		a.Arrived = append(a.Arrived, p)
+	}
+	return nil
 }
 
 // FileInfo describes one entry of a Snapshot.

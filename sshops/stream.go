@@ -1,0 +1,205 @@
+package sshops
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Verify of an entry without Content streams both manifests, sorted by path on the hosts, and
+// compares them record by record: cutover holds neither tree in memory, whatever its size.
+
+const (
+	// sortedSep separates the fields of a sorted manifest record; a path holding it is refused.
+	sortedSep = '\x01'
+	// findStatus is the last record of a sorted manifest: find's exit status ('c' sorts after
+	// every "./" path).
+	findStatus = "cutover-find-status "
+)
+
+// sortedManifestCmd lists dir as NUL-terminated records "./rel\x01type\x01size\x01mtime\x01mode
+// \x01user\x01group\x01nlink\x01target" sorted by bytes (LC_ALL=C), then find's exit status. A
+// missing dir prints manifestMissing.
+func sortedManifestCmd(dir string) string {
+	return fmt.Sprintf(`cd -- %s 2>/dev/null || { printf '%s\0'; exit 0; }; { find . -printf '%%p\001%%y\001%%s\001%%T@\001%%m\001%%u\001%%g\001%%n\001%%l\0'; printf '%s%%d\0' "$?"; } | LC_ALL=C sort -z`,
+		shellQuote(dir), manifestMissing, findStatus)
+}
+
+// recordReader reads a sorted manifest stream one record at a time.
+type recordReader struct {
+	r       *bufio.Reader
+	missing bool // the directory does not exist
+	done    bool
+	rel     string // the current record (after next returned true)
+	fi      fileInfo
+}
+
+// newRecordReader starts reading; it tells a missing directory apart from the first record.
+func newRecordReader(r io.Reader) *recordReader {
+	rr := &recordReader{r: bufio.NewReaderSize(r, 256<<10)}
+	b, err := rr.r.Peek(len(manifestMissing) + 1)
+	if err == nil && string(b) == manifestMissing+"\x00" {
+		rr.missing, rr.done = true, true
+	}
+	return rr
+}
+
+// next reads the following record; false at the end (err nil) or on an error.
+func (rr *recordReader) next() (bool, error) {
+	if rr.done {
+		return false, nil
+	}
+	rec, err := rr.r.ReadSlice(0)
+	if err == bufio.ErrBufferFull {
+		var long []byte
+		long = append(long, rec...)
+		for err == bufio.ErrBufferFull {
+			rec, err = rr.r.ReadSlice(0)
+			long = append(long, rec...)
+		}
+		rec = long
+	}
+	if err == io.EOF {
+		return false, errors.New("sshops: manifest: stream ended before find's status")
+	}
+	if err != nil {
+		return false, fmt.Errorf("sshops: manifest: %w", err)
+	}
+	rec = rec[:len(rec)-1]
+	if s, ok := strings.CutPrefix(string(rec), findStatus); ok {
+		rr.done = true
+		if s != "0" {
+			return false, fmt.Errorf("sshops: manifest: find exited with status %s", s)
+		}
+		return false, nil
+	}
+	f := bytes.Split(rec, []byte{sortedSep})
+	if len(f) != manifestFields || len(f[1]) != 1 {
+		return false, fmt.Errorf("sshops: manifest: record %q: a name holding \\x01 is not supported", rec)
+	}
+	fi := fileInfo{Type: f[1][0], Mode: string(f[4]), User: string(f[5]), Group: string(f[6]), Link: string(f[8])}
+	if fi.Size, err = strconv.ParseInt(string(f[2]), 10, 64); err != nil {
+		return false, fmt.Errorf("sshops: manifest: size %q: %w", f[2], err)
+	}
+	sec, _, _ := strings.Cut(string(f[3]), ".")
+	if fi.Mtime, err = strconv.ParseInt(sec, 10, 64); err != nil {
+		return false, fmt.Errorf("sshops: manifest: mtime %q: %w", f[3], err)
+	}
+	if fi.Nlink, err = strconv.Atoi(string(f[7])); err != nil {
+		return false, fmt.Errorf("sshops: manifest: link count %q: %w", f[7], err)
+	}
+	rr.rel, rr.fi = relPath(string(f[0])), fi
+	return true, nil
+}
+
+// sortKey orders records as `LC_ALL=C sort -z` does: by path, then the separator.
+func sortKey(rel string) string {
+	if rel == "." {
+		return ".\x01"
+	}
+	return "./" + rel + "\x01"
+}
+
+// streamDiff is the result of comparing one entry's streams.
+type streamDiff struct {
+	first   []Difference // at most maxDifferences, in path order
+	total   int
+	oldSize int // paths on old
+}
+
+// compareStreams compares two sorted manifest streams of dir like compareManifests; onNew is
+// called for every record of new.
+func compareStreams(dir string, old, new *recordReader, extra bool, onNew func(rel string, fi fileInfo)) (streamDiff, error) {
+	var sd streamDiff
+	add := func(rel, what string) {
+		sd.total++
+		if len(sd.first) == maxDifferences {
+			return
+		}
+		p := dir
+		if rel != "." {
+			p = path.Join(dir, rel)
+		}
+		sd.first = append(sd.first, Difference{Path: p, What: what})
+	}
+	if new.missing {
+		add(".", "missing on new")
+		return sd, nil
+	}
+	okO, err := old.next()
+	if err != nil {
+		return sd, err
+	}
+	okN, err := new.next()
+	if err != nil {
+		return sd, err
+	}
+	for okO || okN {
+		c := 0
+		switch {
+		case !okN:
+			c = -1
+		case !okO:
+			c = 1
+		default:
+			c = strings.Compare(sortKey(old.rel), sortKey(new.rel))
+		}
+		if c <= 0 {
+			sd.oldSize++
+		}
+		switch {
+		case c < 0:
+			add(old.rel, "missing on new")
+		case c > 0:
+			if extra {
+				add(new.rel, "only on new")
+			}
+		default:
+			if what := compareInfo(old.fi, new.fi); what != "" {
+				add(old.rel, what)
+			}
+		}
+		if c >= 0 {
+			onNew(new.rel, new.fi)
+			if okN, err = new.next(); err != nil {
+				return sd, err
+			}
+		}
+		if c <= 0 {
+			if okO, err = old.next(); err != nil {
+				return sd, err
+			}
+		}
+	}
+	return sd, nil
+}
+
+// streamCmd runs cmd on the host and hands its stdout to read while it runs. When read fails,
+// the command is stopped; when read returns early without error, the rest is discarded.
+func (c *Client) streamCmd(ctx context.Context, cmd, display string, read func(io.Reader) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.run(ctx, runSpec{cmd: cmd, display: display, stdout: pw, o: RunOptions{Quiet: true}})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	rerr := read(pr)
+	if rerr != nil {
+		cancel()
+	}
+	_, _ = io.Copy(io.Discard, pr)
+	err := <-done
+	if rerr != nil {
+		return rerr
+	}
+	return err
+}

@@ -1,0 +1,278 @@
+package sshops
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+)
+
+// windowState is what the final Copy, Verify and Fixup of one Pair hand on to each other, so
+// that the window walks each tree once: old's manifests are taken while the final copy runs (old
+// is frozen once its service is stopped), and Verify reads the owners from new's manifest, so
+// that Fixup only touches and checks what has the wrong owner. Each step falls back to doing
+// the work itself when the state is not there (another process, a resumed run).
+type windowState struct {
+	mu     sync.Mutex
+	old    map[string]oldManifest // entry path -> old's manifest, from the final Copy
+	owners map[string]ownerScan   // entry path -> owners found by Verify on new
+}
+
+// oldManifest is old's manifest of an entry, taken during the final copy: in memory for an
+// entry with Content, otherwise a sorted manifest in a file on old that Verify streams.
+type oldManifest struct {
+	content bool // with sha256 sums
+	m       manifest
+	file    string
+}
+
+// ownerScan is what Verify found about an entry's owners on new.
+type ownerScan struct {
+	owner string   // the entry's Owner when scanned
+	want  string   // "user" or "user:group", as the check compares
+	bad   []string // paths relative to the entry with another owner
+}
+
+// maxOwnerFixes is how many wrong owners Fixup fixes one by one; with more it runs chown -R.
+const maxOwnerFixes = 10000
+
+// reset forgets everything: a new Copy makes it stale.
+func (w *windowState) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.old, w.owners = nil, nil
+}
+
+// takeOld returns and forgets old's manifest of dir taken by the final Copy, if any.
+func (w *windowState) takeOld(dir string, content bool) (oldManifest, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	om, ok := w.old[dir]
+	delete(w.old, dir)
+	return om, ok && om.content == content
+}
+
+// takeOwners returns and forgets Verify's owner scan of e, if any.
+func (w *windowState) takeOwners(e Entry) (ownerScan, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.owners[e.Path]
+	delete(w.owners, e.Path)
+	return s, ok && s.owner == e.Owner
+}
+
+func (w *windowState) putOwners(dir string, s ownerScan) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.owners == nil {
+		w.owners = map[string]ownerScan{}
+	}
+	w.owners[dir] = s
+}
+
+// takeOldManifests reads old's manifest of every entry in the background. The returned stop
+// waits for them (a failed copy cancels them first) and keeps those that were read.
+func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func(failed bool)) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	got := make([]oldManifest, len(entries))
+	ok := make([]bool, len(entries))
+	for i, e := range entries {
+		wg.Go(func() {
+			if !e.Content {
+				// Sorted into a file on old (its name starts like a transfer's temp dir, so
+				// that Cleanup removes it after a crash): Verify streams it.
+				var rnd [8]byte
+				if _, err := rand.Read(rnd[:]); err != nil {
+					return
+				}
+				f := p.tempDir() + "/" + onetimeMarker + "manifest-" + hex.EncodeToString(rnd[:])
+				cmd := fmt.Sprintf("umask 077 && ( %s ) > %s", sortedManifestCmd(e.Path), shellQuote(f))
+				if _, err := p.Old.output(ctx, cmd, "manifest of "+e.Path+" into "+f, nil); err != nil {
+					return
+				}
+				got[i], ok[i] = oldManifest{file: f}, true
+				return
+			}
+			out, err := p.Old.output(ctx, manifestCmd(e.Path, e.Content), "manifest of "+e.Path, nil)
+			if err != nil {
+				return
+			}
+			m, err := parseManifest(out)
+			if err != nil || m == nil {
+				return // Verify reads it again and reports what is wrong
+			}
+			got[i], ok[i] = oldManifest{content: e.Content, m: m}, true
+		})
+	}
+	return func(failed bool) {
+		if failed {
+			cancel()
+		}
+		wg.Wait()
+		cancel()
+		if failed {
+			return
+		}
+		p.window.mu.Lock()
+		defer p.window.mu.Unlock()
+		p.window.old = map[string]oldManifest{}
+		for i, e := range entries {
+			if ok[i] {
+				p.window.old[e.Path] = got[i]
+			}
+		}
+	}
+}
+
+// wantOwner returns the owner an entry's paths must have, as "user" or "user:group" (the
+// user's login group on new when Owner is "user:").
+func (p *Pair) wantOwner(ctx context.Context, e Entry) (user, group string, withGroup bool, err error) {
+	user, group, withGroup = strings.Cut(e.Owner, ":")
+	if user == "" {
+		return "", "", false, fmt.Errorf("sshops: fixup %q: owner %q has no user", e.Path, e.Owner)
+	}
+	if withGroup && group == "" {
+		cmd := "id -gn -- " + shellQuote(user)
+		out, err := p.New.output(ctx, cmd, cmd, nil)
+		if err != nil {
+			return "", "", false, err
+		}
+		if group = strings.TrimSpace(string(out)); group == "" {
+			return "", "", false, fmt.Errorf("sshops: fixup %q: no login group for %q on new", e.Path, user)
+		}
+	}
+	return user, group, withGroup, nil
+}
+
+// ownerCheck collects the paths of new's manifest that do not have an entry's owner, up to
+// maxOwnerFixes (then tooMany).
+type ownerCheck struct {
+	user, group string
+	withGroup   bool
+	bad         []string
+	tooMany     bool
+}
+
+func (c *ownerCheck) add(rel string, fi fileInfo) {
+	if c.tooMany || fi.User == c.user && (!c.withGroup || fi.Group == c.group) {
+		return
+	}
+	if len(c.bad) == maxOwnerFixes {
+		c.tooMany, c.bad = true, nil
+		return
+	}
+	c.bad = append(c.bad, rel)
+}
+
+// fixOwners chowns the paths (relative to dir) on new and checks them again.
+func (p *Pair) fixOwners(ctx context.Context, dir, owner, want string, bad []string) error {
+	var list strings.Builder
+	for _, rel := range bad {
+		list.WriteString("./" + rel + "\x00")
+	}
+	cmd := fmt.Sprintf("cd -- %s && xargs -0 chown -h -- %s", shellQuote(dir), shellQuote(owner))
+	if _, err := p.New.Run(ctx, cmd, RunOptions{Stdin: strings.NewReader(list.String())}); err != nil {
+		return err
+	}
+	check := fmt.Sprintf("cd -- %s && xargs -0 stat --printf '%%U:%%G\\0%%n\\0' --", shellQuote(dir))
+	out, err := p.New.output(ctx, check, "owner check of "+dir, strings.NewReader(list.String()))
+	if err != nil {
+		return err
+	}
+	fields := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	oe := &OwnerError{Path: dir, Owner: want}
+	for i := 0; i+1 < len(fields) && len(oe.Bad) < maxDifferences; i += 2 {
+		got := fields[i]
+		if !strings.Contains(want, ":") {
+			got, _, _ = strings.Cut(got, ":")
+		}
+		if got != want {
+			name := dir
+			if rel := strings.TrimPrefix(fields[i+1], "./"); rel != "." {
+				name += "/" + rel
+			}
+			oe.Bad = append(oe.Bad, fmt.Sprintf("%q (%s)", name, fields[i]))
+		}
+	}
+	if len(oe.Bad) > 0 {
+		return oe
+	}
+	return nil
+}
+
+// verifyEntry compares one entry on both hosts (with old's manifest from the final Copy when it
+// took one) and leaves the owners it found on new for Fixup. It returns the first differences
+// (at most maxDifferences) and their total.
+func (p *Pair) verifyEntry(ctx context.Context, e Entry) ([]Difference, int, error) {
+	var oc *ownerCheck
+	if e.Owner != "" {
+		// Fixup reads the owners from new's manifest instead of walking new again. An owner
+		// that cannot be resolved is Fixup's to report.
+		if user, group, withGroup, err := p.wantOwner(ctx, e); err == nil {
+			oc = &ownerCheck{user: user, group: group, withGroup: withGroup}
+		}
+	}
+	owner := func(rel string, fi fileInfo) {
+		if oc != nil {
+			oc.add(rel, fi)
+		}
+	}
+	done := func(n, total int) {
+		p.logf("verified %s: %d paths, %d difference(s)", e.Path, n, total)
+		if oc != nil && !oc.tooMany {
+			want := oc.user
+			if oc.withGroup {
+				want += ":" + oc.group
+			}
+			p.window.putOwners(e.Path, ownerScan{owner: e.Owner, want: want, bad: oc.bad})
+		}
+	}
+	om, took := p.window.takeOld(e.Path, e.Content)
+	if e.Content {
+		var nm manifest
+		var err error
+		if took {
+			nm, err = p.New.manifest(ctx, e.Path, true)
+		} else {
+			om.m, nm, err = p.manifests(ctx, e.Path, true)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if om.m == nil {
+			return nil, 0, fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
+		}
+		d := compareManifests(e.Path, om.m, nm, e.Delete)
+		for rel, fi := range nm {
+			owner(rel, fi)
+		}
+		done(len(om.m), len(d))
+		return d[:min(len(d), maxDifferences)], len(d), nil
+	}
+	oldCmd, oldDisplay := sortedManifestCmd(e.Path), "manifest of "+e.Path
+	if took {
+		oldCmd = fmt.Sprintf("cat -- %[1]s && rm -f -- %[1]s", shellQuote(om.file))
+		oldDisplay = "manifest of " + e.Path + " from " + om.file
+	}
+	var sd streamDiff
+	err := p.Old.streamCmd(ctx, oldCmd, oldDisplay, func(or io.Reader) error {
+		orr := newRecordReader(or)
+		if orr.missing {
+			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
+		}
+		return p.New.streamCmd(ctx, sortedManifestCmd(e.Path), "manifest of "+e.Path, func(nr io.Reader) error {
+			var err error
+			sd, err = compareStreams(e.Path, orr, newRecordReader(nr), e.Delete, owner)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	done(sd.oldSize, sd.total)
+	return sd.first, sd.total, nil
+}
