@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // NetnsEnv names the environment variable that marks a process as running in a network
@@ -140,4 +142,46 @@ func withoutEnv(env []string, name string) []string {
 		}
 	}
 	return out
+}
+
+// ProcStart returns the start time of a live (non-zombie) process pid, in clock ticks since
+// boot: with the PID, it names a process for good (a reused PID has another start time).
+func ProcStart(pid int) (uint64, error) {
+	start, zombie, err := procStart(pid)
+	if err == nil && zombie {
+		err = fmt.Errorf("lab: process %d has exited", pid)
+	}
+	return start, err
+}
+
+// KillNetworkNamespace kills (SIGKILL) every live process whose network namespace is link
+// ("net:[INODE]"), except the caller, until none is left: how `cutover-lab down` empties the
+// lab's namespace, whatever was started in it.
+func KillNetworkNamespace(link string) error {
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var left []int
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if l, err := netnsLink(e.Name()); err != nil || l != link {
+				continue
+			}
+			if _, zombie, err := procStart(pid); err == nil && !zombie {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: processes %v of network namespace %s survived SIGKILL", left, link)
+		}
+		for _, pid := range left {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
