@@ -235,7 +235,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	argv := []string{self, "serve", "--dir", dir, "--messages", strconv.Itoa(messages), "--labmail", labmailBinary(labmail)}
+	argv := []string{self, "serve", "--dir", dir, "--messages", strconv.Itoa(messages), "--labmail", labmailBinary(labmail), "--self", os.Args[0]}
 	if traffic {
 		argv = append(argv, "--traffic")
 	}
@@ -284,7 +284,9 @@ func cmdServe(args []string, stdout io.Writer) error {
 	var traffic bool
 	var messages int
 	var labmail string
+	selfName := "cutover-lab"
 	dir, _, err := flags("serve", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&selfName, "self", selfName, "")
 		fs.BoolVar(&traffic, "traffic", false, "")
 		fs.IntVar(&messages, "messages", 0, "")
 		fs.StringVar(&labmail, "labmail", "", "")
@@ -317,7 +319,7 @@ func cmdServe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ready"), []byte(upSummary(dir, c, at)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ready"), []byte(upSummary(selfName, dir, c, at)), 0o644); err != nil {
 		return errors.Join(err, c.Stop())
 	}
 	s := <-sigs
@@ -328,13 +330,18 @@ func cmdServe(args []string, stdout io.Writer) error {
 // upLead is how far ahead of `up` the config's cutover_at is.
 const upLead = 10 * time.Minute
 
-// upSummary is what `up` prints: what runs where and the commands to try.
-func upSummary(dir string, c *lab.Chatmail, at time.Time) string {
+// upSummary is what `up` prints: what runs where and the commands to try. self is how up was
+// invoked ("cutover-lab", "bin/cutover-lab"); a cutover next to it is named the same way.
+func upSummary(self, dir string, c *lab.Chatmail, at time.Time) string {
 	var b strings.Builder
 	d := shellArg(dir)
-	x := "cutover-lab exec --dir " + d + " --"
+	x := self + " exec --dir " + d + " --"
 	if dir == defaultDir {
-		x = "cutover-lab exec --"
+		x = self + " exec --"
+	}
+	cutover := "cutover"
+	if sibling("cutover") != "" {
+		cutover = filepath.Join(filepath.Dir(self), "cutover")
 	}
 	cfg := shellArg(c.Config)
 	fmt.Fprintf(&b, "The lab is up in its own network namespace (files in %s):\n", dir)
@@ -348,11 +355,11 @@ func upSummary(dir string, c *lab.Chatmail, at time.Time) string {
 	fmt.Fprintf(&b, "\nThe config is %s, with cutover_at = %s (edit it freely; it must be at least\n%s ahead when you run).\nTry:\n", c.Config, at.UTC().Format(time.RFC3339), lab.ChatmailLead)
 	for _, a := range []string{"plan " + cfg, "dns show " + cfg, "run " + cfg + " --yes", "status " + cfg, "rollback " + cfg,
 		fmt.Sprintf("watch %s --expect %s --resolver %s --resolver %s", lab.ChatmailName, c.Net.IP(20), c.Net.IP(41), c.Net.IP(42))} {
-		fmt.Fprintf(&b, "  %s cutover %s\n", x, a)
+		fmt.Fprintf(&b, "  %s %s %s\n", x, cutover, a)
 	}
 	fmt.Fprintf(&b, "\nThe hosts:\n  %s ssh -i %s -o UserKnownHostsFile=%s root@%s   (old; new is %s)\n",
 		x, shellArg(c.Pair.Identity.KeyFile), shellArg(c.Pair.KnownHosts), c.Net.IP(10), c.Net.IP(20))
-	shell, down := "cutover-lab shell", "cutover-lab down"
+	shell, down := self+" shell", self+" down"
 	if dir != defaultDir {
 		shell, down = shell+" --dir "+d, down+" --dir "+d
 	}
