@@ -828,17 +828,7 @@ func (s *scenario) checkMigrated(attempts map[scheduler.StepName]int) {
 // logDowntime logs the mail downtime seen by the sender: last message accepted by OLD to the
 // first accepted by NEW.
 func (s *scenario) logDowntime() {
-	var lastOld, firstNew time.Time
-	for _, d := range s.sender.Deliveries() {
-		switch d.Addr {
-		case s.net.IP(10):
-			lastOld = d.At
-		case s.net.IP(20):
-			if firstNew.IsZero() {
-				firstNew = d.At
-			}
-		}
-	}
+	lastOld, firstNew := s.sender.Switched(s.net.IP(10), s.net.IP(20))
 	if !lastOld.IsZero() && !firstNew.IsZero() {
 		s.t.Logf("downtime seen by the sender: %s (last OLD %s, first NEW %s)", firstNew.Sub(lastOld).Round(time.Millisecond), lastOld.Format(time.StampMilli), firstNew.Format(time.StampMilli))
 	}

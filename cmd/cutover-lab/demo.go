@@ -118,17 +118,7 @@ func summary(w io.Writer, c *lab.Chatmail) (lost, twice int, _ error) {
 		}
 		fmt.Fprintf(w, "  %-20s %-8s %-8s %-10s %s\n", s.Name, s.State, s.Started.Format(time.TimeOnly), "+"+s.Started.Sub(t0).Round(10*time.Millisecond).String(), length)
 	}
-	var lastOld, firstNew time.Time
-	for _, d := range c.Sender.Deliveries() {
-		switch d.Addr {
-		case c.Net.IP(10):
-			lastOld = d.At
-		case c.Net.IP(20):
-			if firstNew.IsZero() {
-				firstNew = d.At
-			}
-		}
-	}
+	lastOld, firstNew := c.Sender.Switched(c.Net.IP(10), c.Net.IP(20))
 	if !lastOld.IsZero() && !firstNew.IsZero() {
 		fmt.Fprintf(w, "downtime seen by the sender: %s (last message accepted by old at %s, first by new at %s)\n",
 			firstNew.Sub(lastOld).Round(time.Millisecond), lastOld.Format(time.TimeOnly), firstNew.Format(time.TimeOnly))

@@ -193,3 +193,35 @@ func ownPorts() error {
 	fmt.Println("ownPorts: host and BIND up and down on 127.0.0.1:22 and :53")
 	return nil
 }
+
+// TestNotIsolated: outside a network namespace of the lab, nothing starts (not parallel: it
+// changes the environment of the whole test binary while the parallel tests wait).
+func TestNotIsolated(t *testing.T) {
+	t.Setenv(NetnsEnv, "net:[1]")
+	want := "lab: not in a network namespace of the lab (call lab.Isolate first, or lab.Main from TestMain)"
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, tc := range []struct {
+		desc string
+		run  func() error
+	}{
+		{"ReserveNet", func() error { _, err := ReserveNet(); return err }},
+		{"StartHost", func() error { _, err := StartHost(HostOptions{Name: "x", Addr: lo}); return err }},
+		{"StartBIND", func() error {
+			_, err := StartBIND(BINDOptions{Addr: lo, Zone: Zone{Origin: "example.org."}})
+			return err
+		}},
+		{"StartUnbound", func() error { _, err := StartUnbound(UnboundOptions{Addr: lo}); return err }},
+		{"StartKnot", func() error {
+			_, err := StartKnot(KnotOptions{Addr: lo, Zone: Zone{Origin: "example.org."}})
+			return err
+		}},
+	} {
+		err := tc.run()
+		if err == nil || err.Error() != want || !errors.Is(err, ErrNotIsolated) {
+			t.Errorf("%s: error %v, want %q", tc.desc, err, want)
+		}
+	}
+	if InLabNetwork() {
+		t.Errorf("InLabNetwork: true with %s=net:[1]", NetnsEnv)
+	}
+}

@@ -7,11 +7,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // NetnsEnv names the environment variable that marks a process as running in a network
@@ -154,34 +152,12 @@ func ProcStart(pid int) (uint64, error) {
 	return start, err
 }
 
-// KillNetworkNamespace kills (SIGKILL) every live process whose network namespace is link
-// ("net:[INODE]"), except the caller, until none is left: how `cutover-lab down` empties the
-// lab's namespace, whatever was started in it.
+// KillNetworkNamespace terminates every process whose network namespace is link
+// ("net:[INODE]"): SIGTERM, then SIGKILL after a grace period, until none is left. It is how
+// `cutover-lab down` empties the lab's namespace, whatever was started in it.
 func KillNetworkNamespace(link string) error {
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var left []int
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || pid == os.Getpid() {
-				continue
-			}
-			if l, err := netnsLink(e.Name()); err != nil || l != link {
-				continue
-			}
-			if _, zombie, err := procStart(pid); err == nil && !zombie {
-				left = append(left, pid)
-			}
-		}
-		if len(left) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("lab: processes %v of network namespace %s survived SIGKILL", left, link)
-		}
-		for _, pid := range left {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !strings.HasPrefix(link, "net:[") {
+		return fmt.Errorf("lab: %q is not a network namespace", link)
 	}
+	return killNamespace(link, stopGrace)
 }
