@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/cutover-dev/cutover/internal/lab"
@@ -40,6 +42,9 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	if err := lab.Isolate(); err != nil {
 		return err
 	}
+	// Ctrl-C stops cutover (it gets the signal from the terminal too) and then the lab.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
 	dir, err := os.MkdirTemp("/var/tmp", "cutover-lab-demo-")
 	if err != nil {
 		return err
@@ -57,22 +62,29 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runErr := demoRun(c, bin, dir, stdout)
+	runErr := ctx.Err()
+	if runErr == nil {
+		runErr = demoRun(ctx, c, bin, dir, stdout)
+	}
 	serr := c.Stop()
 	fmt.Fprintln(stdout, "\n== the lab is down")
 	return errors.Join(runErr, serr)
 }
 
 // demoRun runs cutover on the lab and prints the summary.
-func demoRun(c *lab.Chatmail, bin, home string, stdout io.Writer) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func demoRun(ctx context.Context, c *lab.Chatmail, bin, home string, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	fmt.Fprintf(stdout, "\n== $ cutover run %s --yes   (the window opens at %s)\n", c.Config, time.Now().Add(lab.ChatmailLead).Format(time.TimeOnly))
 	cmd := exec.CommandContext(ctx, bin, "run", c.Config, "--yes")
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "LANG=C", "TMPDIR=" + os.TempDir()}
 	cmd.Stdout, cmd.Stderr = stdout, stdout
-	cmd.WaitDelay = 5 * time.Second
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	runErr := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("cutover run: stopped (%v): %w", context.Cause(ctx), ctx.Err())
+	}
 	// The sender keeps going a moment so that it reaches new.
 	time.Sleep(2 * time.Second)
 	if err := c.Sender.Stop(); err != nil {

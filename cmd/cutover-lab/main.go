@@ -10,10 +10,12 @@
 //	cutover-lab down [--dir DIR]             take everything down (also after a crash of up)
 //	cutover-lab demo [--cutover PATH]        up, a real `cutover run --yes` under traffic, a summary, down
 //
-// Exit codes: 0 success, 1 failure, 2 usage error; exec and shell exit with their command's code.
+// Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted; exec and shell exit with
+// their command's code.
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -109,6 +111,9 @@ func fail(stderr io.Writer, err error) int {
 	var he hintError
 	if errors.As(err, &he) {
 		fmt.Fprintf(stderr, "cutover-lab: hint: %s\n", he.hint)
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
 	}
 	return 1
 }
