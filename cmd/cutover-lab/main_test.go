@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cutover-dev/cutover/internal/cli"
 	"github.com/cutover-dev/cutover/internal/lab"
@@ -50,6 +55,25 @@ func TestLabScripts(t *testing.T) {
 				st := readStateFile(ts, args)
 				ts.Check(syscall.Kill(st.PID, syscall.SIGKILL))
 			},
+			// sshold DIR: succeeds when old's sshd (its address from DIR/cutover.toml) answers
+			// from here, the machine's network.
+			"sshold": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: sshold DIR")
+				}
+				cfg, err := os.ReadFile(filepath.Join(args[0], "cutover.toml"))
+				ts.Check(err)
+				_, rest, _ := strings.Cut(string(cfg), "[old]\naddress = \"")
+				addr, _, ok := strings.Cut(rest, "\"")
+				if !ok {
+					ts.Fatalf("no [old] address in %s/cutover.toml", args[0])
+				}
+				banner, err := sshBanner(addr + ":22")
+				if answered := err == nil; answered != !neg {
+					ts.Fatalf("sshd of old at %s:22 from the machine's network: banner %q, %v", addr, banner, err)
+				}
+				ts.Logf("old at %s:22 from the machine's network: banner %q, %v", addr, banner, err)
+			},
 			// netns DIR: succeeds when the lab's named network namespace of DIR exists.
 			"netns": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {
@@ -76,4 +100,19 @@ func readStateFile(ts *testscript.TestScript, args []string) state {
 		ts.Fatalf("no lab process in %s", args[0])
 	}
 	return st
+}
+
+// sshBanner reads the SSH identification line at addr.
+func sshBanner(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err == nil && !strings.HasPrefix(line, "SSH-") {
+		err = fmt.Errorf("not an SSH banner")
+	}
+	return line, err
 }

@@ -59,7 +59,10 @@ func Isolate() error {
 	if mark == cur {
 		return nil
 	}
-	if from, ok := strings.CutPrefix(mark, "from:"); ok && from != cur {
+	if from, ok := strings.CutPrefix(mark, "from:"); ok {
+		if from == cur {
+			return fmt.Errorf("lab: isolate: still in network namespace %s after re-executing", cur)
+		}
 		// The copy, in its fresh namespace: mark it for the children (servers, cutover).
 		os.Setenv(NetnsEnv, cur)
 		return loUp()
@@ -82,6 +85,8 @@ func Isolate() error {
 	// lives until os.Exit below. (Not spawn: the copy stays in the terminal's process group.)
 	runtime.LockOSThread()
 	if err := cmd.Start(); err != nil {
+		signal.Stop(sigs)
+		runtime.UnlockOSThread()
 		return fmt.Errorf("lab: isolate: new network namespace: %w", err)
 	}
 	go func() {
