@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,6 +46,15 @@ func TestLabScripts(t *testing.T) {
 				return err
 			}
 			env.Defer(func() { os.RemoveAll(d) })
+			// A script that fails midway leaves its lab up: take down every lab under d.
+			env.Defer(func() {
+				states, _ := filepath.Glob(filepath.Join(d, "*", stateFile))
+				for _, st := range states {
+					if err := cmdDown([]string{"--dir", filepath.Dir(st)}, io.Discard); err != nil {
+						env.T().Log(err)
+					}
+				}
+			})
 			env.Setenv("LABDIR", d)
 			env.Setenv("LABMAIL", labmail)
 			return nil
