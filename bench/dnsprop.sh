@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
-	echo "bench/dnsprop.sh: needs root (the lab adds addresses to lo)" >&2
+	echo "bench/dnsprop.sh: needs root (the lab runs in a network namespace of its own)" >&2
 	exit 1
 fi
 bin=$(mktemp -d)

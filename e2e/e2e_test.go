@@ -30,10 +30,15 @@ import (
 // cutoverBin is the cutover binary built once by TestMain.
 var cutoverBin string
 
-// TestMain builds cmd/cutover once and points TMPDIR at a directory outside /tmp, so that the
-// lab's own files (host dirs, labmail) do not live under /tmp and each host can get a private
-// /tmp (see startPair).
+// TestMain runs the tests (and the cutover binaries they start) in a network namespace of their
+// own (lab.RunIsolated), builds cmd/cutover once and points TMPDIR at a directory outside /tmp, so
+// that the lab's own files (host dirs, labmail) do not live under /tmp and each host can get a
+// private /tmp (see startPair).
 func TestMain(m *testing.M) {
+	lab.RunIsolated(func() int { return setup(m) })
+}
+
+func setup(m *testing.M) int {
 	flag.Parse()
 	// The scenarios spend most of their time waiting for the 30 s TTL to expire: let them all
 	// wait at once, even on 2 cores, unless -parallel was given.
@@ -42,7 +47,7 @@ func TestMain(m *testing.M) {
 	if !explicit {
 		_ = flag.Set("test.parallel", strconv.Itoa(max(runtime.GOMAXPROCS(0), 4)))
 	}
-	os.Exit(run(m))
+	return run(m)
 }
 
 func run(m *testing.M) int {
@@ -823,17 +828,7 @@ func (s *scenario) checkMigrated(attempts map[scheduler.StepName]int) {
 // logDowntime logs the mail downtime seen by the sender: last message accepted by OLD to the
 // first accepted by NEW.
 func (s *scenario) logDowntime() {
-	var lastOld, firstNew time.Time
-	for _, d := range s.sender.Deliveries() {
-		switch d.Addr {
-		case s.net.IP(10):
-			lastOld = d.At
-		case s.net.IP(20):
-			if firstNew.IsZero() {
-				firstNew = d.At
-			}
-		}
-	}
+	lastOld, firstNew := s.sender.Switched(s.net.IP(10), s.net.IP(20))
 	if !lastOld.IsZero() && !firstNew.IsZero() {
 		s.t.Logf("downtime seen by the sender: %s (last OLD %s, first NEW %s)", firstNew.Sub(lastOld).Round(time.Millisecond), lastOld.Format(time.StampMilli), firstNew.Format(time.StampMilli))
 	}

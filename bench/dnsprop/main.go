@@ -30,6 +30,11 @@ import (
 )
 
 func main() {
+	// The lab's servers live in a network namespace of their own, with this program.
+	if err := lab.Isolate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/dnsprop:", err)
+		os.Exit(1)
+	}
 	names := flag.Int("names", 1000, "names in the zone, all asked per sweep")
 	nres := flag.Int("resolvers", 4, "Unbound caches to start and sweep")
 	concs := flag.String("concurrency", "16,64", "comma-separated Checker.Concurrency values to sweep with")

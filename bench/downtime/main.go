@@ -93,6 +93,11 @@ var (
 )
 
 func main() {
+	// The lab's servers live in a network namespace of their own, with this program.
+	if err := lab.Isolate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/downtime:", err)
+		os.Exit(1)
+	}
 	only := flag.String("only", "a,b,b',c", "scenarios to run, comma-separated")
 	flag.BoolVar(&verbose, "v", false, "print cutover's output and the guide scripts' phase marks")
 	flag.Parse()

@@ -13,9 +13,18 @@ import (
 	"time"
 )
 
-// TestMain turns the test binary into the crashing helper when
-// TestKilledRunCleanup runs it with LAB_CRASH_HELPER=1.
+// TestMain runs the tests in a network namespace of their own (RunIsolated) and turns the test
+// binary into the helpers of TestKilledRunCleanup (LAB_CRASH_HELPER=1; it inherits the tests'
+// namespace) and TestMachineUntouched (machineHelperEnv, before any isolation; ownPortsEnv,
+// after it).
 func TestMain(m *testing.M) {
+	if os.Getenv(machineHelperEnv) == "1" {
+		if err := machineHelper(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("LAB_CRASH_HELPER") == "1" {
 		if err := crashingLab(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -23,7 +32,15 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	RunIsolated(func() int {
+		if os.Getenv(ownPortsEnv) == "1" {
+			if err := ownPorts(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		return m.Run()
+	})
 }
 
 // crashingLab stands up a pair with mail enabled and a detached process in

@@ -21,6 +21,7 @@ type Migration struct {
 	Old6, New6 netip.Addr // the AAAA values of old and new
 	LoweredTTL time.Duration
 	SecretEnv  string // the environment variable holding the TSIG secret
+	SecretFile string // or, when SecretEnv is empty, the file holding it
 }
 
 // Config returns the cutover config file: the four chatmail paths, the
@@ -34,7 +35,11 @@ func (m Migration) Config() string {
 	fmt.Fprintf(&b, "[ssh]\nidentity_file = %q\nknown_hosts = %q\ntransfer = \"direct\"\n\n", m.Pair.Identity.KeyFile, m.Pair.KnownHosts)
 	fmt.Fprintf(&b, "[dns]\nprovider = \"lab\"\nzone = %q\nnames = [%q]\nlowered_ttl = \"%ds\"\nrestore_ttl_after = \"2s\"\n", m.Zone, m.Name, int(m.LoweredTTL/time.Second))
 	fmt.Fprintf(&b, "authoritative = [%q, %q]\nresolvers = [%q, %q]\nquorum = \"all\"\nconverge_timeout = \"60s\"\n\n", n.IP(31), n.IP(32), n.IP(41), n.IP(42))
-	fmt.Fprintf(&b, "[providers.lab]\ntype = \"rfc2136\"\nserver = \"%s:53\"\nkey_name = %q\nkey_alg = %q\nkey = \"env:%s\"\n\n", n.IP(31), m.DNS.Key.Name, m.DNS.Key.Algorithm, m.SecretEnv)
+	secret := "env:" + m.SecretEnv
+	if m.SecretEnv == "" {
+		secret = "file:" + m.SecretFile
+	}
+	fmt.Fprintf(&b, "[providers.lab]\ntype = \"rfc2136\"\nserver = \"%s:53\"\nkey_name = %q\nkey_alg = %q\nkey = %q\n\n", n.IP(31), m.DNS.Key.Name, m.DNS.Key.Algorithm, secret)
 	b.WriteString(`[[sync]]
 path = "/home/vmail/mail"
 initial = true

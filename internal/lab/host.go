@@ -32,9 +32,10 @@ type HostOptions struct {
 	// Mounts are absolute paths given a private, initially empty dir in this host (created on
 	// the real fs as empty mount points if missing); nil means DefaultMounts.
 	Mounts []string
-	// Users are extra users (uid = gid = value) written into this host's own /etc/passwd and
-	// /etc/group (copies of the real ones plus these, replacing entries of the same name),
-	// bind-mounted over the real ones. Home is /home/<name>, shell /usr/sbin/nologin.
+	// Users are the host's users besides the base accounts (root, daemon, bin, sys, nobody,
+	// sshd; see baseAccounts), uid = gid = value, in the host's own /etc/passwd and /etc/group,
+	// which are bind-mounted over the machine's: the machine's users never show in a host. Home
+	// is /home/<name>, shell /usr/sbin/nologin.
 	Users          map[string]int
 	AuthorizedKeys []string // lines for the host's own /root/.ssh/authorized_keys
 }
@@ -239,37 +240,8 @@ func (h *Host) prepare(opts HostOptions) error {
 	if err := os.WriteFile(h.fsPath("/root/.ssh/authorized_keys"), []byte(keys.String()), 0o600); err != nil {
 		return err
 	}
-	for _, f := range []struct {
-		path string
-		line func(name string, id int) string
-	}{
-		{"/etc/passwd", func(n string, id int) string {
-			return fmt.Sprintf("%s:x:%d:%d::/home/%s:/usr/sbin/nologin", n, id, id, n)
-		}},
-		{"/etc/group", func(n string, id int) string { return fmt.Sprintf("%s:x:%d:", n, id) }},
-	} {
-		b, err := os.ReadFile(f.path)
-		if err != nil {
-			return err
-		}
-		var lines []string
-		for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-			name, _, _ := strings.Cut(l, ":")
-			if _, replaced := opts.Users[name]; !replaced {
-				lines = append(lines, l)
-			}
-		}
-		names := make([]string, 0, len(opts.Users))
-		for n := range opts.Users {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			lines = append(lines, f.line(n, opts.Users[n]))
-		}
-		if err := os.WriteFile(h.fsPath(f.path), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-			return err
-		}
+	if err := writeAccounts(h.fsPath("/etc/passwd"), h.fsPath("/etc/group"), opts.Users); err != nil {
+		return err
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -441,3 +413,48 @@ func (h *Host) AddAuthorizedKey(line string) error {
 
 // shellQuote quotes s for /bin/sh.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// baseAccounts are the users (and groups of the same name and id) of every host: what sshd
+// (its privilege-separation user), root logins and a Debian system need, never the machine's.
+var baseAccounts = []struct {
+	name     string
+	id       int
+	home, sh string
+}{
+	{"root", 0, "/root", "/bin/bash"},
+	{"daemon", 1, "/usr/sbin", "/usr/sbin/nologin"},
+	{"bin", 2, "/bin", "/usr/sbin/nologin"},
+	{"sys", 3, "/dev", "/usr/sbin/nologin"},
+	{"sshd", 101, "/run/sshd", "/usr/sbin/nologin"},
+	{"nobody", 65534, "/nonexistent", "/usr/sbin/nologin"},
+}
+
+// writeAccounts writes a host's passwd and group: the base accounts, then users by name (a user
+// named like a base account replaces it).
+func writeAccounts(passwd, group string, users map[string]int) error {
+	var pw, gr strings.Builder
+	for _, a := range baseAccounts {
+		if _, replaced := users[a.name]; replaced {
+			continue
+		}
+		gname := a.name
+		if a.id == 65534 {
+			gname = "nogroup"
+		}
+		fmt.Fprintf(&pw, "%s:x:%d:%d:%s:%s:%s\n", a.name, a.id, a.id, a.name, a.home, a.sh)
+		fmt.Fprintf(&gr, "%s:x:%d:\n", gname, a.id)
+	}
+	names := make([]string, 0, len(users))
+	for n := range users {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(&pw, "%s:x:%d:%d::/home/%s:/usr/sbin/nologin\n", n, users[n], users[n], n)
+		fmt.Fprintf(&gr, "%s:x:%d:\n", n, users[n])
+	}
+	if err := os.WriteFile(passwd, []byte(pw.String()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(group, []byte(gr.String()), 0o644)
+}

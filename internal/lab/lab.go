@@ -1,6 +1,7 @@
 // Package lab owns the real-server test support of cutover: BIND 9 primaries and secondaries,
 // Knot DNS primaries, Unbound caches and OpenSSH hosts in their own mount namespaces, all on reserved 127.A.B.0/24
-// blocks of the loopback interface; and the stand-ins of an end-to-end migration: a mail service
+// blocks of the loopback interface of a network namespace of the lab's own (Isolate, Main), so
+// that the machine's addresses, ports and services are never seen nor touched; and the stand-ins of an end-to-end migration: a mail service
 // per host (the labmail program, enabled and disabled inside the host like cmdeploy's activate and
 // --disable-mail), a Sender that delivers through a cache like an MTA, chatmail-like seed data, a
 // simulated mail client, and snapshots that compare two hosts' files by owner name. Everything it

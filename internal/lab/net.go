@@ -21,10 +21,12 @@ var lockDir = "/run/cutover-lab"
 // ErrNetTaken is wrapped by ReserveNetAt when another reservation holds the block.
 var ErrNetTaken = errors.New("block is reserved by another lab")
 
-// Net is a reserved block 127.A.B.0/24, so parallel test packages never collide.
-// The reservation is an flock on /run/cutover-lab/127.A.B.lock, released by Release or by the
-// death of the process. Reserving a block first cleans up what a killed run left in it: its
-// processes, namespaces, temp dirs and /32 addresses on lo.
+// Net is a reserved block 127.A.B.0/24 of the lo of the lab's network namespace (see Isolate),
+// so that labs sharing a namespace (the tests of one package, or a `cutover-lab up` and what
+// runs in it) never collide. The reservation is an flock on /run/cutover-lab/127.A.B.lock,
+// released by Release or by the death of the process; its state directory records what runs
+// in the block. Reserving a block first cleans up what a killed run left in it: its processes,
+// mount namespaces, temp dirs and /32 addresses on lo.
 type Net struct {
 	a, b byte
 	lock *os.File
@@ -78,6 +80,9 @@ func NewNet(t testing.TB) *Net {
 }
 
 func reserve(a, b byte) (*Net, error) {
+	if err := checkIsolated(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(lockDir, 0o755); err != nil {
 		return nil, fmt.Errorf("lab: lock dir: %w", err)
 	}
@@ -169,6 +174,9 @@ func blockOf(a netip.Addr) string {
 
 // checkLabAddr accepts only IPv4 loopback addresses (127.0.0.0/8).
 func checkLabAddr(what string, a netip.Addr) error {
+	if err := checkIsolated(); err != nil {
+		return err
+	}
 	if !a.IsValid() {
 		return fmt.Errorf("lab: %s: no address given", what)
 	}

@@ -164,8 +164,13 @@ func procStart(pid int) (start uint64, zombie bool, err error) {
 // mntNS returns the mount namespace link of pid, e.g. "mnt:[4026532301]".
 func mntNS(pid int) (string, error) { return os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt") }
 
-// nsMembers lists the live (non-zombie) processes whose mount namespace is ns.
+// nsMembers lists the live (non-zombie) processes in namespace ns, a link such as
+// "mnt:[4026532301]" or "net:[4026532305]" (its kind names the /proc/PID/ns entry).
 func nsMembers(ns string) []int {
+	kind, _, ok := strings.Cut(ns, ":")
+	if !ok {
+		return nil
+	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -176,7 +181,7 @@ func nsMembers(ns string) []int {
 		if err != nil {
 			continue
 		}
-		if l, err := mntNS(pid); err != nil || l != ns {
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/" + kind); err != nil || l != ns {
 			continue
 		}
 		if _, zombie, err := procStart(pid); err != nil || zombie {
@@ -187,7 +192,7 @@ func nsMembers(ns string) []int {
 	return pids
 }
 
-// killNamespace terminates every process in mount namespace ns: SIGTERM, then SIGKILL after
+// killNamespace terminates every process in namespace ns (see nsMembers): SIGTERM, then SIGKILL after
 // grace, repeated until none is left or the deadline passes.
 func killNamespace(ns string, grace time.Duration) error {
 	if ns == "" {

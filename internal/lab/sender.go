@@ -201,6 +201,22 @@ func (s *Sender) Deliveries() []Delivery {
 	return append([]Delivery(nil), s.accepted...)
 }
 
+// Switched returns when the deliveries moved from old to new, the downtime the sender saw: the
+// last message accepted at old and the first accepted at new (zero times when there is none).
+func (s *Sender) Switched(old, new netip.Addr) (lastOld, firstNew time.Time) {
+	for _, d := range s.Deliveries() {
+		switch d.Addr {
+		case old:
+			lastOld = d.At
+		case new:
+			if firstNew.IsZero() {
+				firstNew = d.At
+			}
+		}
+	}
+	return lastOld, firstNew
+}
+
 // Failures returns the number of failed attempts and the last failure.
 func (s *Sender) Failures() (int, error) {
 	s.mu.Lock()

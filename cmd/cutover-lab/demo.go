@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cutover-dev/cutover/internal/lab"
+	"github.com/cutover-dev/cutover/scheduler"
+)
+
+// cmdDemo stands the lab up with traffic in a network namespace that lives as long as the demo,
+// runs `cutover run --yes` on it, prints a summary and takes everything down.
+func cmdDemo(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cutover := fs.String("cutover", "", "")
+	labmail := fs.String("labmail", "", "")
+	messages := fs.Int("messages", 0, "")
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("demo: %v", err), "cutover-lab demo [--cutover PATH]"}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0)), "cutover-lab demo [--cutover PATH]"}
+	}
+	bin, err := findCutover(*cutover)
+	if err != nil {
+		return err
+	}
+	if err := needRoot("demo"); err != nil {
+		return err
+	}
+	if err := lab.Isolate(); err != nil {
+		return err
+	}
+	// Ctrl-C stops cutover (it gets the signal from the terminal too) and then the lab.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	dir, err := os.MkdirTemp("/var/tmp", "cutover-lab-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return err
+	}
+	os.Setenv("TMPDIR", filepath.Join(dir, "tmp"))
+	fmt.Fprintln(stdout, "== standing the lab up (its own network namespace; nothing of this machine's is touched)")
+	c, err := lab.StartChatmail(filepath.Join(dir, "lab"), lab.ChatmailOptions{
+		Labmail: labmailBinary(*labmail), Traffic: true, Messages: *messages,
+		Logf: func(f string, a ...any) { fmt.Fprintf(stdout, "   "+f+"\n", a...) },
+	})
+	if err != nil {
+		return err
+	}
+	runErr := ctx.Err()
+	if runErr == nil {
+		runErr = demoRun(ctx, c, bin, dir, stdout)
+	}
+	serr := c.Stop()
+	fmt.Fprintln(stdout, "\n== the lab is down")
+	return errors.Join(runErr, serr)
+}
+
+// demoRun runs cutover on the lab and prints the summary.
+func demoRun(ctx context.Context, c *lab.Chatmail, bin, home string, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	fmt.Fprintf(stdout, "\n== $ cutover run %s --yes   (the window opens at %s)\n", c.Config, time.Now().Add(lab.ChatmailLead).Format(time.TimeOnly))
+	cmd := exec.CommandContext(ctx, bin, "run", c.Config, "--yes")
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "LANG=C", "TMPDIR=" + os.TempDir()}
+	cmd.Stdout, cmd.Stderr = stdout, stdout
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	runErr := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("cutover run: stopped (%v): %w", context.Cause(ctx), ctx.Err())
+	}
+	// The sender keeps going a moment so that it reaches new.
+	time.Sleep(2 * time.Second)
+	if err := c.Sender.Stop(); err != nil {
+		fmt.Fprintf(stdout, "sender: %v\n", err)
+	}
+	var sum bytes.Buffer
+	lost, twice, err := summary(&sum, c)
+	fmt.Fprintf(stdout, "\n== summary\n%s", sum.String())
+	if runErr != nil {
+		return fmt.Errorf("cutover run: %w", runErr)
+	}
+	if err != nil {
+		return err
+	}
+	if lost > 0 || twice > 0 {
+		return fmt.Errorf("%d accepted messages lost, %d there twice", lost, twice)
+	}
+	return nil
+}
+
+// summary writes the steps (start and length), the downtime seen by the sender and the fate of
+// every accepted message on new.
+func summary(w io.Writer, c *lab.Chatmail) (lost, twice int, _ error) {
+	j, err := scheduler.LoadJournal(c.StateDir)
+	if err != nil {
+		return 0, 0, err
+	}
+	var t0 time.Time
+	for _, s := range j.Steps {
+		if !s.Started.IsZero() && (t0.IsZero() || s.Started.Before(t0)) {
+			t0 = s.Started
+		}
+	}
+	fmt.Fprintf(w, "  %-20s %-8s %-8s %-10s %s\n", "step", "state", "start", "(+)", "length")
+	for _, s := range j.Steps {
+		if s.Started.IsZero() {
+			fmt.Fprintf(w, "  %-20s %s\n", s.Name, s.State)
+			continue
+		}
+		length := "-"
+		if !s.Ended.IsZero() {
+			length = s.Ended.Sub(s.Started).Round(10 * time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "  %-20s %-8s %-8s %-10s %s\n", s.Name, s.State, s.Started.Format(time.TimeOnly), "+"+s.Started.Sub(t0).Round(10*time.Millisecond).String(), length)
+	}
+	lastOld, firstNew := c.Sender.Switched(c.Net.IP(10), c.Net.IP(20))
+	if !lastOld.IsZero() && !firstNew.IsZero() {
+		fmt.Fprintf(w, "downtime seen by the sender: %s (last message accepted by old at %s, first by new at %s)\n",
+			firstNew.Sub(lastOld).Round(time.Millisecond), lastOld.Format(time.TimeOnly), firstNew.Format(time.TimeOnly))
+	} else {
+		fmt.Fprintf(w, "downtime seen by the sender: unknown (no message reached new)\n")
+	}
+	ids, err := lab.MailIDs(c.Pair.New)
+	if err != nil {
+		return 0, 0, err
+	}
+	accepted := c.Sender.Accepted()
+	for _, id := range accepted {
+		switch n := len(ids[id]); {
+		case n == 0:
+			lost++
+		case n > 1:
+			twice++
+		}
+	}
+	fmt.Fprintf(w, "messages: %d accepted during the demo, %d lost, %d twice on new\n", len(accepted), lost, twice)
+	return lost, twice, nil
+}
+
+// findCutover returns the cutover binary: flag, else next to cutover-lab, else $PATH.
+func findCutover(flagged string) (string, error) {
+	if flagged != "" {
+		if _, err := os.Stat(flagged); err != nil {
+			return "", hintError{fmt.Errorf("--cutover: %w", err), "go build -o cutover ./cmd/cutover"}
+		}
+		return filepath.Abs(flagged)
+	}
+	if p := sibling("cutover"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("cutover"); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", hintError{errors.New("no cutover binary next to cutover-lab or in $PATH"), "go build -o cutover ./cmd/cutover && cutover-lab demo --cutover ./cutover"}
+}
+
+// sibling returns the path of the executable name next to cutover-lab's own, or "".
+func sibling(name string) string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(self), name)
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return p
+}
+
+// labmailBinary is --labmail, else the labmail next to cutover-lab (scripts/demo builds it
+// there), else "": lab.StartChatmail then builds it from the source tree.
+func labmailBinary(flagged string) string {
+	if flagged != "" {
+		return flagged
+	}
+	return sibling("labmail")
+}
