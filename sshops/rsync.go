@@ -103,7 +103,8 @@ func parseProgress(line string) (Progress, bool) {
 	if m[8] != "" {
 		p.Files, _ = strconv.ParseInt(m[8], 10, 64)
 		if m[9] == "to" && m[10] == "0" {
-			p.Done, p.ETA = true, 0
+			// Rsync's total counts the second names of hard links, which move no bytes.
+			p.Done, p.ETA, p.TotalBytes = true, 0, bytes
 		}
 	}
 	return p, true

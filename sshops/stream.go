@@ -36,7 +36,8 @@ type recordReader struct {
 	r       *bufio.Reader
 	missing bool // the directory does not exist
 	done    bool
-	rel     string // the current record (after next returned true)
+	raw     string // the current record's path as find printed it ("./rel"), the sort key
+	rel     string // the same relative to the directory
 	fi      fileInfo
 }
 
@@ -94,16 +95,9 @@ func (rr *recordReader) next() (bool, error) {
 	if fi.Nlink, err = strconv.Atoi(string(f[7])); err != nil {
 		return false, fmt.Errorf("sshops: manifest: link count %q: %w", f[7], err)
 	}
-	rr.rel, rr.fi = relPath(string(f[0])), fi
+	rr.raw = string(f[0])
+	rr.rel, rr.fi = relPath(rr.raw), fi
 	return true, nil
-}
-
-// sortKey orders records as `LC_ALL=C sort -z` does: by path, then the separator.
-func sortKey(rel string) string {
-	if rel == "." {
-		return ".\x01"
-	}
-	return "./" + rel + "\x01"
 }
 
 // streamDiff is the result of comparing one entry's streams.
@@ -148,7 +142,10 @@ func compareStreams(dir string, old, new *recordReader, extra bool, onNew func(r
 		case !okO:
 			c = 1
 		default:
-			c = strings.Compare(sortKey(old.rel), sortKey(new.rel))
+			// sort -z compares whole records; a path that is a prefix of another is
+			// followed by \x01, below any byte of a name: plain comparison of the paths
+			// gives the same order.
+			c = strings.Compare(old.raw, new.raw)
 		}
 		if c <= 0 {
 			sd.oldSize++

@@ -29,6 +29,8 @@ func TestParseProgress(t *testing.T) {
 			want: Progress{Bytes: 1000000, TotalBytes: 1000000, Files: 3, Rate: 953.67 * 1024, Done: true}, ok: true},
 		{desc: "before the first file", line: "              0   0%    0.00kB/s    0:00:00",
 			want: Progress{}, ok: true},
+		{desc: "done below 100% (hard links)", line: "    950,000  95%  953.67kB/s    0:00:01 (xfr#3, to-chk=0/5)",
+			want: Progress{Bytes: 950000, TotalBytes: 950000, Files: 3, Rate: 953.67 * 1024, Done: true}, ok: true},
 		{desc: "plain bytes rate", line: "            512  50%  512.00B/s    0:00:01 (xfr#1, to-chk=1/3)",
 			want: Progress{Bytes: 512, TotalBytes: 1024, Files: 1, Rate: 512, ETA: time.Second}, ok: true},
 		{desc: "error line", line: "rsync: [sender] link_stat \"/x\" failed: No such file or directory (2)", ok: false},

@@ -159,6 +159,10 @@ func runChild(ctx context.Context, what string) error {
 		if err := step("fixup", func() error { return p.Fixup(ctx, entries) }); err != nil {
 			return err
 		}
+	case "again":
+		if err := step("final-sync", func() error { return p.Copy(ctx, entries, true) }); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("unknown child job %q", what)
 	}
@@ -348,6 +352,26 @@ func measure(ctx context.Context, base, self string, n int) (*result, error) {
 	fmt.Printf("window: cutover %s %s (peak RSS %d MB); guide %s %s; ratio %.2f\n",
 		r.window.Round(time.Millisecond), stepList(r.steps), r.windowRSS>>10, r.guide.Round(time.Millisecond), stepList(r.guideSteps),
 		float64(r.window)/float64(r.guide))
+
+	// A second pass with nothing to copy shows each side's fixed cost of walking the trees:
+	// cutover's final copy again, the guide's rsync again, and cutover's rsync options run like
+	// the guide's (on OLD, to NEW-G).
+	again, _, err := child(ctx, self, "again", j)
+	if err != nil {
+		return nil, err
+	}
+	var rerun []timing
+	for _, g := range []struct{ name, cmd string }{
+		{"guide's rsync -azH", guide[1].cmd},
+		{"rsync -aHs --info=progress2 (cutover's options)", "rsync -aHs --info=progress2 --out-format= --delete -e 'ssh -o BatchMode=yes' /home/vmail/mail/ root@" + l.guide.Addr.String() + ":/home/vmail/mail/ >/dev/null"},
+	} {
+		t0 := time.Now()
+		if _, err := l.pair.Old.Exec(ctx, g.cmd); err != nil {
+			return nil, err
+		}
+		rerun = append(rerun, timing{g.name, time.Since(t0)})
+	}
+	fmt.Printf("nothing to copy: cutover %s; %s\n", stepList(again), stepList(rerun))
 
 	if n <= 100_000 {
 		oldSnap, err := lab.Snapshot(l.pair.Old, snapshotRoots...)

@@ -153,3 +153,32 @@ func TestSeedNeedsUsers(t *testing.T) {
 		t.Errorf("error %v, want %q", err, want)
 	}
 }
+
+// TestSeedDelta: the delta the window benchmark applies between the copies (messages read,
+// deleted and arrived) lands on the host as a delivery agent would leave it.
+func TestSeedDelta(t *testing.T) {
+	t.Parallel()
+	p := NewPair(t, NewNet(t))
+	if _, err := Seed(p.Old, SeedOptions{Users: 3, Messages: 100}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := SimulateClient(p.Old, ClientOptions{Read: 5, Delete: 3, Arrive: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Moved) != 5 || len(a.Deleted) != 3 || len(a.Arrived) != 7 {
+		t.Fatalf("moved %d, deleted %d, arrived %d; want 5, 3, 7", len(a.Moved), len(a.Deleted), len(a.Arrived))
+	}
+	seen := map[string]bool{}
+	for _, m := range a.Arrived {
+		fi, err := os.Stat(p.Old.Path(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if !strings.Contains(m, "/new/") || fi.Mode().Perm() != 0o600 || st.Uid != 5000 || st.Gid != 5000 || fi.Size() < 300 || seen[m] {
+			t.Errorf("arrival %s: mode %v, owner %d:%d, size %d, seen before %v; want new/, 0600, 5000:5000, >= 300 bytes, once", m, fi.Mode().Perm(), st.Uid, st.Gid, fi.Size(), seen[m])
+		}
+		seen[m] = true
+	}
+}
