@@ -3,6 +3,7 @@ package providers_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -47,6 +48,9 @@ var opened int
 func init() {
 	providers.Register(fakeSpec("test-dup", new(int)))
 	providers.Register(fakeSpec("test-api", &opened))
+	panics := fakeSpec("test-panics", new(int))
+	panics.New = func(providers.Values, providers.Env) (providers.Client, error) { panic("API token missing") }
+	providers.Register(panics)
 }
 
 func TestRegisterDuplicatePanics(t *testing.T) {
@@ -189,5 +193,32 @@ func TestGuard(t *testing.T) {
 	}
 	if _, err := g.DeleteRecords(ctx, "example.org.", nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGuardRedacts: a library that puts a key into a URL (namecheap does)
+// gets it quoted by net/http errors; the guard cuts every secret out.
+func TestGuardRedacts(t *testing.T) {
+	const key = "nc-0123456789abcdef"
+	leaky := &memory{zone: "example.org.", fail: &url.Error{Op: "Get", URL: "https://api.example/xml.response?ApiKey=" + key + "&Command=x",
+		Err: context.DeadlineExceeded}}
+	_, err := providers.Guard("namecheap", leaky, key, "ab").GetRecords(context.Background(), "example.org.")
+	want := `namecheap: get records: Get "https://api.example/xml.response?ApiKey=[secret]&Command=x": context deadline exceeded`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("the redacted error no longer wraps its cause")
+	}
+}
+
+// TestOpenRecoversFactoryPanic: a library that panics while its client is
+// built (hetzner does without a token) makes Open fail, not crash.
+func TestOpenRecoversFactoryPanic(t *testing.T) {
+	t.Setenv("CUTOVER_TEST_TOKEN", "s3cr3t-t0ken")
+	_, err := providers.Open(config.NewProviderSettings("dns", "test-panics", map[string]any{"token": "env:CUTOVER_TEST_TOKEN", "endpoint": "x"}),
+		providers.Env{Zone: "example.org."})
+	if want := "test-panics: open: panic in the provider library: API token missing"; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
 	}
 }
