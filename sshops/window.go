@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -258,15 +259,24 @@ func (p *Pair) verifyEntry(ctx context.Context, e Entry) ([]Difference, int, err
 		oldCmd = fmt.Sprintf("cat -- %[1]s && rm -f -- %[1]s", shellQuote(om.file))
 		oldDisplay = "manifest of " + e.Path + " from " + om.file
 	}
+	var oldIDs, newIDs *idNames
+	var oerr, nerr error
+	var wg sync.WaitGroup
+	wg.Go(func() { oldIDs, oerr = p.Old.idNames(ctx) })
+	wg.Go(func() { newIDs, nerr = p.New.idNames(ctx) })
+	wg.Wait()
+	if err := errors.Join(oerr, nerr); err != nil {
+		return nil, 0, err
+	}
 	var sd streamDiff
 	err := p.Old.streamCmd(ctx, oldCmd, oldDisplay, func(or io.Reader) error {
-		orr := newRecordReader(or)
+		orr := newRecordReader(or, oldIDs)
 		if orr.missing {
 			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
 		}
 		return p.New.streamCmd(ctx, sortedManifestCmd(e.Path), "manifest of "+e.Path, func(nr io.Reader) error {
 			var err error
-			sd, err = compareStreams(e.Path, orr, newRecordReader(nr), e.Delete, owner)
+			sd, err = compareStreams(e.Path, orr, newRecordReader(nr, newIDs), e.Delete, owner)
 			return err
 		})
 	})
