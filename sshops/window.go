@@ -56,6 +56,28 @@ func (w *windowState) takeOld(dir string, content bool) (oldManifest, bool) {
 	return om, ok && om.content == content
 }
 
+// hasOld reports whether the final Copy left old's manifests.
+func (w *windowState) hasOld() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.old) > 0
+}
+
+// removeStaleManifests removes the manifest files a final Copy of another process (killed
+// before its Verify) left on old. A failure is only logged: Cleanup removes them later.
+func (p *Pair) removeStaleManifests(ctx context.Context) {
+	pattern := shellQuote(p.tempDir()) + "/" + onetimeMarker + "manifest-*"
+	cmd := fmt.Sprintf(`for f in %s; do [ -e "$f" ] || continue; rm -f -- "$f" && echo "removed $f"; done`, pattern)
+	out, err := p.Old.output(ctx, cmd, "removal of stale manifests "+pattern, nil)
+	if err != nil {
+		p.logf("warning: %v", err)
+		return
+	}
+	for _, l := range trimLines(out) {
+		p.Old.log.line(l)
+	}
+}
+
 // takeOwners returns and forgets Verify's owner scan of e, if any.
 func (w *windowState) takeOwners(e Entry) (ownerScan, bool) {
 	w.mu.Lock()
