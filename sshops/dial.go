@@ -111,6 +111,8 @@ type Client struct {
 	fwdErr    error
 	agentMu   sync.Mutex
 	agentOn   bool
+	idsMu     sync.Mutex
+	ids       *idNames // the host's user and group names, read once (see Client.idNames)
 }
 
 // Endpoint returns the endpoint the client is connected to.

@@ -356,3 +356,27 @@ func TestPreflightReach(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyAfterCrash: a final copy leaves old's manifests for its Verify; a run killed in
+// between leaves them behind, and the Verify of the next process (which reads old again)
+// removes them.
+func TestVerifyAfterCrash(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeDirect)
+	mustExec(t, e.lab.Old, `set -e; cd /home/vmail/mail; printf a > a; mkdir d; printf b > d/b`)
+	entries := []Entry{{Path: maildir, Delete: true}}
+	if err := e.pair.Copy(t.Context(), entries, true); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.leftovers(t, e.pair); len(l) != 1 || !strings.HasPrefix(l[0], "temp dir: "+onetimeMarker+"manifest-") {
+		t.Fatalf("left over after the final copy: %q, want old's manifest", l)
+	}
+	next := e.connect(t, ModeDirect)
+	next.TempDir = e.pair.TempDir
+	if err := next.Verify(t.Context(), entries); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.leftovers(t, next); len(l) > 0 {
+		t.Errorf("left over after the next process's verify: %q", l)
+	}
+}

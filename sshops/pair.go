@@ -497,6 +497,9 @@ func (p *Pair) Verify(ctx context.Context, entries []Entry) error {
 	if err := p.check(entries); err != nil {
 		return err
 	}
+	if !p.window.hasOld() {
+		p.removeStaleManifests(ctx)
+	}
 	// The entries are compared side by side, as they are copied.
 	found := make([][]Difference, len(entries))
 	totals := make([]int, len(entries))

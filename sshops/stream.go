@@ -24,16 +24,66 @@ const (
 )
 
 // sortedManifestCmd lists dir as NUL-terminated records "./rel\x01type\x01size\x01mtime\x01mode
-// \x01user\x01group\x01nlink\x01target" sorted by bytes (LC_ALL=C), then find's exit status. A
-// missing dir prints manifestMissing.
+// \x01uid\x01gid\x01nlink\x01target" sorted by bytes (LC_ALL=C), then find's exit status. A
+// missing dir prints manifestMissing. Owners are numbers: find would look every name up again
+// (a read of /etc/passwd per file); the reader names them from the host's tables (idNames).
 func sortedManifestCmd(dir string) string {
-	return fmt.Sprintf(`cd -- %s 2>/dev/null || { printf '%s\0'; exit 0; }; { find . -printf '%%p\001%%y\001%%s\001%%T@\001%%m\001%%u\001%%g\001%%n\001%%l\0'; printf '%s%%d\0' "$?"; } | LC_ALL=C sort -z`,
+	return fmt.Sprintf(`cd -- %s 2>/dev/null || { printf '%s\0'; exit 0; }; { find . -printf '%%p\001%%y\001%%s\001%%T@\001%%m\001%%U\001%%G\001%%n\001%%l\0'; printf '%s%%d\0' "$?"; } | LC_ALL=C sort -z`,
 		shellQuote(dir), manifestMissing, findStatus)
+}
+
+// idNames maps a host's uids and gids to names, as getpwuid and getgrgid would (the first
+// entry of a number wins); a number without a name stays a number, as find's %u prints it.
+type idNames struct{ users, groups map[string]string }
+
+const idsGroups = "cutover-groups"
+
+// idNames reads the host's user and group names once per connection.
+func (c *Client) idNames(ctx context.Context) (*idNames, error) {
+	c.idsMu.Lock()
+	defer c.idsMu.Unlock()
+	if c.ids != nil {
+		return c.ids, nil
+	}
+	cmd := "getent passwd && echo " + idsGroups + " && getent group"
+	out, err := c.output(ctx, cmd, cmd, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.ids = parseIDNames(string(out))
+	return c.ids, nil
+}
+
+func parseIDNames(out string) *idNames {
+	ids := &idNames{users: map[string]string{}, groups: map[string]string{}}
+	m := ids.users
+	for _, l := range strings.Split(out, "\n") {
+		if l == idsGroups {
+			m = ids.groups
+			continue
+		}
+		f := strings.Split(l, ":")
+		if len(f) < 3 || f[0] == "" {
+			continue
+		}
+		if _, ok := m[f[2]]; !ok {
+			m[f[2]] = f[0]
+		}
+	}
+	return ids
+}
+
+func (ids *idNames) name(m map[string]string, id []byte) string {
+	if n, ok := m[string(id)]; ok {
+		return n
+	}
+	return string(id)
 }
 
 // recordReader reads a sorted manifest stream one record at a time.
 type recordReader struct {
 	r       *bufio.Reader
+	ids     *idNames
 	missing bool // the directory does not exist
 	done    bool
 	raw     string // the current record's path as find printed it ("./rel"), the sort key
@@ -41,9 +91,10 @@ type recordReader struct {
 	fi      fileInfo
 }
 
-// newRecordReader starts reading; it tells a missing directory apart from the first record.
-func newRecordReader(r io.Reader) *recordReader {
-	rr := &recordReader{r: bufio.NewReaderSize(r, 256<<10)}
+// newRecordReader starts reading, naming owners by ids; it tells a missing directory apart from
+// the first record.
+func newRecordReader(r io.Reader, ids *idNames) *recordReader {
+	rr := &recordReader{r: bufio.NewReaderSize(r, 256<<10), ids: ids}
 	b, err := rr.r.Peek(len(manifestMissing) + 1)
 	if err == nil && string(b) == manifestMissing+"\x00" {
 		rr.missing, rr.done = true, true
@@ -84,7 +135,7 @@ func (rr *recordReader) next() (bool, error) {
 	if len(f) != manifestFields || len(f[1]) != 1 {
 		return false, fmt.Errorf("sshops: manifest: record %q: a name holding \\x01 is not supported", rec)
 	}
-	fi := fileInfo{Type: f[1][0], Mode: string(f[4]), User: string(f[5]), Group: string(f[6]), Link: string(f[8])}
+	fi := fileInfo{Type: f[1][0], Mode: string(f[4]), User: rr.ids.name(rr.ids.users, f[5]), Group: rr.ids.name(rr.ids.groups, f[6]), Link: string(f[8])}
 	if fi.Size, err = strconv.ParseInt(string(f[2]), 10, 64); err != nil {
 		return false, fmt.Errorf("sshops: manifest: size %q: %w", f[2], err)
 	}

@@ -116,6 +116,28 @@ func TestOwnerCheck(t *testing.T) {
 	}
 }
 
+func TestParseIDNames(t *testing.T) {
+	ids := parseIDNames("root:x:0:0:root:/root:/bin/bash\nvmail:x:5000:5000::/home/vmail:/usr/sbin/nologin\ntwin:x:5000:5000::/:/bin/sh\n" +
+		idsGroups + "\nroot:x:0:\nvmail:x:5000:\n")
+	for _, tc := range []struct {
+		desc string
+		m    map[string]string
+		id   string
+		want string
+	}{
+		{desc: "user", m: ids.users, id: "0", want: "root"},
+		{desc: "first name of a uid wins", m: ids.users, id: "5000", want: "vmail"},
+		{desc: "group", m: ids.groups, id: "5000", want: "vmail"},
+		{desc: "no name stays a number", m: ids.groups, id: "6001", want: "6001"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := ids.name(tc.m, []byte(tc.id)); got != tc.want {
+				t.Errorf("name(%s) = %q, want %q", tc.id, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	for _, tc := range []struct{ desc, in, want string }{
 		{desc: "plain", in: "/home/vmail/mail", want: "/home/vmail/mail"},
@@ -381,7 +403,11 @@ touch -d @1700000000 "$1"/* "$1"/*/* "$2"/* "$2"/*/* "$1" "$2"`
 		if err != nil {
 			t.Fatal(err)
 		}
-		return newRecordReader(bytes.NewReader(out))
+		ids, err := exec.Command("sh", "-c", "getent passwd && echo "+idsGroups+" && getent group").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newRecordReader(bytes.NewReader(out), parseIDNames(string(ids)))
 	}
 	for _, extra := range []bool{true, false} {
 		want := compareManifests("/m", mapOf(old), mapOf(new), extra)
@@ -409,7 +435,7 @@ touch -d @1700000000 "$1"/* "$1"/*/* "$2"/* "$2"/*/* "$1" "$2"`
 		{desc: "separator in a name", in: "./a\x01b\x01f\x011\x011.0\x01644\x01root\x01root\x011\x01\x00", want: "sshops: manifest: record \"./a\\x01b\\x01f\\x011\\x011.0\\x01644\\x01root\\x01root\\x011\\x01\": a name holding \\x01 is not supported"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			rr := newRecordReader(strings.NewReader(tc.in))
+			rr := newRecordReader(strings.NewReader(tc.in), parseIDNames(""))
 			if _, err := rr.next(); err == nil || err.Error() != tc.want {
 				t.Errorf("error %v, want %s", err, tc.want)
 			}

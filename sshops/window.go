@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -53,6 +54,28 @@ func (w *windowState) takeOld(dir string, content bool) (oldManifest, bool) {
 	om, ok := w.old[dir]
 	delete(w.old, dir)
 	return om, ok && om.content == content
+}
+
+// hasOld reports whether the final Copy left old's manifests.
+func (w *windowState) hasOld() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.old) > 0
+}
+
+// removeStaleManifests removes the manifest files a final Copy of another process (killed
+// before its Verify) left on old. A failure is only logged: Cleanup removes them later.
+func (p *Pair) removeStaleManifests(ctx context.Context) {
+	pattern := shellQuote(p.tempDir()) + "/" + onetimeMarker + "manifest-*"
+	cmd := fmt.Sprintf(`for f in %s; do [ -e "$f" ] || continue; rm -f -- "$f" && echo "removed $f"; done`, pattern)
+	out, err := p.Old.output(ctx, cmd, "removal of stale manifests "+pattern, nil)
+	if err != nil {
+		p.logf("warning: %v", err)
+		return
+	}
+	for _, l := range trimLines(out) {
+		p.Old.log.line(l)
+	}
 }
 
 // takeOwners returns and forgets Verify's owner scan of e, if any.
@@ -258,15 +281,24 @@ func (p *Pair) verifyEntry(ctx context.Context, e Entry) ([]Difference, int, err
 		oldCmd = fmt.Sprintf("cat -- %[1]s && rm -f -- %[1]s", shellQuote(om.file))
 		oldDisplay = "manifest of " + e.Path + " from " + om.file
 	}
+	var oldIDs, newIDs *idNames
+	var oerr, nerr error
+	var wg sync.WaitGroup
+	wg.Go(func() { oldIDs, oerr = p.Old.idNames(ctx) })
+	wg.Go(func() { newIDs, nerr = p.New.idNames(ctx) })
+	wg.Wait()
+	if err := errors.Join(oerr, nerr); err != nil {
+		return nil, 0, err
+	}
 	var sd streamDiff
 	err := p.Old.streamCmd(ctx, oldCmd, oldDisplay, func(or io.Reader) error {
-		orr := newRecordReader(or)
+		orr := newRecordReader(or, oldIDs)
 		if orr.missing {
 			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
 		}
 		return p.New.streamCmd(ctx, sortedManifestCmd(e.Path), "manifest of "+e.Path, func(nr io.Reader) error {
 			var err error
-			sd, err = compareStreams(e.Path, orr, newRecordReader(nr), e.Delete, owner)
+			sd, err = compareStreams(e.Path, orr, newRecordReader(nr, newIDs), e.Delete, owner)
 			return err
 		})
 	})
