@@ -91,6 +91,7 @@ type Sync struct {
 	Delete  bool   // the final pass removes what is gone on old
 	Owner   string // "user:" or "user:group" for chown -R on new; empty: leave owners as copied
 	Verify  string // VerifyMetadata or VerifyContent
+	Xattrs  bool   // copies keep ACLs and extended attributes (a call per file on both hosts)
 }
 
 // Where a hook runs.

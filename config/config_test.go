@@ -313,3 +313,35 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// xattrs is per [[sync]] entry: only the entries that ask for ACLs and
+// extended attributes pay their per-file cost in the copies.
+func TestSyncXattrs(t *testing.T) {
+	for _, tc := range []struct {
+		desc    string
+		entry   string
+		want    bool
+		wantErr string
+	}{
+		{desc: "default off", entry: `path = "/var/lib/acme"`},
+		{desc: "asked for", entry: "path = \"/var/lib/acme\"\nxattrs = true", want: true},
+		{desc: "not a boolean", entry: "path = \"/var/lib/acme\"\nxattrs = \"yes\"",
+			wantErr: `config: c.toml:18:1: sync[0].xattrs: must be true or false, not a string`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg, err := Parse([]byte(minimal+"[[sync]]\n"+tc.entry+"\n"), "c.toml", Options{})
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Sync[0].Xattrs; got != tc.want {
+				t.Fatalf("Xattrs %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

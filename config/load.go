@@ -753,10 +753,11 @@ func (l *loader) syncs(raw map[string]any) []Sync {
 			l.problem(prefix, "must be a table, not %s", typeName(e))
 			continue
 		}
-		l.table(m, prefix, "path", "initial", "delete", "owner", "verify")
+		l.table(m, prefix, "path", "initial", "delete", "owner", "verify", "xattrs")
 		s := Sync{
 			Initial: l.boolean(m, prefix, "initial"),
 			Delete:  l.boolean(m, prefix, "delete"),
+			Xattrs:  l.boolean(m, prefix, "xattrs"),
 			Verify:  l.oneOf(m, prefix, "verify", VerifyMetadata, VerifyMetadata, VerifyContent),
 		}
 		p, _ := l.str(m, prefix, "path", "")

@@ -147,7 +147,7 @@ func newHosts(cfg *config.Config, acceptNewHostKey bool, progress func(sshops.Pr
 	h := &sshops.Hosts{Old: endpoint(cfg.Old), New: endpoint(cfg.New), Mode: sshops.Mode(cfg.SSH.Transfer), Progress: progress,
 		Auth: sshops.Auth{IdentityFile: cfg.SSH.IdentityFile, KnownHosts: cfg.SSH.KnownHosts, AcceptNewHostKey: acceptNewHostKey}}
 	for _, s := range cfg.Sync {
-		e := sshops.Entry{Path: s.Path, Delete: s.Delete, Owner: s.Owner, Content: s.Verify == config.VerifyContent}
+		e := sshops.Entry{Path: s.Path, Delete: s.Delete, Owner: s.Owner, Content: s.Verify == config.VerifyContent, Xattrs: s.Xattrs}
 		h.Entries = append(h.Entries, e)
 		if s.Initial {
 			h.Initial = append(h.Initial, e)
