@@ -41,8 +41,15 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden sections of the scripts")
 
+// TestMain runs the tests in a network namespace of the lab (lab.RunIsolated),
+// where setup's BIND servers may start. The scripts' cutover commands are this
+// binary run again as "cutover" (testscript.RunMain); they get the lab's mark
+// from setup and the exits command, so Isolate lets them run where they are,
+// in the scripts' namespace, next to $DNS.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){"cutover": main})
+	lab.RunIsolated(func() int {
+		return testscript.RunMain(m, map[string]func() int{"cutover": func() int { main(); return 0 }})
+	})
 }
 
 func TestScripts(t *testing.T) {
@@ -95,6 +102,7 @@ func setup(env *testscript.Env) error {
 	}
 	env.Setenv("XDG_STATE_HOME", env.WorkDir+"/state")
 	env.Setenv("SSH_AUTH_SOCK", "")
+	env.Setenv(lab.NetnsEnv, os.Getenv(lab.NetnsEnv))
 	return nil
 }
 
@@ -120,7 +128,7 @@ func exits(ts *testscript.TestScript, neg bool, args []string) {
 	cmd := exec.Command(path, args[2:]...)
 	cmd.Dir = ts.Getenv("WORK")
 	var env []string
-	for _, k := range []string{"PATH", "HOME", "WORK", "DNS", "XDG_STATE_HOME", "CUTOVER_TEST_NOW", "SSH_AUTH_SOCK", "TSIG_KEY"} {
+	for _, k := range []string{"PATH", "HOME", "WORK", "DNS", "XDG_STATE_HOME", "CUTOVER_TEST_NOW", "SSH_AUTH_SOCK", "TSIG_KEY", lab.NetnsEnv} {
 		env = append(env, k+"="+ts.Getenv(k))
 	}
 	// testscript.Main re-executes this binary as "cutover".
