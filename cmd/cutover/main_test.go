@@ -6,10 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,10 +102,42 @@ func setup(env *testscript.Env) error {
 			return err
 		}
 	}
+	if err := absJournalConfigs(filepath.Join(env.WorkDir, "state"), env.WorkDir); err != nil {
+		return err
+	}
 	env.Setenv("XDG_STATE_HOME", env.WorkDir+"/state")
 	env.Setenv("SSH_AUTH_SOCK", "")
 	env.Setenv(lab.NetnsEnv, os.Getenv(lab.NetnsEnv))
 	return nil
+}
+
+// relConfig is the "config" field of a hand-written journal that names its
+// config file relative to the script's directory, as "config": "stopped.toml".
+var relConfig = regexp.MustCompile(`"config": "([^"/][^"]*)"`)
+
+// absJournalConfigs makes the config path in every state/**/journal.json of a
+// script absolute ($WORK/stopped.toml): a journal records the absolute path
+// of the config it belongs to, which is only known once $WORK is. With that
+// and the rest of its identity written out (zone, names, addresses,
+// provider), a hand-written journal is a current one, used as it is; one
+// without an identity is a journal from before identities, which the first
+// command that changes things adopts (journal.txtar tests that, with a
+// journal outside state/ whose relative path is left as written).
+func absJournalConfigs(stateDir, work string) error {
+	return filepath.WalkDir(stateDir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path == stateDir {
+			return nil
+		}
+		if err != nil || d.IsDir() || d.Name() != scheduler.JournalFile {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		data = relConfig.ReplaceAll(data, []byte(`"config": "`+work+`/$1"`))
+		return os.WriteFile(path, data, 0o600)
+	})
 }
 
 // exits runs a command with the script's environment and checks its exit code.
