@@ -71,7 +71,7 @@ func Load(path string, opts Options) (*Config, error) {
 // in between cannot make it wait.
 func readFile(path string) ([]byte, error) {
 	refuse := func(format string, args ...any) error {
-		return &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf(format, args...)}}}
+		return &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf(format, args...)}}, unusable: true}
 	}
 	check := func(fi os.FileInfo) error {
 		switch {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -48,7 +49,14 @@ func TestLoadOddFiles(t *testing.T) {
 			if _, ok := err.(*Error); !ok {
 				t.Fatalf("error is %T, want *Error (exit 2 in the CLI)", err)
 			}
+			if !errors.Is(err, ErrUnusableFile) {
+				t.Fatalf("errors.Is(err, ErrUnusableFile) is false: the CLI would say to fix lines")
+			}
 		})
+	}
+	// A problem in the lines is not about the file.
+	if _, err := Parse([]byte("on_failure = 1\n"+minimal), "c.toml", Options{}); err == nil || errors.Is(err, ErrUnusableFile) {
+		t.Fatalf("a problem in a line: error %v, want one that is not ErrUnusableFile", err)
 	}
 }
 

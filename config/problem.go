@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -33,7 +34,17 @@ func (p Problem) String() string {
 // Error holds every problem found in a config file.
 type Error struct {
 	Problems []Problem
+
+	unusable bool // the file itself (its type, size or permissions), not its content
 }
+
+// ErrUnusableFile matches an *Error about the file itself rather than its
+// lines: a directory, a pipe or another special file, a file over
+// MaxFileSize, one that cannot be read.
+var ErrUnusableFile = errors.New("config: not a readable regular file of at most 1 MiB")
+
+// Is reports whether target is ErrUnusableFile and the error is about the file itself.
+func (e *Error) Is(target error) bool { return target == ErrUnusableFile && e.unusable }
 
 func (e *Error) Error() string {
 	if len(e.Problems) == 1 {

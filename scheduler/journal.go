@@ -163,6 +163,20 @@ func (j *Journal) Started() bool {
 	return j.Snapshot != nil || j.Rollback != nil || len(j.Log) > 0
 }
 
+// Finished is when the cutover's last step ended: the time a finished
+// cutover finished. (Updated is when the journal was last written, which a
+// later save moves on: a note, or the adoption of a journal from before
+// identities.) Zero when no step has ended.
+func (j *Journal) Finished() time.Time {
+	var t time.Time
+	for _, s := range j.Steps {
+		if s.Ended.After(t) {
+			t = s.Ended
+		}
+	}
+	return t
+}
+
 // Note appends a timestamped line to the journal's log (not yet saved).
 func (j *Journal) Note(now time.Time, format string, args ...any) {
 	j.Log = append(j.Log, now.UTC().Format(time.RFC3339)+" "+fmt.Sprintf(format, args...))

@@ -277,6 +277,46 @@ func TestOpenJournalLegacy(t *testing.T) {
 	}
 }
 
+// A finished cutover finished when its last step ended, whatever was saved
+// after: adopting a finished journal from before identities saves it (and
+// moves Updated on) but not its end.
+func TestJournalFinished(t *testing.T) {
+	for _, tc := range []struct {
+		desc  string
+		steps string
+		want  string
+	}{
+		{desc: "nothing ended", steps: `[{"name": "preflight", "state": "pending"}]`},
+		{desc: "the latest end, not the last step's", want: "2026-11-23T13:00:00Z", steps: `[
+			{"name": "preflight", "state": "done", "started": "2026-11-23T12:00:00Z", "ended": "2026-11-23T13:00:00Z"},
+			{"name": "lower-ttl", "state": "done", "started": "2026-11-23T12:00:00Z", "ended": "2026-11-23T12:30:00Z"},
+			{"name": "initial-sync", "state": "skipped", "note": "no [[sync]] entry has initial = true"}]`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(t, dir, t0.Add(time.Hour), "")
+			os.MkdirAll(cfg.StateDir, 0o700)
+			if err := os.WriteFile(filepath.Join(cfg.StateDir, JournalFile), []byte(withKey(t, "steps", tc.steps)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			j, err := OpenJournal(cfg, t0.Add(48*time.Hour)) // adopts it: a save
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !j.Updated.Equal(t0.Add(48 * time.Hour)) {
+				t.Fatalf("updated %v: the adoption was not saved", j.Updated)
+			}
+			got := ""
+			if f := j.Finished(); !f.IsZero() {
+				got = f.UTC().Format(time.RFC3339)
+			}
+			if got != tc.want {
+				t.Fatalf("finished %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // errNoSpace is what a full disk says to a write.
 func errNoSpace(path string) error {
 	return &fs.PathError{Op: "write", Path: path, Err: syscall.ENOSPC}

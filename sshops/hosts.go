@@ -58,12 +58,14 @@ func (h *Hosts) cleanup(ctx context.Context, p *Pair) error {
 	return nil
 }
 
-// Close ends the connections.
+// Close removes old's manifests that the final Copy took and no Verify read (a run stopped
+// in between), then ends the connections.
 func (h *Hosts) Close() error {
 	if h.pair == nil {
 		return nil
 	}
-	return errors.Join(h.pair.Old.Close(), h.pair.New.Close())
+	err := h.pair.removeOldManifests(context.Background(), h.pair.window.reset())
+	return errors.Join(err, h.pair.Old.Close(), h.pair.New.Close())
 }
 
 // Preflight cleans up after a crashed run, then checks both hosts; the
@@ -98,19 +100,26 @@ func (h *Hosts) Copy(ctx context.Context, out io.Writer, final bool) error {
 	return p.Copy(ctx, entries, final)
 }
 
-// Verify compares both hosts' copies of the entries.
+// Verify compares both hosts' copies of the entries. A run resumed at verify first cleans up
+// after the run that was killed (its manifests of old, a transfer still running).
 func (h *Hosts) Verify(ctx context.Context, out io.Writer) error {
 	p, err := h.connect(ctx, out)
 	if err != nil {
 		return err
 	}
+	if err := h.cleanup(ctx, p); err != nil {
+		return err
+	}
 	return p.Verify(ctx, h.Entries)
 }
 
-// Fixup sets and checks the entries' owners on new.
+// Fixup sets and checks the entries' owners on new, after cleaning up as Verify does.
 func (h *Hosts) Fixup(ctx context.Context, out io.Writer) error {
 	p, err := h.connect(ctx, out)
 	if err != nil {
+		return err
+	}
+	if err := h.cleanup(ctx, p); err != nil {
 		return err
 	}
 	return p.Fixup(ctx, h.Entries)

@@ -380,3 +380,75 @@ func TestVerifyAfterCrash(t *testing.T) {
 		t.Errorf("left over after the next process's verify: %q", l)
 	}
 }
+
+// Old's manifests taken by a final Copy (files in TempDir on old) are removed on every path:
+// by Verify as it reads them, by a later Copy, by a failed Copy, by Close when no Verify read
+// them, and by Cleanup after a run that was killed in between.
+func TestOldManifestsRemoved(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeDirect)
+	mustExec(t, e.lab.Old, "set -e; mkdir -p /home/vmail/mail/a /var/lib/acme; printf x > /home/vmail/mail/a/m; printf c > /var/lib/acme/cert")
+	entries := []Entry{{Path: maildir}, {Path: "/var/lib/acme"}}
+	manifests := func(p *Pair) []string {
+		var out []string
+		for _, l := range e.leftovers(t, p) {
+			if !strings.HasPrefix(l, "temp dir: "+onetimeMarker+"manifest-") {
+				t.Fatalf("left over: %q, not a manifest", l)
+			}
+			out = append(out, l)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		desc  string
+		after func(t *testing.T, p *Pair) error // what follows a final Copy
+	}{
+		{desc: "Verify reads them", after: func(t *testing.T, p *Pair) error { return p.Verify(t.Context(), entries) }},
+		{desc: "another final Copy", after: func(t *testing.T, p *Pair) error {
+			if err := p.Copy(t.Context(), entries, true); err != nil {
+				return err
+			}
+			if m := manifests(p); len(m) != len(entries) {
+				t.Errorf("after the second final copy: %q, want its %d manifests only", m, len(entries))
+			}
+			return p.Verify(t.Context(), entries)
+		}},
+		{desc: "a failed final Copy", after: func(t *testing.T, p *Pair) error {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			p.Progress = func(Progress) { cancel() }
+			if err := p.Copy(ctx, entries, true); !errors.Is(err, context.Canceled) {
+				t.Errorf("a cancelled final copy: error %v, want context.Canceled", err)
+			}
+			return nil
+		}},
+		{desc: "Close without Verify", after: func(t *testing.T, p *Pair) error {
+			return (&Hosts{pair: p}).Close()
+		}},
+		{desc: "killed, then Cleanup", after: func(t *testing.T, p *Pair) error {
+			p.window.reset() // forgotten, as by a process that died
+			if m := manifests(p); len(m) != len(entries) {
+				t.Errorf("after the simulated kill: %q, want %d manifests", m, len(entries))
+			}
+			p2 := e.connect(t, ModeDirect)
+			p2.TempDir = p.TempDir
+			return p2.Cleanup(t.Context())
+		}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			p := e.connect(t, ModeDirect)
+			if err := p.Copy(t.Context(), entries, true); err != nil {
+				t.Fatal(err)
+			}
+			if m := manifests(p); len(m) != len(entries) {
+				t.Fatalf("after the final copy: %q, want %d manifests", m, len(entries))
+			}
+			if err := tc.after(t, p); err != nil {
+				t.Fatal(err)
+			}
+			if l := e.leftovers(t, p); len(l) > 0 {
+				t.Errorf("left over: %q", l)
+			}
+		})
+	}
+}

@@ -131,12 +131,14 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 	if _, err := p.New.output(ctx, mkdir, mkdir, nil); err != nil {
 		return err
 	}
-	p.window.reset()
+	if err := p.removeOldManifests(ctx, p.window.reset()); err != nil {
+		return err
+	}
 	if final {
 		// Old is frozen once the service is stopped: its manifests are taken while the copy
 		// runs, and Verify only has to walk new.
 		stop := p.takeOldManifests(ctx, entries)
-		defer func() { stop(err != nil) }()
+		defer func() { err = errors.Join(err, stop(err != nil)) }()
 	}
 	switch p.mode() {
 	case ModeRelay:
@@ -456,7 +458,9 @@ func (c *Client) requestAgent(s *ssh.Session) error {
 }
 
 // Cleanup removes what a crashed run left behind on both hosts: one-time keys in the SSH user's
-// authorized_keys and cutover temp dirs in TempDir. It is safe when nothing is left.
+// authorized_keys, and cutover temp dirs and old's manifest files (onetimeMarker*) in TempDir.
+// It is safe when nothing is left. It must not run between a final Copy and the Verify that
+// reads that Copy's manifests.
 func (p *Pair) Cleanup(ctx context.Context) error {
 	if p.Old == nil || p.New == nil {
 		return errors.New("sshops: pair needs both Old and New clients")

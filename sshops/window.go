@@ -40,11 +40,38 @@ type ownerScan struct {
 // maxOwnerFixes is how many wrong owners Fixup fixes one by one; with more it runs chown -R.
 const maxOwnerFixes = 10000
 
-// reset forgets everything: a new Copy makes it stale.
-func (w *windowState) reset() {
+// reset forgets everything (a new Copy makes it stale) and returns the files on old of the
+// manifests it forgot, for the caller to remove.
+func (w *windowState) reset() (files []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for _, om := range w.old {
+		if om.file != "" {
+			files = append(files, om.file)
+		}
+	}
 	w.old, w.owners = nil, nil
+	return files
+}
+
+// removeOldManifests removes manifest files from old, on a context that survives the
+// cancellation of ctx: every path that takes one removes it (Verify as it reads it; a failed
+// copy, a failed read, a new Copy and Close the ones nobody will read), and Cleanup removes
+// those of a killed run.
+func (p *Pair) removeOldManifests(ctx context.Context, files []string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	cctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	rm := "rm -f --"
+	for _, f := range files {
+		rm += " " + shellQuote(f)
+	}
+	if _, err := p.Old.output(cctx, rm, rm, nil); err != nil {
+		return fmt.Errorf("sshops: removing manifests from old: %w", err)
+	}
+	return nil
 }
 
 // takeOld returns and forgets old's manifest of dir taken by the final Copy, if any.
@@ -97,8 +124,9 @@ func (w *windowState) putOwners(dir string, s ownerScan) {
 }
 
 // takeOldManifests reads old's manifest of every entry in the background. The returned stop
-// waits for them (a failed copy cancels them first) and keeps those that were read.
-func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func(failed bool)) {
+// waits for them (a failed copy cancels them first) and keeps those that were read; after a
+// failed copy it removes the files it wrote on old.
+func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func(failed bool) error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	got := make([]oldManifest, len(entries))
@@ -115,6 +143,7 @@ func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func
 				f := p.tempDir() + "/" + onetimeMarker + "manifest-" + hex.EncodeToString(rnd[:])
 				cmd := fmt.Sprintf("umask 077 && ( %s ) > %s", sortedManifestCmd(e.Path), shellQuote(f))
 				if _, err := p.Old.output(ctx, cmd, "manifest of "+e.Path+" into "+f, nil); err != nil {
+					_ = p.removeOldManifests(ctx, []string{f}) // Verify walks old itself
 					return
 				}
 				got[i], ok[i] = oldManifest{file: f}, true
@@ -131,14 +160,20 @@ func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func
 			got[i], ok[i] = oldManifest{content: e.Content, m: m}, true
 		})
 	}
-	return func(failed bool) {
+	return func(failed bool) error {
 		if failed {
 			cancel()
 		}
 		wg.Wait()
 		cancel()
 		if failed {
-			return
+			var files []string
+			for i := range entries {
+				if ok[i] && got[i].file != "" {
+					files = append(files, got[i].file)
+				}
+			}
+			return p.removeOldManifests(ctx, files)
 		}
 		p.window.mu.Lock()
 		defer p.window.mu.Unlock()
@@ -148,6 +183,7 @@ func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func
 				p.window.old[e.Path] = got[i]
 			}
 		}
+		return nil
 	}
 }
 
@@ -303,6 +339,9 @@ func (p *Pair) verifyEntry(ctx context.Context, e Entry) ([]Difference, int, err
 		})
 	})
 	if err != nil {
+		if took { // the stream stopped before cat's rm ran
+			err = errors.Join(err, p.removeOldManifests(ctx, []string{om.file}))
+		}
 		return nil, 0, err
 	}
 	done(sd.oldSize, sd.total)

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,8 +43,15 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden sections of the scripts")
 
+// TestMain runs the tests in a network namespace of the lab (lab.RunIsolated),
+// where setup's BIND servers may start. The scripts' cutover commands are this
+// binary run again as "cutover" (testscript.RunMain); they get the lab's mark
+// from setup and the exits command, so Isolate lets them run where they are,
+// in the scripts' namespace, next to $DNS.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){"cutover": main})
+	lab.RunIsolated(func() int {
+		return testscript.RunMain(m, map[string]func() int{"cutover": func() int { main(); return 0 }})
+	})
 }
 
 func TestScripts(t *testing.T) {
@@ -93,9 +102,42 @@ func setup(env *testscript.Env) error {
 			return err
 		}
 	}
+	if err := absJournalConfigs(filepath.Join(env.WorkDir, "state"), env.WorkDir); err != nil {
+		return err
+	}
 	env.Setenv("XDG_STATE_HOME", env.WorkDir+"/state")
 	env.Setenv("SSH_AUTH_SOCK", "")
+	env.Setenv(lab.NetnsEnv, os.Getenv(lab.NetnsEnv))
 	return nil
+}
+
+// relConfig is the "config" field of a hand-written journal that names its
+// config file relative to the script's directory, as "config": "stopped.toml".
+var relConfig = regexp.MustCompile(`"config": "([^"/][^"]*)"`)
+
+// absJournalConfigs makes the config path in every state/**/journal.json of a
+// script absolute ($WORK/stopped.toml): a journal records the absolute path
+// of the config it belongs to, which is only known once $WORK is. With that
+// and the rest of its identity written out (zone, names, addresses,
+// provider), a hand-written journal is a current one, used as it is; one
+// without an identity is a journal from before identities, which the first
+// command that changes things adopts (journal.txtar tests that, with a
+// journal outside state/ whose relative path is left as written).
+func absJournalConfigs(stateDir, work string) error {
+	return filepath.WalkDir(stateDir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path == stateDir {
+			return nil
+		}
+		if err != nil || d.IsDir() || d.Name() != scheduler.JournalFile {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		data = relConfig.ReplaceAll(data, []byte(`"config": "`+work+`/$1"`))
+		return os.WriteFile(path, data, 0o600)
+	})
 }
 
 // exits runs a command with the script's environment and checks its exit code.
@@ -120,7 +162,7 @@ func exits(ts *testscript.TestScript, neg bool, args []string) {
 	cmd := exec.Command(path, args[2:]...)
 	cmd.Dir = ts.Getenv("WORK")
 	var env []string
-	for _, k := range []string{"PATH", "HOME", "WORK", "DNS", "XDG_STATE_HOME", "CUTOVER_TEST_NOW", "SSH_AUTH_SOCK", "TSIG_KEY"} {
+	for _, k := range []string{"PATH", "HOME", "WORK", "DNS", "XDG_STATE_HOME", "CUTOVER_TEST_NOW", "SSH_AUTH_SOCK", "TSIG_KEY", lab.NetnsEnv} {
 		env = append(env, k+"="+ts.Getenv(k))
 	}
 	// testscript.Main re-executes this binary as "cutover".

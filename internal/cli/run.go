@@ -228,7 +228,7 @@ func cmdRun(ctx context.Context, e *env, c *command, args []string) error {
 	j := s.journal
 	switch j.Outcome {
 	case scheduler.OutcomeDone:
-		fmt.Fprintf(e.stdout, "%s: the cutover finished at %s; nothing to do\n", cfg.File, j.Updated.UTC().Format(time.RFC3339))
+		fmt.Fprintf(e.stdout, "%s: the cutover finished at %s; nothing to do\n", cfg.File, j.Finished().UTC().Format(time.RFC3339))
 		return nil
 	case scheduler.OutcomeRolledBack:
 		return withHint(fmt.Errorf("run: this cutover was rolled back (%s)", j.Rollback.Reason), ExitFailure, "%s", startOver(cfg))

@@ -34,8 +34,8 @@ func parseConfig(e *env, c *command, fs *flag.FlagSet, args []string, future boo
 }
 
 // loadConfig reads and validates a config file, including each provider
-// table. With future set, a cutover_at in the past is a problem. Invalid
-// config is a usage error (exit 2).
+// table, and prints its warnings on stderr. With future set, a cutover_at
+// in the past is a problem. Invalid config is a usage error (exit 2).
 func loadConfig(e *env, path string, future bool) (*config.Config, error) {
 	opts := config.Options{CheckProvider: checkProvider}
 	if future {
@@ -46,11 +46,16 @@ func loadConfig(e *env, path string, future bool) (*config.Config, error) {
 	}
 	cfg, err := config.Load(path, opts)
 	var ce *config.Error
-	if errors.As(err, &ce) {
+	switch {
+	case errors.Is(err, config.ErrUnusableFile):
+		return nil, &usageError{err: err, hint: "give the path of a regular TOML file of at most 1 MiB that cutover can read, then run: cutover validate FILE"}
+	case errors.As(err, &ce):
 		return nil, &usageError{err: err, hint: "fix the lines above, then run: cutover validate " + path}
-	}
-	if err != nil {
+	case err != nil:
 		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(e.stderr, "cutover: warning: config: %s\n", w)
 	}
 	return cfg, nil
 }
