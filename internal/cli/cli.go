@@ -162,7 +162,8 @@ func lookup(name string) *command {
 }
 
 // Main runs cutover with args and returns the exit code. SIGINT and SIGTERM
-// cancel the context; a second signal exits at once.
+// cancel the context; a second signal exits at once, once the local hooks
+// still running are killed with their process groups.
 func Main(args []string) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -177,6 +178,7 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "cutover: %s: stopping at the next safe point (a second signal aborts at once)\n", s)
 		cancel(errInterrupted)
 		if _, ok := <-sigs; ok {
+			scheduler.AbortLocal()
 			fmt.Fprintln(os.Stderr, "cutover: aborted")
 			os.Exit(ExitInterrupted)
 		}
