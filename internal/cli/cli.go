@@ -178,8 +178,8 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "cutover: %s: stopping at the next safe point (a second signal aborts at once)\n", s)
 		cancel(errInterrupted)
 		if _, ok := <-sigs; ok {
-			scheduler.AbortLocal()
 			fmt.Fprintln(os.Stderr, "cutover: aborted")
+			scheduler.AbortLocal()
 			os.Exit(ExitInterrupted)
 		}
 	}()
