@@ -94,25 +94,6 @@ disable = { on = "local", run = "echo stopping mail as {old.ssh_user} on {old.ad
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	for _, tc := range []struct {
-		desc, in, want string
-	}{
-		{desc: "plain", in: "root", want: "root"},
-		{desc: "address and port", in: "[2001:db8::1]:22", want: "'[2001:db8::1]:22'"},
-		{desc: "empty", in: "", want: "''"},
-		{desc: "command separator", in: "root; touch /tmp/pwned; echo INJECTED #", want: "'root; touch /tmp/pwned; echo INJECTED #'"},
-		{desc: "single quote", in: "it's", want: `'it'\''s'`},
-		{desc: "expansion", in: "$(id)", want: "'$(id)'"},
-	} {
-		t.Run(tc.desc, func(t *testing.T) {
-			if got := shellQuote(tc.in); got != tc.want {
-				t.Fatalf("%q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestParseProblems(t *testing.T) {
 	longName := `"` + strings.Repeat(strings.Repeat("a", 60)+".", 4) + `example.org"` // 255 characters
 	for _, tc := range []struct {

@@ -19,6 +19,8 @@ import (
 	"unicode"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/cutover-dev/cutover/internal/shellquote"
 )
 
 // Options tune Load.
@@ -564,7 +566,7 @@ func (l *loader) fileSecret(key, ref string) string {
 		ref = "file:" + p
 	}
 	if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o044 != 0 {
-		l.warn(key, "secret file %q can be read by group or others (mode %04o); run: chmod 600 %s", p, fi.Mode().Perm(), shellQuote(p))
+		l.warn(key, "secret file %q can be read by group or others (mode %04o); run: chmod 600 %s", p, fi.Mode().Perm(), shellquote.Quote(p))
 	}
 	return ref
 }
@@ -833,15 +835,6 @@ func Placeholders(cfg *Config) map[string]string {
 	return m
 }
 
-// shellQuote quotes s for a POSIX shell: as it is when it holds only
-// characters no shell treats specially, in single quotes otherwise.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""
@@ -886,7 +879,7 @@ func (l *loader) hooks(m map[string]any, cfg *Config) Hooks {
 			if v == "" {
 				l.problem(prefix+".run", "placeholder %s is empty: that key is not set", ph)
 			}
-			return shellQuote(v)
+			return shellquote.Quote(v)
 		})
 		h.Timeout = l.duration(t, prefix, "timeout", DefaultHookTimeout)
 		if h.Timeout <= 0 {

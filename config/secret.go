@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -71,4 +72,33 @@ func (s Secret) Resolve() (string, error) {
 		return v, nil
 	}
 	return "", errors.New("config: secret: not configured")
+}
+
+// SecretEnv lists the environment variables the config names as secrets
+// (every "env:NAME" in a [providers.NAME] table), sorted, each once: what
+// local hooks and the [notify] command must not inherit.
+func (c *Config) SecretEnv() []string {
+	var names []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			if name, ok := strings.CutPrefix(v, "env:"); ok && name != "" {
+				names = append(names, name)
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	for _, p := range c.Providers {
+		walk(p.values)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }

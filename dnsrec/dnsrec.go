@@ -56,6 +56,28 @@ type Name struct {
 // MaxTTL is the longer TTL of the name's A and AAAA RRsets.
 func (n Name) MaxTTL() time.Duration { return max(n.A.TTL, n.AAAA.TTL) }
 
+// ServedTTL is the TTL the name served for typ ("A" or "AAAA"): that
+// RRset's, or the other type's when it did not exist; 0 when neither did.
+func (n Name) ServedTTL(typ string) time.Duration {
+	own, other := n.A, n.AAAA
+	if typ == "AAAA" {
+		own, other = n.AAAA, n.A
+	}
+	if own.Exists() {
+		return own.TTL
+	}
+	return other.TTL
+}
+
+// SwapTTL is the TTL the swap gives the name's new typ RRset: lowered, but
+// never above the TTL served, so a lowered_ttl above it never raises it.
+func (n Name) SwapTTL(typ string, lowered time.Duration) time.Duration {
+	if served := n.ServedTTL(typ); served > 0 {
+		return min(lowered, served)
+	}
+	return lowered
+}
+
 // Snapshot is what the zone held for the names before cutover changed
 // anything: what a revert puts back. The journal keeps it.
 type Snapshot struct {

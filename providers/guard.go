@@ -12,8 +12,13 @@ import (
 // and the call ("desec: set records: ..."; an error that already starts with
 // the type keeps its own words), a panic inside the library becomes an error
 // instead of crashing cutover, and none of secrets appears in an error (some
-// libraries put keys into URLs, which net/http errors quote). Open applies it
-// to every provider; a client with the NameReader ability keeps it.
+// libraries put keys into URLs, which net/http errors quote). A call
+// returns as soon as its ctx ends, with ctx's cause, even when the library
+// would wait out its own I/O timeout (miekg/dns, under rfc2136, honours a
+// context's deadline but not its cancellation): the library call goes on
+// in the background and its result is dropped, which is safe because every
+// write cutover makes converges when repeated. Open applies Guard to every
+// provider; a client with the NameReader ability keeps it.
 func Guard(typ string, c Client, secrets ...string) Client {
 	g := &guarded{typ: typ, c: c, secrets: secrets}
 	if nr, ok := c.(NameReader); ok {
@@ -28,22 +33,16 @@ type guarded struct {
 	secrets []string
 }
 
-func (g *guarded) GetRecords(ctx context.Context, zone string) (recs []libdns.Record, err error) {
-	defer g.recover(&err, "get records")
-	recs, err = g.c.GetRecords(ctx, zone)
-	return recs, g.wrap(err, "get records")
+func (g *guarded) GetRecords(ctx context.Context, zone string) ([]libdns.Record, error) {
+	return g.call(ctx, "get records", func() ([]libdns.Record, error) { return g.c.GetRecords(ctx, zone) })
 }
 
-func (g *guarded) SetRecords(ctx context.Context, zone string, in []libdns.Record) (recs []libdns.Record, err error) {
-	defer g.recover(&err, "set records")
-	recs, err = g.c.SetRecords(ctx, zone, in)
-	return recs, g.wrap(err, "set records")
+func (g *guarded) SetRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
+	return g.call(ctx, "set records", func() ([]libdns.Record, error) { return g.c.SetRecords(ctx, zone, in) })
 }
 
-func (g *guarded) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) (recs []libdns.Record, err error) {
-	defer g.recover(&err, "delete records")
-	recs, err = g.c.DeleteRecords(ctx, zone, in)
-	return recs, g.wrap(err, "delete records")
+func (g *guarded) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
+	return g.call(ctx, "delete records", func() ([]libdns.Record, error) { return g.c.DeleteRecords(ctx, zone, in) })
 }
 
 type guardedNames struct {
@@ -51,10 +50,34 @@ type guardedNames struct {
 	nr NameReader
 }
 
-func (g *guardedNames) GetNameRecords(ctx context.Context, zone string, names []string) (recs []libdns.Record, err error) {
-	defer g.recover(&err, "get records")
-	recs, err = g.nr.GetNameRecords(ctx, zone, names)
-	return recs, g.wrap(err, "get records")
+func (g *guardedNames) GetNameRecords(ctx context.Context, zone string, names []string) ([]libdns.Record, error) {
+	return g.call(ctx, "get records", func() ([]libdns.Record, error) { return g.nr.GetNameRecords(ctx, zone, names) })
+}
+
+// call runs one library call, op, in a goroutine of its own, and returns
+// its result, or ctx's cause as soon as ctx ends.
+func (g *guarded) call(ctx context.Context, op string, f func() ([]libdns.Record, error)) ([]libdns.Record, error) {
+	type result struct {
+		recs []libdns.Record
+		err  error
+	}
+	done := make(chan result, 1) // the call may end after nobody waits
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r = result{err: fmt.Errorf("panic in the provider library: %v", p)}
+			}
+			done <- r
+		}()
+		r.recs, r.err = f()
+	}()
+	select {
+	case r := <-done:
+		return r.recs, g.wrap(r.err, op)
+	case <-ctx.Done():
+		return nil, g.wrap(context.Cause(ctx), op)
+	}
 }
 
 func (g *guarded) wrap(err error, op string) error {
@@ -65,12 +88,6 @@ func (g *guarded) wrap(err error, op string) error {
 		err = fmt.Errorf("%s: %s: %w", g.typ, op, err)
 	}
 	return redact(err, g.secrets)
-}
-
-func (g *guarded) recover(err *error, op string) {
-	if r := recover(); r != nil {
-		*err = redact(fmt.Errorf("%s: %s: panic in the provider library: %v", g.typ, op, r), g.secrets)
-	}
 }
 
 // guardOpen runs a factory, turning a panic into an error.

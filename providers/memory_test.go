@@ -190,6 +190,49 @@ func TestLowerTTLNeverRaises(t *testing.T) {
 	}
 }
 
+// The swap writes the lowered TTL, or the TTL served before when that is
+// lower (a lowered_ttl above it must not raise it); a new AAAA RRset takes
+// the name's A TTL as what was served.
+func TestSwapNeverRaisesTTL(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		desc    string
+		seed    []libdns.RR
+		to      providers.Target
+		lowered time.Duration
+		want    []libdns.RR
+	}{
+		{desc: "lowered below served", seed: []libdns.RR{rr("mail", "A", "192.0.2.1", time.Hour)},
+			to: providers.Target{A: a2}, lowered: 5 * time.Minute,
+			want: []libdns.RR{rr("mail", "A", "198.51.100.2", 5*time.Minute)}},
+		{desc: "lowered above served: the served TTL stays", seed: []libdns.RR{rr("mail", "A", "192.0.2.1", 5*time.Minute)},
+			to: providers.Target{A: a2}, lowered: 24 * time.Hour,
+			want: []libdns.RR{rr("mail", "A", "198.51.100.2", 5*time.Minute)}},
+		{desc: "each RRset capped by its own TTL",
+			seed: []libdns.RR{rr("mail", "A", "192.0.2.1", 10*time.Minute), rr("mail", "AAAA", "2001:db8::1", 2*time.Minute)},
+			to:   providers.Target{A: a2, AAAA: a62}, lowered: time.Hour,
+			want: []libdns.RR{rr("mail", "A", "198.51.100.2", 10*time.Minute), rr("mail", "AAAA", "2001:db8::2", 2*time.Minute)}},
+		{desc: "a new AAAA is capped by the A TTL", seed: []libdns.RR{rr("mail", "A", "192.0.2.1", 5*time.Minute)},
+			to: providers.Target{A: a2, AAAA: a62}, lowered: time.Hour,
+			want: []libdns.RR{rr("mail", "A", "198.51.100.2", 5*time.Minute), rr("mail", "AAAA", "2001:db8::2", 5*time.Minute)}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			m := &memory{zone: "example.org.", rrs: tc.seed}
+			z := providers.NewZone(m, "example.org.", providers.Capabilities{})
+			snap, err := z.Snapshot(ctx, []string{"mail.example.org."})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := z.Swap(ctx, snap, tc.to, tc.lowered); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(m.rrs, tc.want) {
+				t.Errorf("zone holds %+v, want %+v", m.rrs, tc.want)
+			}
+		})
+	}
+}
+
 func TestOperationErrors(t *testing.T) {
 	ctx := context.Background()
 	caps := providers.Capabilities{MinTTL: time.Minute, MinTTLReason: "the API refuses less"}

@@ -109,7 +109,8 @@ func (z *Zone) LowerTTL(ctx context.Context, snap *Snapshot, ttl time.Duration) 
 
 // Swap makes each name's A RRset exactly {to.A} and its AAAA RRset exactly
 // {to.AAAA}, or removes it when to has no IPv6 address. The new RRsets carry
-// ttl (the lowered TTL). Other types and other names are untouched.
+// ttl (the lowered TTL), or the TTL served before when that is lower: a swap
+// never raises a TTL. Other types and other names are untouched.
 func (z *Zone) Swap(ctx context.Context, snap *Snapshot, to Target, ttl time.Duration) error {
 	if !to.A.Is4() {
 		return fmt.Errorf("providers: swap: target A %q is not an IPv4 address", to.A)
@@ -127,7 +128,7 @@ func (z *Zone) Swap(ctx context.Context, snap *Snapshot, to Target, ttl time.Dur
 		}
 		after = RRset{Addrs: want}
 		if len(want) > 0 {
-			after.TTL = ttl
+			after.TTL = n.SwapTTL(typ, ttl)
 		}
 		return old, after
 	})
@@ -145,7 +146,7 @@ func (z *Zone) RestoreTTL(ctx context.Context, snap *Snapshot, to Target) error 
 		fallback = max(fallback, n.A.TTL, n.AAAA.TTL)
 	}
 	return z.run(ctx, "restore-ttl", snap, func(n NameRecords, typ string, old RRset, cur RRset) (before, after RRset) {
-		ttl := origTTL(n, typ)
+		ttl := n.ServedTTL(typ)
 		if ttl == 0 {
 			ttl = fallback
 		}
@@ -181,17 +182,6 @@ func (z *Zone) Revert(ctx context.Context, snap *Snapshot, from Target) error {
 		}
 		return RRset{Addrs: b}, old
 	})
-}
-
-func origTTL(n NameRecords, typ string) time.Duration {
-	own, other := n.A, n.AAAA
-	if typ == "AAAA" {
-		own, other = n.AAAA, n.A
-	}
-	if len(own.Addrs) > 0 {
-		return own.TTL
-	}
-	return other.TTL
 }
 
 func (z *Zone) checkTTL(op string, ttl time.Duration) error {

@@ -1,12 +1,12 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -28,12 +28,14 @@ type EventLog struct {
 	mu     sync.Mutex
 	f      *os.File
 	notify string
+	hide   []string  // environment variables notify must not see
 	warn   io.Writer // where notify failures are reported
 }
 
 // OpenEventLog opens (creating, 0600) the event log in dir. notify is the
-// [notify] command ("" for none); its failures are reported on warn.
-func OpenEventLog(dir, notify string, warn io.Writer) (*EventLog, error) {
+// [notify] command ("" for none), run without the environment variables
+// in hide (the secrets the config names); its failures are reported on warn.
+func OpenEventLog(dir, notify string, hide []string, warn io.Writer) (*EventLog, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("scheduler: state dir: %w", err)
 	}
@@ -41,7 +43,7 @@ func OpenEventLog(dir, notify string, warn io.Writer) (*EventLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: event log: %w", err)
 	}
-	return &EventLog{f: f, notify: notify, warn: warn}, nil
+	return &EventLog{f: f, notify: notify, hide: hide, warn: warn}, nil
 }
 
 // Close closes the log.
@@ -59,9 +61,13 @@ var notified = map[string]bool{
 	"dns-changed": true, "rollback-started": true, "rollback-done": true, "rollback-failed": true, "run-done": true,
 }
 
+// notifyTimeout bounds one run of the notify command.
+const notifyTimeout = 30 * time.Second
+
 // Emit writes ev and, for step changes, runs the notify command with the
 // event in its environment (CUTOVER_EVENT as JSON, plus CUTOVER_EVENT_KIND,
-// CUTOVER_STEP, CUTOVER_STATE, CUTOVER_MESSAGE). It never fails the run.
+// CUTOVER_STEP, CUTOVER_STATE, CUTOVER_MESSAGE), stopped with its process
+// group after notifyTimeout. It never fails the run.
 func (l *EventLog) Emit(ev Event) {
 	data, err := json.Marshal(ev)
 	if err != nil {
@@ -76,22 +82,22 @@ func (l *EventLog) Emit(ev Event) {
 	if l.notify == "" || !notified[ev.Kind] {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", l.notify)
 	msg := ev.Message
 	if ev.Error != "" {
 		msg = ev.Error
 	}
-	cmd.Env = append(os.Environ(),
+	env := localEnv(l.hide,
 		"CUTOVER_EVENT="+string(data),
 		"CUTOVER_EVENT_KIND="+ev.Kind,
 		"CUTOVER_STEP="+string(ev.Step),
 		"CUTOVER_STATE="+string(ev.State),
 		"CUTOVER_MESSAGE="+msg,
 	)
-	if out, err := cmd.CombinedOutput(); err != nil && l.warn != nil {
-		fmt.Fprintf(l.warn, "cutover: warning: [notify] command failed for %s: %v: %s\n", ev.Kind, err, tailString(out, 200))
+	var out bytes.Buffer
+	if err := runLocal(ctx, &out, l.notify, env, localKillGrace); err != nil && l.warn != nil {
+		fmt.Fprintf(l.warn, "cutover: warning: [notify] command failed for %s: %v: %s\n", ev.Kind, err, tailString(out.Bytes(), 200))
 	}
 }
 

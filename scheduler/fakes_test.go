@@ -292,7 +292,7 @@ func newTestEngine(t testing.TB, dir string, cfg *config.Config, clock Clock, ou
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := OpenEventLog(cfg.StateDir, "", out)
+	ev, err := OpenEventLog(cfg.StateDir, "", nil, out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
-	"syscall"
-	"time"
 
 	"github.com/cutover-dev/cutover/config"
 )
@@ -16,45 +13,20 @@ import (
 type HookRunner struct {
 	// Remote runs command on the host with role on ("old" or "new").
 	Remote func(ctx context.Context, out io.Writer, on, command string) error
+	// Hide names the environment variables a local hook must not see: the
+	// secrets the config names (config.Config.SecretEnv).
+	Hide []string
 }
 
-// Run runs h, its output to out.
+// Run runs h, its output to out. A local hook that ctx stops is stopped
+// with its whole process group (see runLocal).
 func (r HookRunner) Run(ctx context.Context, out io.Writer, h *config.Hook) error {
 	fmt.Fprintf(out, "hook %s on %s: %s\n", h.Name, h.On, h.Run)
 	if h.On == config.OnLocal {
-		return runLocal(ctx, out, h.Run)
-	}
-	return r.Remote(ctx, out, h.On, h.Run)
-}
-
-// localKillGrace is how long a local hook has between SIGTERM and SIGKILL.
-const localKillGrace = 5 * time.Second
-
-// runLocal runs a command in sh with its own process group, killed as a
-// whole when ctx ends (SIGTERM, then SIGKILL after localKillGrace).
-func runLocal(ctx context.Context, out io.Writer, command string) error {
-	cmd := exec.Command("/bin/sh", "-c", command)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("hook: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("hook: %q: %w", command, err)
+		if err := runLocal(ctx, out, h.Run, localEnv(r.Hide), localKillGrace); err != nil {
+			return fmt.Errorf("hook: %q: %w", h.Run, err)
 		}
 		return nil
-	case <-ctx.Done():
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(localKillGrace):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		return fmt.Errorf("hook: %q: stopped: %w", command, context.Cause(ctx))
 	}
+	return r.Remote(ctx, out, h.On, h.Run)
 }

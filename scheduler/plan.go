@@ -141,6 +141,10 @@ func MakePlan(in Input) (*Plan, error) {
 			}
 		}
 		p.MaxTTL = dnsrec.MaxTTL(in.Facts.Names)
+		if p.MaxTTL > 0 && cfg.DNS.LoweredTTL >= p.MaxTTL {
+			pl.warn(fmt.Sprintf("dns.lowered_ttl %s is not below the TTL served (at most %s): lower-ttl is skipped, and the swap keeps each record's served TTL",
+				config.FormatDuration(cfg.DNS.LoweredTTL), config.FormatDuration(p.MaxTTL)))
+		}
 		if pl.addsAAAA {
 			p.MaxTTL = max(p.MaxTTL, in.Facts.NegativeTTL)
 			pl.warn(fmt.Sprintf("the new host adds AAAA records that do not exist today: caches may hold the negative answer for up to %s (the zone's negative-caching TTL)", config.FormatDuration(in.Facts.NegativeTTL)))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,12 @@ import (
 )
 
 func planConfig(t *testing.T, cutoverAt time.Time, new6 bool) *config.Config {
+	t.Helper()
+	return planConfigWith(t, cutoverAt, new6, "")
+}
+
+// planConfigWith is planConfig with more TOML (tables) at the end.
+func planConfigWith(t *testing.T, cutoverAt time.Time, new6 bool, more string) *config.Config {
 	t.Helper()
 	src := `cutover_at = ` + cutoverAt.Format(time.RFC3339) + `
 [old]
@@ -34,7 +41,7 @@ lowered_ttl = "5m"
 resolvers = ["127.0.0.1"]
 [providers.main]
 type = "x"
-`
+` + more
 	cfg, err := config.Parse([]byte(src), "c.toml", config.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +114,77 @@ func TestMakePlan(t *testing.T) {
 			}
 			if tc.wantWarning != "" && !slices.Contains(p.Warnings, tc.wantWarning) {
 				t.Errorf("warnings %q lack %q", p.Warnings, tc.wantWarning)
+			}
+		})
+	}
+}
+
+// The actions of a plan say what the commands will do, values quoted as the
+// commands quote them, and the TTL the swap writes is never above the one
+// served.
+func TestPlanActions(t *testing.T) {
+	a := func(ttl time.Duration, addr string) dnsrec.RRset {
+		return dnsrec.RRset{TTL: ttl, Addrs: []netip.Addr{netip.MustParseAddr(addr)}}
+	}
+	served := func(ttl time.Duration) *Facts {
+		return &Facts{NegativeTTL: time.Minute, Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(ttl, "192.0.2.1")}}}
+	}
+	syncs := `[[sync]]
+path = "/var/mail/it's here"
+initial = true
+owner = "vmail:"
+[[sync]]
+path = "/etc/dkim; rm -rf x"
+`
+	for _, tc := range []struct {
+		desc        string
+		more        string
+		new6        bool
+		facts       *Facts
+		step        StepName
+		want        []string
+		wantWarning string // "": none about lowered_ttl
+	}{
+		{desc: "initial-sync quotes the paths", more: syncs, facts: served(time.Hour), step: InitialSync,
+			want: []string{`copy '/var/mail/it'\''s here' from old to new (direct transfer, nothing deleted)`}},
+		{desc: "final-sync quotes each path", more: syncs, facts: served(time.Hour), step: FinalSync,
+			want: []string{`copy '/var/mail/it'\''s here' from old to new (direct transfer)`, `copy '/etc/dkim; rm -rf x' from old to new (direct transfer)`}},
+		{desc: "verify quotes each path", more: syncs, facts: served(time.Hour), step: Verify,
+			want: []string{`compare '/var/mail/it'\''s here' on both hosts (paths, types, sizes, times and modes)`, `compare '/etc/dkim; rm -rf x' on both hosts (paths, types, sizes, times and modes)`}},
+		{desc: "fixup quotes owner and path", more: syncs, facts: served(time.Hour), step: Fixup,
+			want: []string{`on new: chown -R vmail: '/var/mail/it'\''s here', then check nothing under it has another owner`}},
+		{desc: "swap at the lowered TTL", facts: served(time.Hour), step: SwapDNS,
+			want: []string{"mail.example.org. A -> 192.0.2.2 (TTL 5m)", "mail.example.org. AAAA: removed (the new host has no address6)"}},
+		{desc: "swap keeps a served TTL below lowered_ttl", facts: served(2 * time.Minute), step: SwapDNS, new6: true,
+			want:        []string{"mail.example.org. A -> 192.0.2.2 (TTL 2m)", "mail.example.org. AAAA -> 2001:db8::2 (TTL 2m)"},
+			wantWarning: "dns.lowered_ttl 5m is not below the TTL served (at most 2m): lower-ttl is skipped, and the swap keeps each record's served TTL"},
+		{desc: "lowered_ttl equal to the served TTL", facts: served(5 * time.Minute), step: SwapDNS,
+			want:        []string{"mail.example.org. A -> 192.0.2.2 (TTL 5m)", "mail.example.org. AAAA: removed (the new host has no address6)"},
+			wantWarning: "dns.lowered_ttl 5m is not below the TTL served (at most 5m): lower-ttl is skipped, and the swap keeps each record's served TTL"},
+		{desc: "offline: the lowered TTL", step: SwapDNS,
+			want: []string{"mail.example.org. A -> 192.0.2.2 (TTL 5m)", "mail.example.org. AAAA: removed (the new host has no address6)"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := planConfigWith(t, t0.Add(48*time.Hour), tc.new6, tc.more)
+			p, err := MakePlan(Input{Config: cfg, Facts: tc.facts, Now: t0, Provider: ProviderInfo{Type: "x"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(p.Steps, func(s PlannedStep) bool { return s.Name == tc.step })
+			if got := p.Steps[i].Action; !slices.Equal(got, tc.want) {
+				t.Errorf("%s actions:\n%q\nwant\n%q", tc.step, got, tc.want)
+			}
+			var got string
+			for _, w := range p.Warnings {
+				if strings.HasPrefix(w, "dns.lowered_ttl") {
+					got = w
+				}
+			}
+			if got != tc.wantWarning {
+				t.Errorf("warning %q, want %q", got, tc.wantWarning)
+			}
+			if tc.wantWarning != "" && p.Steps[1].Skip == "" {
+				t.Errorf("lower-ttl not skipped although lowered_ttl >= the TTL served")
 			}
 		})
 	}

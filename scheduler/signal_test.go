@@ -83,7 +83,7 @@ func TestInterruptAndResume(t *testing.T) {
 func TestNotify(t *testing.T) {
 	dir := t.TempDir()
 	got := filepath.Join(dir, "notified")
-	l, err := OpenEventLog(dir, `printf '%s|%s|%s|%s\n' "$CUTOVER_EVENT_KIND" "$CUTOVER_STEP" "$CUTOVER_STATE" "$CUTOVER_MESSAGE" >> `+got, &bytes.Buffer{})
+	l, err := OpenEventLog(dir, `printf '%s|%s|%s|%s\n' "$CUTOVER_EVENT_KIND" "$CUTOVER_STEP" "$CUTOVER_STATE" "$CUTOVER_MESSAGE" >> `+got, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestNotify(t *testing.T) {
 	}
 	// A failing notify command is reported and does not stop anything.
 	var warn bytes.Buffer
-	l2, _ := OpenEventLog(t.TempDir(), "exit 3", &warn)
+	l2, _ := OpenEventLog(t.TempDir(), "exit 3", nil, &warn)
 	defer l2.Close()
 	l2.Emit(Event{Kind: "step-done", Step: Verify})
 	if !strings.Contains(warn.String(), "cutover: warning: [notify] command failed for step-done: exit status 3") {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/dnsrec"
+	"github.com/cutover-dev/cutover/internal/shellquote"
 )
 
 // StepName names one step of a cutover.
@@ -280,7 +281,7 @@ func planInitialSync(pl *planner, ps *PlannedStep) {
 	var initial []string
 	for _, s := range pl.cfg.Sync {
 		if s.Initial {
-			initial = append(initial, s.Path)
+			initial = append(initial, shellquote.Quote(s.Path))
 		}
 	}
 	if len(initial) > 0 {
@@ -309,14 +310,14 @@ func planFinalSync(pl *planner, ps *PlannedStep) {
 		if s.Delete {
 			del = ", deleting what is gone on old"
 		}
-		ps.Action = append(ps.Action, fmt.Sprintf("copy %s from old to new (%s transfer%s)", s.Path, pl.cfg.SSH.Transfer, del))
+		ps.Action = append(ps.Action, fmt.Sprintf("copy %s from old to new (%s transfer%s)", shellquote.Quote(s.Path), pl.cfg.SSH.Transfer, del))
 	}
 }
 
 func planVerify(pl *planner, ps *PlannedStep) {
 	ps.Why = "right after the final sync; a difference stops the run before DNS changes"
 	for _, s := range pl.cfg.Sync {
-		ps.Action = append(ps.Action, fmt.Sprintf("compare %s on both hosts (%s)", s.Path, verifyWhat(s.Verify)))
+		ps.Action = append(ps.Action, fmt.Sprintf("compare %s on both hosts (%s)", shellquote.Quote(s.Path), verifyWhat(s.Verify)))
 	}
 }
 
@@ -324,7 +325,7 @@ func planFixup(pl *planner, ps *PlannedStep) {
 	ps.Why = "right after verify"
 	for _, s := range pl.cfg.Sync {
 		if s.Owner != "" {
-			ps.Action = append(ps.Action, fmt.Sprintf("on new: chown -R %s %s, then check nothing under it has another owner", s.Owner, s.Path))
+			ps.Action = append(ps.Action, fmt.Sprintf("on new: chown -R %s %s, then check nothing under it has another owner", shellquote.Quote(s.Owner), shellquote.Quote(s.Path)))
 		}
 	}
 }
@@ -334,11 +335,17 @@ func planFixup(pl *planner, ps *PlannedStep) {
 func planSwap(pl *planner, ps *PlannedStep) {
 	cfg := pl.cfg
 	ps.Why = "once the new host holds verified data"
-	ttl := config.FormatDuration(cfg.DNS.LoweredTTL)
+	served := map[string]dnsrec.Name{} // empty when not looked up: the lowered TTL
+	if pl.in.Facts != nil {
+		for _, n := range pl.in.Facts.Names {
+			served[n.Name] = n
+		}
+	}
 	for _, n := range cfg.DNS.Names {
-		ps.Action = append(ps.Action, fmt.Sprintf("%s A -> %s (TTL %s)", n, cfg.New.Address, ttl))
+		ttl := func(typ string) string { return config.FormatDuration(served[n].SwapTTL(typ, cfg.DNS.LoweredTTL)) }
+		ps.Action = append(ps.Action, fmt.Sprintf("%s A -> %s (TTL %s)", n, cfg.New.Address, ttl("A")))
 		if cfg.New.Address6.IsValid() {
-			ps.Action = append(ps.Action, fmt.Sprintf("%s AAAA -> %s (TTL %s)", n, cfg.New.Address6, ttl))
+			ps.Action = append(ps.Action, fmt.Sprintf("%s AAAA -> %s (TTL %s)", n, cfg.New.Address6, ttl("AAAA")))
 		} else {
 			ps.Action = append(ps.Action, fmt.Sprintf("%s AAAA: removed (the new host has no address6)", n))
 		}

@@ -20,6 +20,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/cutover-dev/cutover/internal/shellquote"
 )
 
 // Endpoint is one host as cutover reaches it.
@@ -404,10 +406,6 @@ func (c *Client) keepalive(interval time.Duration) {
 	}
 }
 
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// shellQuote quotes s for a POSIX shell: the project's one rule, under the
+// short name the commands of this package are written with.
+var shellQuote = shellquote.Quote

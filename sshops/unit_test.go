@@ -138,26 +138,6 @@ func TestParseIDNames(t *testing.T) {
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	for _, tc := range []struct{ desc, in, want string }{
-		{desc: "plain", in: "/home/vmail/mail", want: "/home/vmail/mail"},
-		{desc: "empty", in: "", want: "''"},
-		{desc: "space", in: "a b", want: "'a b'"},
-		{desc: "quote", in: "it's", want: `'it'\''s'`},
-		{desc: "dollar", in: "$HOME", want: "'$HOME'"},
-	} {
-		t.Run(tc.desc, func(t *testing.T) {
-			if got := shellQuote(tc.in); got != tc.want {
-				t.Errorf("shellQuote(%q) = %s, want %s", tc.in, got, tc.want)
-			}
-			out, err := exec.Command("sh", "-c", "printf %s "+shellQuote(tc.in)).Output()
-			if err != nil || string(out) != tc.in {
-				t.Errorf("sh printed %q (%v), want %q", out, err, tc.in)
-			}
-		})
-	}
-}
-
 // TestManifestLocal runs manifestCmd with the local shell on a tree with awkward names and
 // parses it.
 func TestManifestLocal(t *testing.T) {

@@ -162,7 +162,8 @@ func lookup(name string) *command {
 }
 
 // Main runs cutover with args and returns the exit code. SIGINT and SIGTERM
-// cancel the context; a second signal exits at once.
+// cancel the context; a second signal exits at once, once the local hooks
+// still running are killed with their process groups.
 func Main(args []string) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -178,6 +179,7 @@ func Main(args []string) int {
 		cancel(errInterrupted)
 		if _, ok := <-sigs; ok {
 			fmt.Fprintln(os.Stderr, "cutover: aborted")
+			scheduler.AbortLocal()
 			os.Exit(ExitInterrupted)
 		}
 	}()

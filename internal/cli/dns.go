@@ -17,7 +17,7 @@ import (
 // (names, lowered TTL).
 var dnsQuestions = map[scheduler.DNSChange]string{
 	scheduler.ChangeLowerTTL:   "Lower the TTL of %s to %s?",
-	scheduler.ChangeSwap:       "Point %s at the new host (TTL %s)?",
+	scheduler.ChangeSwap:       "Point %s at the new host (TTL %s, never above the one served)?",
 	scheduler.ChangeRestoreTTL: "Put the original TTL of %s back (now %s)?",
 	scheduler.ChangeRevert:     "Revert %s to the snapshot (TTL now %s)?",
 }

@@ -58,6 +58,9 @@ func makePlan(ctx context.Context, e *env, cfg *config.Config, offline bool) (*s
 	in := scheduler.Input{Config: cfg, Provider: info, Now: e.now()}
 	if !offline {
 		facts, err := observe(ctx, cfg)
+		if err != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("plan: %w", context.Cause(ctx)) // a signal, not the resolvers
+		}
 		if err != nil {
 			return nil, withHint(err, ExitFailure, "check [dns] resolvers and authoritative, or plan without DNS: cutover plan %s --offline", cfg.File)
 		}

@@ -72,7 +72,7 @@ func openSession(e *env, cfg *config.Config, what string) (*session, error) {
 		lock.Release()
 		return nil, journalError(cfg, err)
 	}
-	ev, err := scheduler.OpenEventLog(cfg.StateDir, cfg.Notify.Command, e.stderr)
+	ev, err := scheduler.OpenEventLog(cfg.StateDir, cfg.Notify.Command, cfg.SecretEnv(), e.stderr)
 	if err != nil {
 		lock.Release()
 		return nil, err
@@ -118,7 +118,7 @@ func (s *session) engine(e *env, o engineOptions) (*scheduler.Engine, error) {
 		return nil, err
 	}
 	s.hosts = newHosts(s.cfg, o.acceptNewHostKey, copyProgress(e))
-	eng := &scheduler.Engine{Config: s.cfg, Journal: s.journal, DNS: d, Hosts: s.hosts, Hooks: scheduler.HookRunner{Remote: s.hosts.Run},
+	eng := &scheduler.Engine{Config: s.cfg, Journal: s.journal, DNS: d, Hosts: s.hosts, Hooks: scheduler.HookRunner{Remote: s.hosts.Run, Hide: s.cfg.SecretEnv()},
 		Prop: &propagation{cfg: s.cfg}, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events,
 		RerunInterrupted: o.rerunInterrupted, Fault: fault}
 	if e.terminal {

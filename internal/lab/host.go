@@ -23,6 +23,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/cutover-dev/cutover/internal/shellquote"
 )
 
 // HostOptions configures one SSH host.
@@ -411,8 +413,9 @@ func (h *Host) AddAuthorizedKey(line string) error {
 	return f.Close()
 }
 
-// shellQuote quotes s for /bin/sh.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// shellQuote quotes s for /bin/sh: the project's one rule, under the short
+// name the lab's commands are written with.
+var shellQuote = shellquote.Quote
 
 // baseAccounts are the users (and groups of the same name and id) of every host: what sshd
 // (its privilege-separation user), root logins and a Debian system need, never the machine's.

@@ -2,7 +2,10 @@ package rfc2136_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -242,4 +245,62 @@ func TestErrorsHideTheKey(t *testing.T) {
 	}
 	providertest.Secrets(t, key.Secret, texts...)
 	providertest.Secrets(t, wrong.Secret, texts...)
+}
+
+// A cancelled call returns at once with the context's cause (for cutover,
+// "interrupted"), not after the library's I/O timeout: the server here
+// accepts the connection and never answers.
+func TestCancelDuringCall(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Setenv("CUTOVER_TEST_TSIG", "c2VjcmV0c2VjcmV0")
+	z, err := providers.Open(settings(ln.Addr().String(), lab.TSIG{Name: "cutover.", Algorithm: "hmac-sha256."}, "CUTOVER_TEST_TSIG"), providers.Env{Zone: zone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interrupted := errors.New("interrupted")
+	for _, tc := range []struct {
+		desc string
+		call func(ctx context.Context) error
+		want string
+	}{
+		{desc: "set records", want: "rfc2136: set records: interrupted", call: func(ctx context.Context) error {
+			_, err := z.Client().SetRecords(ctx, zone, []libdns.Record{libdns.Address{Name: "mail", TTL: time.Minute, IP: netip.MustParseAddr("192.0.2.2")}})
+			return err
+		}},
+		{desc: "get records (zone transfer)", want: "rfc2136: get records: interrupted", call: func(ctx context.Context) error {
+			_, err := z.Client().GetRecords(ctx, zone)
+			return err
+		}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(t.Context())
+			defer cancel(nil)
+			errc := make(chan error, 1)
+			go func() { errc <- tc.call(ctx) }()
+			c := <-accepted
+			defer c.Close()
+			if _, err := io.ReadFull(c, make([]byte, 2)); err != nil { // the query came: the call waits for the answer
+				t.Fatal(err)
+			}
+			cancel(interrupted)
+			err := <-errc
+			if got := fmt.Sprint(err); got != tc.want || !errors.Is(err, interrupted) {
+				t.Fatalf("error %q (wraps the cause: %v), want %q", got, errors.Is(err, interrupted), tc.want)
+			}
+		})
+	}
 }
