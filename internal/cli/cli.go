@@ -68,7 +68,7 @@ serve now, and the current time, and prints every step with its absolute time (U
 local), why it runs then, and exactly what it will do. Nothing is changed anywhere.
 
   --offline                  do not query DNS; times that depend on the served TTLs are unknown
-  --json                     print the plan as JSON
+  --json                     print the plan as JSON (durations in seconds, times in UTC)
   --accept-slow-propagation  exit 0 even when the TTL can no longer be lowered in time
 
 Exit 1 when the TTL cannot be lowered in time (the plan names the earliest safe cutover_at).`},
@@ -89,7 +89,7 @@ Exit 0 when the cutover is done, 1 when a step failed or consent was not given, 
 		{name: "status", args: "FILE [--json]", summary: "show the journal: every step, its state and times", run: cmdStatus,
 			help: `Prints the journal of FILE's cutover as a table (step, state, start, end, duration, note),
 the DNS state and the outcome. Reads only; works while a run is in progress.
-  --json  print the journal itself`},
+  --json  print the journal as JSON (durations in seconds, times in UTC; see the README)`},
 		{name: "step", args: "NAME FILE [--yes] [--mark-done] [--rerun-interrupted] [--accept-new-host-key]",
 			summary: "run one step by hand, journaled", run: cmdStep,
 			help: `Runs one step now, as in the manual migration guide, and journals it like cutover run would.
@@ -144,7 +144,8 @@ The first change takes a snapshot of the records into the journal (what revert r
 checks they point at [old]. Each change is recorded in the same journal cutover run uses, and
 refuses to touch a record that holds neither the value expected before nor after it.
 
-  --yes        do not ask before a change (required without a terminal)`},
+  --yes        do not ask before a change (required without a terminal)
+  --json       dns show only: print the records as JSON (TTLs in seconds)`},
 		{name: "providers", args: "[--json]", summary: "list the DNS provider types and their settings", run: cmdProviders, help: providersHelp},
 		{name: "version", summary: "print the version", help: "Prints cutover's version.", run: cmdVersion},
 		{name: "help", args: "[COMMAND]", summary: "show help for cutover or a command", run: cmdHelp,

@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -277,9 +276,7 @@ func cmdStatus(ctx context.Context, e *env, c *command, args []string) error {
 		return journalError(cfg, err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(j)
+		return writeJSON(e.stdout, toStatus(cfg, j))
 	}
 	renderStatus(e.stdout, cfg, j)
 	return nil
