@@ -226,3 +226,33 @@ func TestBar(t *testing.T) {
 		})
 	}
 }
+
+// TestRendererQuietLive checks that --quiet draws no block on a terminal
+// either, and that --verbose there prints the hosts' lines above it.
+func TestRendererQuietLive(t *testing.T) {
+	for _, tc := range []struct {
+		desc  string
+		level verbosity
+		want  string
+	}{
+		{desc: "quiet", level: quiet, want: ""},
+		{desc: "verbose", level: verbose, want: "[old] 12 GiB used\n== preflight: done in 1.2s\n> disable: stop"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var s screen
+			clock := until.Add(-time.Hour)
+			r := newRenderer(&env{stdout: &s, terminal: true}, tc.level)
+			r.now = func() time.Time { return clock }
+			feed(r, &clock, []event{
+				{out: "== preflight: check both hosts\n"},
+				{out: "[old] 12 GiB used\n"},
+				{out: "== preflight: done in 1.2s\n"},
+				{wait: 90 * time.Second},
+				{out: "== disable: stop\n"},
+			})
+			if got := s.String(); got != tc.want {
+				t.Fatalf("the screen shows:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
