@@ -76,22 +76,38 @@ func demoRun(ctx context.Context, c *lab.Chatmail, bin, home string, stdout io.W
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	fmt.Fprintf(stdout, "\n== $ cutover run %s --yes   (the window opens at %s)\n", c.Config, time.Now().Add(lab.ChatmailLead).Format(time.TimeOnly))
-	cmd := exec.CommandContext(ctx, bin, "run", c.Config, "--yes")
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "LANG=C", "TMPDIR=" + os.TempDir()}
+	command := func(ctx context.Context, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "LANG=C", "TMPDIR=" + os.TempDir()}
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 30 * time.Second
+		return cmd
+	}
+	// A watch beside the run records when each DNS server and cache moves to new.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var watched bytes.Buffer
+	watch := command(wctx, "watch", "--config", c.Config, "--json")
+	watch.Stdout = &watched
+	if err := watch.Start(); err != nil {
+		return fmt.Errorf("cutover watch: %w", err)
+	}
+	cmd := command(ctx, "run", c.Config, "--yes")
 	cmd.Stdout, cmd.Stderr = stdout, stdout
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
 	runErr := cmd.Run()
 	if ctx.Err() != nil {
 		return fmt.Errorf("cutover run: stopped (%v): %w", context.Cause(ctx), ctx.Err())
 	}
-	// The sender keeps going a moment so that it reaches new.
+	// The sender keeps going a moment so that it reaches new; the watch has seen every
+	// server move by then (the run waited for it), or never will.
 	time.Sleep(2 * time.Second)
 	if err := c.Sender.Stop(); err != nil {
 		fmt.Fprintf(stdout, "sender: %v\n", err)
 	}
+	stopWatch()
+	watch.Wait()
 	var sum bytes.Buffer
-	lost, twice, err := summary(&sum, c)
+	lost, twice, err := summary(&sum, c, dnsMoves(&watched))
 	fmt.Fprintf(stdout, "\n== summary\n%s", sum.String())
 	if runErr != nil {
 		return fmt.Errorf("cutover run: %w", runErr)
@@ -105,32 +121,15 @@ func demoRun(ctx context.Context, c *lab.Chatmail, bin, home string, stdout io.W
 	return nil
 }
 
-// summary writes the steps (start and length), the downtime seen by the sender and the fate of
-// every accepted message on new.
-func summary(w io.Writer, c *lab.Chatmail) (lost, twice int, _ error) {
+// summary writes the window as a timeline (steps, DNS moves, the sender's first message to
+// new), the downtime seen by the sender and the fate of every accepted message on new.
+func summary(w io.Writer, c *lab.Chatmail, moves []dnsMove) (lost, twice int, _ error) {
 	j, err := scheduler.LoadJournal(c.StateDir)
 	if err != nil {
 		return 0, 0, err
 	}
-	var t0 time.Time
-	for _, s := range j.Steps {
-		if !s.Started.IsZero() && (t0.IsZero() || s.Started.Before(t0)) {
-			t0 = s.Started
-		}
-	}
-	fmt.Fprintf(w, "  %-20s %-8s %-8s %-10s %s\n", "step", "state", "start", "(+)", "length")
-	for _, s := range j.Steps {
-		if s.Started.IsZero() {
-			fmt.Fprintf(w, "  %-20s %s\n", s.Name, s.State)
-			continue
-		}
-		length := "-"
-		if !s.Ended.IsZero() {
-			length = s.Ended.Sub(s.Started).Round(10 * time.Millisecond).String()
-		}
-		fmt.Fprintf(w, "  %-20s %-8s %-8s %-10s %s\n", s.Name, s.State, s.Started.Format(time.TimeOnly), "+"+s.Started.Sub(t0).Round(10*time.Millisecond).String(), length)
-	}
 	lastOld, firstNew := c.Sender.Switched(c.Net.IP(10), c.Net.IP(20))
+	timeline(w, j, moves, firstNew)
 	if !lastOld.IsZero() && !firstNew.IsZero() {
 		fmt.Fprintf(w, "downtime seen by the sender: %s (last message accepted by old at %s, first by new at %s)\n",
 			firstNew.Sub(lastOld).Round(time.Millisecond), lastOld.Format(time.TimeOnly), firstNew.Format(time.TimeOnly))

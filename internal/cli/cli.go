@@ -68,7 +68,7 @@ serve now, and the current time, and prints every step with its absolute time (U
 local), why it runs then, and exactly what it will do. Nothing is changed anywhere.
 
   --offline                  do not query DNS; times that depend on the served TTLs are unknown
-  --json                     print the plan as JSON
+  --json                     print the plan as JSON (durations in seconds, times in UTC)
   --accept-slow-propagation  exit 0 even when the TTL can no longer be lowered in time
 
 Exit 1 when the TTL cannot be lowered in time (the plan names the earliest safe cutover_at).`},
@@ -83,13 +83,19 @@ With on_failure = "rollback", a failure before activate puts DNS back and re-ena
   --accept-slow-propagation  go ahead although the TTL can no longer be lowered in time
   --rerun-interrupted        run a hook again that a previous run left interrupted
   --accept-new-host-key      trust and record an unknown host key in [ssh] known_hosts
+  --quiet                    print only errors, the result and hints (not the plan, steps or progress)
+  --verbose                  also print every line the hosts print ("[old] ...", "[new] ...")
+
+On a terminal, a status block at the bottom shows the current step, a progress bar for each
+copy, the countdown of a wait and, during the awaits, what each DNS server serves; without
+one, plain lines (a copy's progress every 10 seconds).
 
 SIGINT or SIGTERM stops at the next safe point (a second one aborts at once).
 Exit 0 when the cutover is done, 1 when a step failed or consent was not given, 130 when interrupted.`},
 		{name: "status", args: "FILE [--json]", summary: "show the journal: every step, its state and times", run: cmdStatus,
 			help: `Prints the journal of FILE's cutover as a table (step, state, start, end, duration, note),
 the DNS state and the outcome. Reads only; works while a run is in progress.
-  --json  print the journal itself`},
+  --json  print the journal as JSON (durations in seconds, times in UTC; see the README)`},
 		{name: "step", args: "NAME FILE [--yes] [--mark-done] [--rerun-interrupted] [--accept-new-host-key]",
 			summary: "run one step by hand, journaled", run: cmdStep,
 			help: `Runs one step now, as in the manual migration guide, and journals it like cutover run would.
@@ -100,7 +106,8 @@ A failure is journaled and not rolled back. Steps: ` + strings.Join(scheduler.St
   --mark-done            do not run it: record that an interrupted or failed step did take effect
                          (after checking by hand)
   --rerun-interrupted    run a hook again although it already ran or was interrupted
-  --accept-new-host-key  trust and record an unknown host key in [ssh] known_hosts`},
+  --accept-new-host-key  trust and record an unknown host key in [ssh] known_hosts
+  --quiet, --verbose     print less or more, as for cutover run`},
 		{name: "rollback", args: "FILE [--yes] [--accept-new-host-key]", summary: "put DNS back and re-enable old, by hand", run: cmdRollback,
 			help: `Puts things back as they were: the service re-enabled on old ([hooks] reenable) if it was
 disabled, and DNS reverted to the snapshot in the journal (original addresses and TTLs) if it was
@@ -108,7 +115,8 @@ changed. Runs every action even when one fails, and journals each. After activat
 keeps running: stop it yourself.
 
   --yes                  do not ask (required without a terminal)
-  --accept-new-host-key  trust and record an unknown host key in [ssh] known_hosts`},
+  --accept-new-host-key  trust and record an unknown host key in [ssh] known_hosts
+  --quiet, --verbose     print less or more, as for cutover run`},
 		{name: "watch", args: "NAME... --expect ADDR... [--absent a|aaaa] (--resolver ADDR... | --resolvers public) [--authoritative auto|ADDR,...] [--quorum all|N] [--timeout D] [--json] [--config FILE]",
 			summary: "wait until DNS serves the expected A/AAAA everywhere", run: cmdWatch,
 			help: `Asks every authoritative server (recursion off, AA required, serials compared) and every
@@ -144,7 +152,8 @@ The first change takes a snapshot of the records into the journal (what revert r
 checks they point at [old]. Each change is recorded in the same journal cutover run uses, and
 refuses to touch a record that holds neither the value expected before nor after it.
 
-  --yes        do not ask before a change (required without a terminal)`},
+  --yes        do not ask before a change (required without a terminal)
+  --json       dns show only: print the records as JSON (TTLs in seconds)`},
 		{name: "providers", args: "[--json]", summary: "list the DNS provider types and their settings", run: cmdProviders, help: providersHelp},
 		{name: "version", summary: "print the version", help: "Prints cutover's version.", run: cmdVersion},
 		{name: "help", args: "[COMMAND]", summary: "show help for cutover or a command", run: cmdHelp,

@@ -26,6 +26,7 @@ var dnsQuestions = map[scheduler.DNSChange]string{
 func cmdDNS(ctx context.Context, e *env, c *command, args []string) error {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	yes := fs.Bool("yes", false, "")
+	asJSON := fs.Bool("json", false, "")
 	pos, err := parse(c, fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -35,6 +36,9 @@ func cmdDNS(ctx context.Context, e *env, c *command, args []string) error {
 	_, known := dnsQuestions[op]
 	if sub != "show" && !known {
 		return &usageError{err: fmt.Errorf("dns: unknown subcommand %q (valid: show, lower-ttl, swap, restore-ttl, revert)", sub), hint: "cutover help dns"}
+	}
+	if *asJSON && sub != "show" {
+		return &usageError{err: fmt.Errorf("dns: --json is for dns show only"), hint: "cutover dns show " + pos[1] + " --json"}
 	}
 	cfg, err := loadConfig(e, pos[1], false)
 	if err != nil {
@@ -48,6 +52,9 @@ func cmdDNS(ctx context.Context, e *env, c *command, args []string) error {
 		snap, err := d.Snapshot(ctx)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return writeJSON(e.stdout, recordsJSON{Zone: snap.Zone, Names: toSnapshot(snap).Names})
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "NAME\tTYPE\tTTL\tVALUES\n")

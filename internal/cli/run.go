@@ -3,14 +3,12 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -104,12 +102,13 @@ func (s *session) close() {
 type engineOptions struct {
 	acceptNewHostKey bool
 	rerunInterrupted bool
+	out              *renderer // where the run's output and progress go
 }
 
 // engine builds the real engine: the provider (secrets resolved here),
 // SSH to both hosts (on first use), dnsprop.
 func (s *session) engine(e *env, o engineOptions) (*scheduler.Engine, error) {
-	d, err := openDNS(s.cfg, e.stdout)
+	d, err := openDNS(s.cfg, o.out)
 	if err != nil {
 		return nil, err
 	}
@@ -117,47 +116,14 @@ func (s *session) engine(e *env, o engineOptions) (*scheduler.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.hosts = newHosts(s.cfg, o.acceptNewHostKey, copyProgress(e))
+	s.hosts = newHosts(s.cfg, o.acceptNewHostKey, o.out.progress)
 	eng := &scheduler.Engine{Config: s.cfg, Journal: s.journal, DNS: d, Hosts: s.hosts, Hooks: scheduler.HookRunner{Remote: s.hosts.Run, Hide: s.cfg.SecretEnv()},
-		Prop: &propagation{cfg: s.cfg}, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events,
+		Prop: &propagation{cfg: s.cfg}, Clock: scheduler.SystemClock{}, Out: o.out, Events: s.events,
 		RerunInterrupted: o.rerunInterrupted, Fault: fault}
-	if e.terminal {
-		eng.Wait = func(step scheduler.StepName, until, now time.Time) {
-			left := until.Sub(now).Round(time.Second)
-			fmt.Fprintf(e.stdout, "\r\x1b[Kwaiting for %s: %s left (until %s)", step, left, until.Local().Format("2006-01-02 15:04:05 MST"))
-			if left <= time.Second {
-				fmt.Fprintln(e.stdout)
-			}
-		}
+	if o.out.live {
+		eng.Wait = o.out.wait
 	}
 	return eng, nil
-}
-
-// copyProgress renders transfer progress: one line rewritten in place on a
-// terminal, otherwise a line every 10 seconds and one when a path is done.
-func copyProgress(e *env) func(sshops.Progress) {
-	var mu sync.Mutex
-	var last time.Time
-	done := map[string]bool{} // paths whose end was printed: the end is reported more than once
-	return func(p sshops.Progress) {
-		mu.Lock()
-		defer mu.Unlock()
-		if p.Done && done[p.Path] {
-			return
-		}
-		done[p.Path] = p.Done
-		line := "copy " + p.String()
-		switch {
-		case e.terminal:
-			fmt.Fprintf(e.stdout, "\r\x1b[K%s", line)
-			if p.Done {
-				fmt.Fprintln(e.stdout)
-			}
-		case p.Done || time.Since(last) >= 10*time.Second:
-			fmt.Fprintln(e.stdout, line)
-			last = time.Now()
-		}
-	}
 }
 
 // startOver is the hint after a rolled-back cutover.
@@ -215,7 +181,8 @@ func cmdRun(ctx context.Context, e *env, c *command, args []string) error {
 	acceptSlow := fs.Bool("accept-slow-propagation", false, "")
 	rerun := fs.Bool("rerun-interrupted", false, "")
 	acceptKey := fs.Bool("accept-new-host-key", false, "")
-	pos, err := parse(c, fs, args, 1, 1)
+	level := verbosityFlags(fs)
+	pos, out, err := parseRunning(e, c, fs, args, 1, level)
 	if err != nil {
 		return err
 	}
@@ -238,23 +205,27 @@ func cmdRun(ctx context.Context, e *env, c *command, args []string) error {
 		if err != nil {
 			return err
 		}
-		p.Render(e.stdout, time.Local)
+		if out.level != quiet {
+			p.Render(e.stdout, time.Local)
+		}
 		if p.TooLate && !*acceptSlow {
 			return tooLate(cfg, p)
 		}
 		j.AcceptSlow = *acceptSlow
-	} else {
+	} else if out.level != quiet {
 		renderStatus(e.stdout, cfg, j)
 		fmt.Fprintf(e.stdout, "resuming from the journal in %s\n", cfg.StateDir)
 	}
 	if err := consent(e, *yes, "Carry out this cutover?", "to proceed without asking: cutover run "+cfg.File+" --yes"); err != nil {
 		return err
 	}
-	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, rerunInterrupted: *rerun})
+	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, rerunInterrupted: *rerun, out: out})
 	if err != nil {
 		return err
 	}
-	if err := engineError(cfg, "cutover run "+cfg.File, eng.Run(ctx)); err != nil {
+	err = eng.Run(ctx)
+	out.close()
+	if err := engineError(cfg, "cutover run "+cfg.File, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "cutover done: %s now point at %s\n", strings.Join(cfg.DNS.Names, ", "), cfg.New.Address)
@@ -277,9 +248,7 @@ func cmdStatus(ctx context.Context, e *env, c *command, args []string) error {
 		return journalError(cfg, err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(j)
+		return writeJSON(e.stdout, toStatus(cfg, j))
 	}
 	renderStatus(e.stdout, cfg, j)
 	return nil
@@ -292,7 +261,8 @@ func cmdStep(ctx context.Context, e *env, c *command, args []string) error {
 	markDone := fs.Bool("mark-done", false, "")
 	rerun := fs.Bool("rerun-interrupted", false, "")
 	acceptKey := fs.Bool("accept-new-host-key", false, "")
-	pos, err := parse(c, fs, args, 2, 2)
+	level := verbosityFlags(fs)
+	pos, out, err := parseRunning(e, c, fs, args, 2, level)
 	if err != nil {
 		return err
 	}
@@ -321,11 +291,13 @@ func cmdStep(ctx context.Context, e *env, c *command, args []string) error {
 	if err := consent(e, *yes, fmt.Sprintf("Run %s now (%s)?", name, info.Summary), "cutover step "+string(name)+" "+cfg.File+" --yes"); err != nil {
 		return err
 	}
-	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, rerunInterrupted: *rerun})
+	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, rerunInterrupted: *rerun, out: out})
 	if err != nil {
 		return err
 	}
-	return engineError(cfg, "cutover step "+string(name)+" "+cfg.File, eng.RunStep(ctx, name))
+	err = eng.RunStep(ctx, name)
+	out.close()
+	return engineError(cfg, "cutover step "+string(name)+" "+cfg.File, err)
 }
 
 // cmdRollback re-enables old and reverts DNS to the snapshot, by hand.
@@ -333,7 +305,8 @@ func cmdRollback(ctx context.Context, e *env, c *command, args []string) error {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	yes := fs.Bool("yes", false, "")
 	acceptKey := fs.Bool("accept-new-host-key", false, "")
-	pos, err := parse(c, fs, args, 1, 1)
+	level := verbosityFlags(fs)
+	pos, out, err := parseRunning(e, c, fs, args, 1, level)
 	if err != nil {
 		return err
 	}
@@ -351,15 +324,19 @@ func cmdRollback(ctx context.Context, e *env, c *command, args []string) error {
 		return withHint(fmt.Errorf("rollback: nothing to roll back: this cutover was rolled back already (%s)", j.Rollback.Reason), ExitFailure,
 			"see what was done: cutover status %s", cfg.File)
 	}
-	renderStatus(e.stdout, cfg, j)
+	if out.level != quiet {
+		renderStatus(e.stdout, cfg, j)
+	}
 	if err := consent(e, *yes, "Roll back (re-enable old, revert DNS to the snapshot)?", "cutover rollback "+cfg.File+" --yes"); err != nil {
 		return err
 	}
-	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey})
+	eng, err := s.engine(e, engineOptions{acceptNewHostKey: *acceptKey, out: out})
 	if err != nil {
 		return err
 	}
-	if err := eng.Rollback(context.WithoutCancel(ctx), "by hand (cutover rollback)"); err != nil {
+	err = eng.Rollback(context.WithoutCancel(ctx), "by hand (cutover rollback)")
+	out.close()
+	if err != nil {
 		err = engineError(cfg, "cutover rollback "+cfg.File, fmt.Errorf("rollback: %w", err))
 		var he *hintError
 		if errors.As(err, &he) { // a host key to trust first
