@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,6 +56,61 @@ func TestReadBackCatchesLossy(t *testing.T) {
 			var rb *providers.ReadBackError
 			if !errors.As(err, &rb) || rb.Name != "mail.example.org." {
 				t.Fatalf("error %v is not a *ReadBackError for mail", err)
+			}
+		})
+	}
+}
+
+func TestChange(t *testing.T) {
+	ctx := context.Background()
+	name := func(n string, a ...netip.Addr) providers.NameRecords {
+		r := providers.NameRecords{Name: n}
+		if len(a) > 0 {
+			r.A = providers.RRset{Addrs: a, TTL: time.Minute}
+		}
+		return r
+	}
+	snap := func(ns ...providers.NameRecords) *providers.Snapshot {
+		return &providers.Snapshot{Zone: "example.org.", Names: ns}
+	}
+	tests := []struct {
+		desc       string
+		have, want *providers.Snapshot
+		err        string
+		end        []libdns.RR
+	}{
+		{
+			desc: "create a set of two",
+			have: snap(name("t.example.org.")),
+			want: snap(name("t.example.org.", a1, a2)),
+			end:  []libdns.RR{rr("t", "A", "192.0.2.1", time.Minute), rr("t", "A", "198.51.100.2", time.Minute)},
+		},
+		{
+			desc: "names differ",
+			have: snap(name("t.example.org.")),
+			want: snap(name("u.example.org.", a1)),
+			err:  "providers: create: have and want differ in names",
+		},
+		{
+			desc: "a name too many",
+			have: snap(name("t.example.org.")),
+			want: snap(name("t.example.org.", a1), name("u.example.org.", a1)),
+			err:  "providers: create: have and want differ in names",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			m := &memory{zone: "example.org."}
+			err := providers.NewZone(m, "example.org.", providers.Capabilities{}).Change(ctx, "create", tc.have, tc.want)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.err {
+				t.Fatalf("got %q, want %q", got, tc.err)
+			}
+			if !slices.Equal(m.rrs, tc.end) {
+				t.Fatalf("zone ends as %v, want %v", m.rrs, tc.end)
 			}
 		})
 	}

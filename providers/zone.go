@@ -183,6 +183,32 @@ func (z *Zone) Revert(ctx context.Context, snap *Snapshot, from Target) error {
 	})
 }
 
+// Change makes each name of want hold exactly want's A and AAAA RRsets (an
+// empty RRset: none), expecting it to hold have's before (the selftest's
+// operations on its scratch name). have and want list the same names in the
+// same order. Preconditions, writes and read-back are those of the other
+// operations; op names the change in errors.
+func (z *Zone) Change(ctx context.Context, op string, have, want *Snapshot) error {
+	if have == nil || want == nil {
+		return fmt.Errorf("providers: %s: empty snapshot", op)
+	}
+	wanted := make(map[string]NameRecords, len(want.Names))
+	for _, n := range want.Names {
+		wanted[n.Name] = n
+	}
+	for _, n := range have.Names {
+		if _, ok := wanted[n.Name]; !ok || len(have.Names) != len(want.Names) {
+			return fmt.Errorf("providers: %s: have and want differ in names", op)
+		}
+	}
+	return z.run(ctx, op, have, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+		if typ == "AAAA" {
+			return old, wanted[n.Name].AAAA
+		}
+		return old, wanted[n.Name].A
+	})
+}
+
 func origTTL(n NameRecords, typ string) time.Duration {
 	own, other := n.A, n.AAAA
 	if typ == "AAAA" {
