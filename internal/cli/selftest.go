@@ -17,6 +17,7 @@ import (
 	"github.com/cutover-dev/cutover/dnsprop"
 	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/providers"
+	"github.com/cutover-dev/cutover/scheduler"
 )
 
 // selftestLabel is the scratch name's default, relative to the zone. It is
@@ -66,10 +67,22 @@ func cmdSelftest(ctx context.Context, e *env, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The state dir's lock keeps a cutover run from changing the zone
+	// meanwhile; the journal records the result.
+	s, err := openSession(e, cfg, "cutover dns selftest "+cfg.File)
+	if err != nil {
+		return err
+	}
+	defer s.close()
 	st := &selftest{zone: d.zone, checker: checker(cfg), name: name, lowTTL: cfg.DNS.LoweredTTL, timeout: cfg.DNS.ConvergeTimeout}
 	rep, err := st.run(ctx)
 	if rep != nil {
 		rep.Provider = cfg.Provider().Type
+		eng := &scheduler.Engine{Config: cfg, Journal: s.journal, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events}
+		rec := scheduler.SelftestRecord{At: e.now(), Provider: rep.Provider, Zone: cfg.DNS.Zone, Passed: rep.Passed}
+		if jerr := eng.RecordSelftest(rec); jerr != nil {
+			return errors.Join(err, journalError(cfg, jerr))
+		}
 		if *asJSON {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")
@@ -87,6 +100,20 @@ func cmdSelftest(ctx context.Context, e *env, c *command, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// noteSelftest tells the plan's reader to run the selftest when the journal
+// holds no passed one for the configured provider and zone.
+func noteSelftest(w io.Writer, cfg *config.Config) {
+	typ := cfg.Provider().Type
+	if typ == "manual" {
+		return
+	}
+	if j, err := scheduler.ReadJournal(cfg); err == nil && j.SelftestPassed(typ, cfg.DNS.Zone) {
+		return
+	}
+	fmt.Fprintf(w, "\nnote: the journal holds no passed selftest of provider %s on zone %s; before the window, run: cutover dns selftest %s\n",
+		typ, cfg.DNS.Zone, cfg.File)
 }
 
 // selftestName makes label (relative to zone, or a name inside it) a fully
