@@ -115,4 +115,3 @@ func selftestName(label, zone string) (string, error) {
 	}
 	return n, nil
 }
-
