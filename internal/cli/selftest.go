@@ -32,13 +32,14 @@ func cmdSelftest(ctx context.Context, e *env, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := refuseTestNow(); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(e, pos[0], false)
+	// The state dir's lock keeps a cutover run from changing the zone
+	// meanwhile; the journal records the result.
+	s, err := openForChange(e, pos[0], "dns selftest")
 	if err != nil {
 		return err
 	}
+	defer s.close()
+	cfg := s.cfg
 	name, err := selftestName(*label, cfg.DNS.Zone)
 	if err != nil {
 		return &usageError{err: err, hint: fmt.Sprintf("cutover dns selftest %s --name %s", cfg.File, selftestLabel)}
@@ -51,30 +52,23 @@ func cmdSelftest(ctx context.Context, e *env, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The state dir's lock keeps a cutover run from changing the zone
-	// meanwhile; the journal records the result.
-	s, err := openSession(e, cfg, "cutover dns selftest "+cfg.File)
-	if err != nil {
-		return err
-	}
-	defer s.close()
 	st := &selftest.Test{Zone: d.zone, Checker: checker(cfg), Name: name, LoweredTTL: cfg.DNS.LoweredTTL, Timeout: cfg.DNS.ConvergeTimeout}
 	rep, err := st.Run(ctx)
 	if rep != nil {
 		rep.Provider = cfg.Provider().Type
-		eng := &scheduler.Engine{Config: cfg, Journal: s.journal, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events}
-		rec := scheduler.SelftestRecord{At: e.now(), Provider: rep.Provider, Zone: cfg.DNS.Zone, Passed: rep.Passed}
-		if jerr := eng.RecordSelftest(rec); jerr != nil {
-			return errors.Join(err, journalError(cfg, jerr))
-		}
 		if *asJSON {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")
 			if jerr := enc.Encode(rep); jerr != nil {
-				return jerr
+				return errors.Join(err, jerr)
 			}
 		} else {
 			rep.Write(e.stdout)
+		}
+		eng := &scheduler.Engine{Config: cfg, Journal: s.journal, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events}
+		rec := scheduler.SelftestRecord{At: e.now(), Provider: rep.Provider, Zone: cfg.DNS.Zone, Passed: rep.Passed}
+		if jerr := eng.RecordSelftest(rec); jerr != nil {
+			return errors.Join(err, journalError(cfg, jerr))
 		}
 	}
 	if err != nil {

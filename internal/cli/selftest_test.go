@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -109,6 +110,25 @@ reenable = { on = "old", run = "true" }
 		if !strings.Contains(out, line) {
 			t.Errorf("selftest output lacks %q:\n%s", line, out)
 		}
+	}
+	code, out, errOut = cli("dns", "selftest", path, "--json", "--name", "json")
+	var rep struct {
+		Provider, Name string
+		Passed         bool
+		Ops            []struct {
+			Op    string
+			OK    bool
+			Delay *float64 `json:"authoritative_delay"`
+		} `json:"operations"`
+		LowestTTL float64 `json:"lowest_ttl_accepted"`
+		Cleanup   string
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != ExitOK || err != nil {
+		t.Fatalf("selftest --json: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	if rep.Provider != "rfc2136" || rep.Name != "json.example.org." || !rep.Passed || len(rep.Ops) != 5 || !rep.Ops[4].OK ||
+		rep.Ops[4].Delay == nil || rep.LowestTTL != 5 || rep.Cleanup != "nothing left behind" {
+		t.Fatalf("selftest --json:\n%s", out)
 	}
 	if code, out, errOut := cli("plan", path, "--offline"); code != ExitOK || strings.Contains(out, "selftest") {
 		t.Fatalf("plan after a passed selftest: exit %d\n%s%s", code, out, errOut)
