@@ -99,7 +99,7 @@ func (s *Test) steps() []step {
 // stops at the first failure. Whatever happened, it then removes what it
 // created, on a context of its own (ctx may be cancelled by SIGINT). The
 // report is returned also with the error.
-func (s *Test) Run(ctx context.Context) (*Report, error) {
+func (s *Test) Run(ctx context.Context) (_ *Report, err error) {
 	rep := &Report{Zone: s.Zone.Name(), Name: s.Name, Atomic: s.Zone.Capabilities().Atomic}
 	snap, err := s.Zone.Snapshot(ctx, []string{s.Name})
 	if err != nil {
@@ -115,7 +115,13 @@ func (s *Test) Run(ctx context.Context) (*Report, error) {
 	for _, sv := range servers {
 		rep.Authoritative = append(rep.Authoritative, sv.String())
 	}
-	defer func() { rep.Cleanup = s.cleanup(context.WithoutCancel(ctx)) }()
+	defer func() {
+		var cerr error
+		if rep.Cleanup, cerr = s.cleanup(context.WithoutCancel(ctx)); cerr != nil {
+			rep.Passed = false
+			err = errors.Join(err, cerr)
+		}
+	}()
 	have := snap
 	for _, st := range s.steps() {
 		op := Op{Op: st.op, Want: Describe(st.want)}
@@ -195,25 +201,29 @@ func (s *Test) awaitAuthoritative(ctx context.Context, servers []netip.AddrPort,
 	}
 }
 
-// cleanup removes what the selftest left at its name and says so.
-func (s *Test) cleanup(ctx context.Context) string {
+// cleanup removes what the selftest left at its name and says so, for the
+// report; the error says that something is left.
+func (s *Test) cleanup(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	snap, err := s.Zone.Snapshot(ctx, []string{s.Name})
 	if err != nil {
-		return fmt.Sprintf("FAILED: could not read %s back: %v; remove its A and AAAA records by hand", s.Name, err)
+		msg := fmt.Sprintf("FAILED: could not read %s back: %v; remove its A and AAAA records by hand", s.Name, err)
+		return msg, fmt.Errorf("selftest: cleanup: %w", err)
 	}
 	n := snap.Names[0]
 	if !n.A.Exists() && !n.AAAA.Exists() {
-		return "nothing left behind"
+		return "nothing left behind", nil
 	}
 	none := &dnsrec.Snapshot{Zone: snap.Zone, Names: []dnsrec.Name{{Name: s.Name}}}
 	if err := s.Zone.Change(ctx, "cleanup", snap, none); err != nil {
-		return fmt.Sprintf("FAILED: %s still holds %s: %v; remove them by hand", s.Name, Describe(n), err)
+		msg := fmt.Sprintf("FAILED: %s still holds %s: %v; remove them by hand", s.Name, Describe(n), err)
+		return msg, fmt.Errorf("selftest: cleanup: %w", err)
 	}
-	return fmt.Sprintf("removed %s; nothing left behind", Describe(n))
+	return fmt.Sprintf("removed %s; nothing left behind", Describe(n)), nil
 }
 
+// sameRecords reports whether got holds want's addresses, and its TTLs.
 func sameRecords(got, want dnsrec.Name) bool {
 	same := func(g, w dnsrec.RRset) bool {
 		if dnsrec.AddrList(g.Addrs) != dnsrec.AddrList(w.Addrs) {
@@ -237,6 +247,7 @@ func Describe(n dnsrec.Name) string {
 	return strings.Join(parts, ", ")
 }
 
+// Write prints the report for a terminal.
 func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "selftest of provider %s on %s (zone %s)\n", r.Provider, r.Name, r.Zone)
 	fmt.Fprintf(w, "authoritative servers: %s\n", strings.Join(r.Authoritative, ", "))

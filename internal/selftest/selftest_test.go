@@ -37,6 +37,13 @@ func (c *interrupted) SetRecords(ctx context.Context, zone string, recs []libdns
 	return c.Client.SetRecords(ctx, zone, recs)
 }
 
+// undeletable is a client whose deletes fail.
+type undeletable struct{ providers.Client }
+
+func (undeletable) DeleteRecords(context.Context, string, []libdns.Record) ([]libdns.Record, error) {
+	return nil, errors.New("test: no deletes today")
+}
+
 // labServer is one real authoritative server of zone and the provider
 // that changes it.
 type labServer struct {
@@ -94,6 +101,7 @@ func TestSelftest(t *testing.T) {
 		ops     []string // "op ok" or "op FAIL"
 		err     string
 		cleanup string
+		leaves  bool // the selftest could not clean up: the test does
 	}{
 		{
 			desc:    "a provider that drops the second record of a set",
@@ -112,6 +120,17 @@ func TestSelftest(t *testing.T) {
 			ops:     []string{"create ok", "lower-ttl ok", "replace FAIL"},
 			err:     "selftest: replace failed: providers: replace: set records: context canceled",
 			cleanup: "removed A {192.0.2.1, 192.0.2.2} TTL 5s, no AAAA; nothing left behind",
+		},
+		{
+			desc:   "deletes fail: the report and the error say what is left",
+			server: "bind",
+			wrap:   func(c providers.Client, _ context.CancelFunc) providers.Client { return undeletable{c} },
+			ops:    []string{"create ok", "lower-ttl ok", "replace ok", "remove-aaaa FAIL"},
+			err: "selftest: remove-aaaa failed: providers: remove-aaaa: delete records: test: no deletes today\n" +
+				"selftest: cleanup: providers: cleanup: delete records: test: no deletes today",
+			cleanup: "FAILED: " + name + " still holds A {198.51.100.2} TTL 5s, AAAA {2001:db8::2} TTL 5s: " +
+				"providers: cleanup: delete records: test: no deletes today; remove them by hand",
+			leaves: true,
 		},
 		{
 			desc:   "a name that exists is refused",
@@ -169,6 +188,15 @@ func TestSelftest(t *testing.T) {
 			left, err := srv.zone.Snapshot(context.Background(), []string{n})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.leaves {
+				none := &providers.Snapshot{Zone: zone, Names: []providers.NameRecords{{Name: n}}}
+				if err := srv.zone.Change(context.Background(), "test cleanup", left, none); err != nil {
+					t.Fatal(err)
+				}
+				if left, err = srv.zone.Snapshot(context.Background(), []string{n}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			f, err := chk.Observe(context.Background(), []string{n})
 			if err != nil {
