@@ -111,6 +111,10 @@ reenable = { on = "old", run = "true" }
 			t.Errorf("selftest output lacks %q:\n%s", line, out)
 		}
 	}
+	// The journal records the selftest, and no cutover started.
+	if code, out, errOut := cli("status", path); code != ExitOK || !strings.Contains(out, "outcome: not started") {
+		t.Fatalf("status after the selftest: exit %d\n%s%s", code, out, errOut)
+	}
 	code, out, errOut = cli("dns", "selftest", path, "--json", "--name", "json")
 	var rep struct {
 		Provider, Name string
