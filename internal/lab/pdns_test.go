@@ -79,14 +79,21 @@ func TestPowerDNS(t *testing.T) {
 		t.Fatal("pdns_server's log holds the API key")
 	}
 
-	pid, dir := p.PID, p.Dir
+	stopTwice(t, "pdns_server", &p.daemon, ip)
+}
+
+// stopTwice stops d twice (Stop is idempotent) and checks that its process,
+// its directory and its address on lo are gone.
+func stopTwice(t *testing.T, what string, d *daemon, ip netip.Addr) {
+	t.Helper()
+	pid, dir := d.PID, d.Dir
 	for range 2 {
-		if err := p.Stop(); err != nil {
+		if err := d.Stop(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if alive(pid) {
-		t.Errorf("pdns_server %d alive after Stop", pid)
+		t.Errorf("%s %d alive after Stop", what, pid)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("dir %s left behind: %v", dir, err)
