@@ -1,6 +1,9 @@
 package scheduler
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // SelftestRecord is one run of `cutover dns selftest`: the provider type
 // and zone it tested and whether every operation passed.
@@ -28,4 +31,12 @@ func (j *Journal) SelftestPassed(provider, zone string) bool {
 		}
 	}
 	return false
+}
+
+// check is the journal's rule for a selftest record: what was tested, and when.
+func (r SelftestRecord) check() error {
+	if r.Provider == "" || r.Zone == "" || r.At.IsZero() {
+		return errors.New("a selftest without provider, zone or time")
+	}
+	return nil
 }

@@ -2,6 +2,9 @@ package scheduler
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -50,5 +53,23 @@ func TestRecordSelftest(t *testing.T) {
 	// the plan and asks.
 	if j.Started() {
 		t.Fatal("a journal holding only selftests counts as started")
+	}
+}
+
+// TestSelftestRecordChecked: a journal whose selftest record lacks what was
+// tested is damaged.
+func TestSelftestRecordChecked(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), "")
+	var out bytes.Buffer
+	e := newTestEngine(t, dir, cfg, SystemClock{}, &out)
+	if err := e.RecordSelftest(SelftestRecord{At: time.Now(), Zone: "example.org.", Passed: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadJournal(cfg.StateDir)
+	want := fmt.Sprintf("scheduler: journal %q is damaged: selftests[0]: a selftest without provider, zone or time", filepath.Join(cfg.StateDir, JournalFile))
+	var de *DamagedJournalError
+	if err == nil || err.Error() != want || !errors.As(err, &de) {
+		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
