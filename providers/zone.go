@@ -184,6 +184,32 @@ func (z *Zone) Revert(ctx context.Context, snap *Snapshot, from Target) error {
 	})
 }
 
+// Change makes each name of want hold exactly want's A and AAAA RRsets (an
+// empty RRset: none), expecting it to hold have's before (the selftest's
+// operations on its scratch name). have and want list the same names in the
+// same order. Preconditions, writes and read-back are those of the other
+// operations; op names the change in errors.
+func (z *Zone) Change(ctx context.Context, op string, have, want *Snapshot) error {
+	if have == nil || want == nil {
+		return fmt.Errorf("providers: %s: empty snapshot", op)
+	}
+	wanted := make(map[string]NameRecords, len(want.Names))
+	for _, n := range want.Names {
+		wanted[n.Name] = n
+	}
+	for _, n := range have.Names {
+		if _, ok := wanted[n.Name]; !ok || len(have.Names) != len(want.Names) {
+			return fmt.Errorf("providers: %s: have and want differ in names", op)
+		}
+	}
+	return z.run(ctx, op, have, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+		if typ == "AAAA" {
+			return old, wanted[n.Name].AAAA
+		}
+		return old, wanted[n.Name].A
+	})
+}
+
 func (z *Zone) checkTTL(op string, ttl time.Duration) error {
 	if ttl < time.Second || ttl%time.Second != 0 {
 		return fmt.Errorf("providers: %s: TTL %s must be a whole number of seconds, at least 1s", op, ttl)
@@ -275,6 +301,25 @@ func (z *Zone) run(ctx context.Context, op string, snap *Snapshot, plan planFunc
 			return fmt.Errorf("providers: %s: delete records: %w", op, err)
 		}
 	}
+	return z.readBack(ctx, op, names, todo)
+}
+
+// ReadBackError says the provider, read right after a write, does not hold
+// what was written: a library or API that lost or altered records. The step
+// stops before any wait for propagation.
+type ReadBackError struct {
+	Op         string // "lower-ttl", "swap", "restore-ttl", "revert"
+	Name, Type string // "mail.example.org.", "A"
+	Got, Want  RRset
+}
+
+func (e *ReadBackError) Error() string {
+	return fmt.Sprintf("providers: read-back of %s %s after %s: got %s, want %s", e.Name, e.Type, e.Op, fmtRRset(e.Got), fmtRRset(e.Want))
+}
+
+// readBack reads names again and compares every RRset written with what the
+// provider holds now, returning a *ReadBackError for each difference.
+func (z *Zone) readBack(ctx context.Context, op string, names []string, todo []step) error {
 	got, err := z.read(ctx, names)
 	if err != nil {
 		return fmt.Errorf("providers: %s: read back: %w", op, err)
@@ -282,7 +327,7 @@ func (z *Zone) run(ctx context.Context, op string, snap *Snapshot, plan planFunc
 	var bad []error
 	for _, s := range todo {
 		if g := got[s.key]; !done(g, s.after) {
-			bad = append(bad, fmt.Errorf("providers: %s: after writing, %s %s is %s, want %s", op, s.name, s.typ, fmtRRset(g), fmtRRset(s.after)))
+			bad = append(bad, &ReadBackError{Op: op, Name: s.name, Type: s.typ, Got: g, Want: s.after})
 		}
 	}
 	return errors.Join(bad...)
@@ -423,9 +468,10 @@ func fmtAddrs(as []netip.Addr) string {
 	return strings.Join(s, ", ")
 }
 
+// fmtRRset writes an RRset as "{192.0.2.1, 192.0.2.11} TTL 1m0s", or "none".
 func fmtRRset(r RRset) string {
 	if len(r.Addrs) == 0 {
 		return "none"
 	}
-	return fmt.Sprintf("%s (ttl %s)", fmtAddrs(r.Addrs), r.TTL)
+	return fmt.Sprintf("{%s} TTL %s", fmtAddrs(r.Addrs), r.TTL)
 }

@@ -90,6 +90,9 @@ type Journal struct {
 	Outcome    string           `json:"outcome,omitempty"`
 	Log        []string         `json:"log,omitempty"` // manual DNS operations and other notes, timestamped
 
+	// Selftests are the runs of cutover dns selftest (see RecordSelftest).
+	Selftests []SelftestRecord `json:"selftests,omitempty"`
+
 	path  string
 	write func(path string, data []byte) error // nil: writeAtomic; the seam for tests of a full disk
 }

@@ -132,6 +132,11 @@ func (j *Journal) check() error {
 	if j.Outcome == OutcomeRolledBack && j.Rollback == nil {
 		return errors.New("outcome rolled-back without a rollback")
 	}
+	for i, r := range j.Selftests {
+		if err := r.check(); err != nil {
+			return fmt.Errorf("selftests[%d]: %w", i, err)
+		}
+	}
 	return nil
 }
 

@@ -18,13 +18,6 @@ import (
 // on tabs) instead of the tests: a real cutover process to send signals to.
 const mainArgsEnv = "CUTOVER_TEST_MAIN_ARGS"
 
-func TestMain(m *testing.M) {
-	if args := os.Getenv(mainArgsEnv); args != "" {
-		os.Exit(Main(strings.Split(args, "\t")))
-	}
-	os.Exit(m.Run())
-}
-
 // A second signal aborts at once, but not before the local commands still
 // running are killed with their process groups: here the [notify] command
 // of step-started ignores SIGTERM and SIGINT and has a child. When cutover

@@ -140,8 +140,8 @@ config, --resolver or --resolvers is required: cutover never falls back to /etc/
 
 Exit 0 when converged, 1 on timeout (with the last state of every server), 2 on usage errors,
 130 when interrupted.`},
-		{name: "dns", args: "show|lower-ttl|swap|restore-ttl|revert FILE [--yes]",
-			summary: "show the records, or run one DNS step by hand", run: cmdDNS,
+		{name: "dns", args: "show|lower-ttl|swap|restore-ttl|revert|selftest FILE [--yes] [--name LABEL] [--json]",
+			summary: "show the records, run one DNS step by hand, or test the provider", run: cmdDNS,
 			help: `  show         the A/AAAA records and TTLs of [dns] names as the provider reports them
   lower-ttl    set their TTL to lowered_ttl, data unchanged
   swap         point them at [new] (A, and AAAA or none), with lowered_ttl
@@ -153,7 +153,16 @@ checks they point at [old]. Each change is recorded in the same journal cutover 
 refuses to touch a record that holds neither the value expected before nor after it.
 
   --yes        do not ask before a change (required without a terminal)
-  --json       dns show only: print the records as JSON (TTLs in seconds)`},
+  --json       dns show and selftest: print as JSON (TTLs and delays in seconds)
+
+  selftest     test the provider on the real zone before the window, on a scratch name
+               (--name LABEL, default cutover-selftest; a name that exists is refused):
+               create an A set of two values, lower its TTL to lowered_ttl, replace the A and
+               add an AAAA, remove the AAAA, delete. Each change is read back through the
+               provider and asked of every authoritative server, timing how long it took to
+               show there. Whatever happens (a failure, SIGINT), what it created is removed.
+               Uses documentation addresses only (192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32).
+               --json prints the report as JSON. Exit 0 when every operation passed.`},
 		{name: "providers", args: "[--json]", summary: "list the DNS provider types and their settings", run: cmdProviders, help: providersHelp},
 		{name: "version", summary: "print the version", help: "Prints cutover's version.", run: cmdVersion},
 		{name: "help", args: "[COMMAND]", summary: "show help for cutover or a command", run: cmdHelp,

@@ -22,8 +22,11 @@ var dnsQuestions = map[scheduler.DNSChange]string{
 	scheduler.ChangeRevert:     "Revert %s to the snapshot (TTL now %s)?",
 }
 
-// cmdDNS shows the records, or runs one DNS step by hand.
+// cmdDNS shows the records, runs one DNS step by hand, or the selftest.
 func cmdDNS(ctx context.Context, e *env, c *command, args []string) error {
+	if len(args) > 0 && args[0] == "selftest" {
+		return cmdSelftest(ctx, e, c, args[1:])
+	}
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	yes := fs.Bool("yes", false, "")
 	asJSON := fs.Bool("json", false, "")
@@ -35,7 +38,7 @@ func cmdDNS(ctx context.Context, e *env, c *command, args []string) error {
 	op := scheduler.DNSChange(sub)
 	_, known := dnsQuestions[op]
 	if sub != "show" && !known {
-		return &usageError{err: fmt.Errorf("dns: unknown subcommand %q (valid: show, lower-ttl, swap, restore-ttl, revert)", sub), hint: "cutover help dns"}
+		return &usageError{err: fmt.Errorf("dns: unknown subcommand %q (valid: show, lower-ttl, swap, restore-ttl, revert, selftest)", sub), hint: "cutover help dns"}
 	}
 	if *asJSON && sub != "show" {
 		return &usageError{err: fmt.Errorf("dns: --json is for dns show only"), hint: "cutover dns show " + pos[1] + " --json"}

@@ -31,6 +31,7 @@ func cmdPlan(ctx context.Context, e *env, c *command, args []string) error {
 		}
 	} else {
 		p.Render(e.stdout, time.Local)
+		noteSelftest(e.stdout, cfg)
 	}
 	if p.TooLate && !*acceptSlow {
 		return tooLate(cfg, p)

@@ -95,11 +95,9 @@ func (z *zoneServer) Serial(ctx context.Context) (uint32, error) {
 // zoneAndKey checks a zone's origin and fills in a TSIG key: a zero key
 // gets a fresh NewTSIG, a key without algorithm hmac-sha256.
 func zoneAndKey(kind string, z Zone, key TSIG) (origin string, _ TSIG, _ error) {
-	if z.Origin == "" || z.Origin == "." {
-		return "", key, fmt.Errorf("lab: %s: Zone.Origin is required (e.g. \"example.org.\")", kind)
-	}
-	if _, ok := dns.IsDomainName(z.Origin); !ok {
-		return "", key, fmt.Errorf("lab: %s: Zone.Origin %q is not a domain name", kind, z.Origin)
+	origin, err := zoneOrigin(kind, z)
+	if err != nil {
+		return "", key, err
 	}
 	if key.Name == "" {
 		key = NewTSIG("cutover-lab")
@@ -107,5 +105,16 @@ func zoneAndKey(kind string, z Zone, key TSIG) (origin string, _ TSIG, _ error) 
 	if key.Algorithm == "" {
 		key.Algorithm = "hmac-sha256"
 	}
-	return dns.Fqdn(strings.ToLower(z.Origin)), key, nil
+	return origin, key, nil
+}
+
+// zoneOrigin checks a zone's origin and returns it fully qualified, lower case.
+func zoneOrigin(kind string, z Zone) (string, error) {
+	if z.Origin == "" || z.Origin == "." {
+		return "", fmt.Errorf("lab: %s: Zone.Origin is required (e.g. \"example.org.\")", kind)
+	}
+	if _, ok := dns.IsDomainName(z.Origin); !ok {
+		return "", fmt.Errorf("lab: %s: Zone.Origin %q is not a domain name", kind, z.Origin)
+	}
+	return dns.Fqdn(strings.ToLower(z.Origin)), nil
 }

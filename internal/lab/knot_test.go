@@ -120,21 +120,7 @@ func TestKnot(t *testing.T) {
 		t.Fatal("knotd's log holds the TSIG secret")
 	}
 
-	pid, dir := k.PID, k.Dir
-	for range 2 {
-		if err := k.Stop(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if alive(pid) {
-		t.Errorf("knotd %d alive after Stop", pid)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("dir %s left behind: %v", dir, err)
-	}
-	if onLo(t, ip) {
-		t.Errorf("%s still on lo after Stop", ip)
-	}
+	stopTwice(t, "knotd", &k.daemon, ip)
 }
 
 func TestKnotBadZone(t *testing.T) {

@@ -38,6 +38,8 @@ var requirements = map[string]struct{ bin, hint string }{
 	"ip":      {"ip", "apt-get install iproute2"},
 	"unshare": {"unshare", "apt-get install util-linux"},
 	"nsenter": {"nsenter", "apt-get install util-linux"},
+	"pdns":    {"pdns_server", "apt-get install pdns-server pdns-backend-sqlite3"},
+	"sqlite3": {"sqlite3", "apt-get install sqlite3"},
 }
 
 // extraPath is searched after $PATH: sbin directories are often missing from a non-login PATH.
@@ -72,7 +74,7 @@ func mustBin(what, name string) (string, error) {
 
 // Require skips t with a clear message when a needed binary is missing or we are not root;
 // when the environment variable CI is "true" it calls t.Fatalf instead of skipping.
-// what: any of "root", "sshd", "ssh", "named", "knotd", "unbound", "rsync", "ip", "unshare", "nsenter".
+// what: any of "root", "sshd", "ssh", "named", "knotd", "unbound", "rsync", "ip", "unshare", "nsenter", "pdns", "sqlite3".
 // An unknown name is a programming error and always fails the test.
 func Require(t testing.TB, what ...string) {
 	t.Helper()

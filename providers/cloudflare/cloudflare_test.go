@@ -73,15 +73,7 @@ func TestConformance(t *testing.T) {
 			}
 			f.mu.Unlock()
 		},
-		Read: func(t *testing.T) []libdns.RR {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			var out []libdns.RR
-			for _, r := range f.recs {
-				out = append(out, libdns.RR{Name: libdns.RelativeName(r.Name, "example.org"), Type: r.Type, TTL: time.Duration(r.TTL) * time.Second, Data: strings.Trim(r.Content, `"`)})
-			}
-			return out
-		},
+		Read: func(t *testing.T) []libdns.RR { return f.rrs() },
 	})
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -400,4 +392,25 @@ func TestOpenAndSecrets(t *testing.T) {
 	}
 	providertest.Secrets(t, token, texts...)
 	providertest.Secrets(t, zoneToken, texts...)
+}
+
+// rrs is the fake's zone (names relative).
+func (f *fakeCF) rrs() []libdns.RR {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []libdns.RR
+	for _, r := range f.recs {
+		out = append(out, libdns.RR{Name: libdns.RelativeName(r.Name, "example.org"), Type: r.Type, TTL: time.Duration(r.TTL) * time.Second, Data: strings.Trim(r.Content, `"`)})
+	}
+	return out
+}
+
+// TestSelftest runs `cutover dns selftest` against the fake (whose every
+// 7th request fails transiently), its records served by providertest.Serve.
+func TestSelftest(t *testing.T) {
+	f, hc := newFakeCF(t, token)
+	f.add("@", "NS", "ns1.example.org", 86400)
+	f.every = 7
+	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
+	providertest.Selftest(t, z, providertest.Serve(t, zone, f.rrs), time.Minute)
 }

@@ -150,21 +150,7 @@ func TestConformance(t *testing.T) {
 			}
 			f.set(name, typ, 7200, recs)
 		},
-		Read: func(t *testing.T) []libdns.RR {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			var out []libdns.RR
-			for _, s := range f.rrsets {
-				for _, d := range s.Records {
-					name := s.Subname
-					if name == "" {
-						name = "@"
-					}
-					out = append(out, libdns.RR{Name: name, Type: s.Type, TTL: time.Duration(s.TTL) * time.Second, Data: strings.Trim(d, `"`)})
-				}
-			}
-			return out
-		},
+		Read: func(t *testing.T) []libdns.RR { return f.rrs() },
 	})
 }
 
@@ -179,4 +165,29 @@ func TestErrorsHideTheToken(t *testing.T) {
 	}
 	providertest.Secrets(t, token, err.Error())
 	providertest.Secrets(t, "desec-ffffffffffffffffffffffffffffffff", err.Error())
+}
+
+// rrs is the fake's zone (names relative).
+func (f *fakeDesec) rrs() []libdns.RR {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []libdns.RR
+	for _, s := range f.rrsets {
+		for _, d := range s.Records {
+			name := s.Subname
+			if name == "" {
+				name = "@"
+			}
+			out = append(out, libdns.RR{Name: name, Type: s.Type, TTL: time.Duration(s.TTL) * time.Second, Data: strings.Trim(d, `"`)})
+		}
+	}
+	return out
+}
+
+// TestSelftest runs `cutover dns selftest` against the fake, its records
+// served by providertest.Serve.
+func TestSelftest(t *testing.T) {
+	f := newFake(t)
+	f.set("", "NS", 3600, []string{"ns1.desec.io.", "ns2.desec.org."})
+	providertest.Selftest(t, open(t, "CUTOVER_TEST_DESEC"), providertest.Serve(t, "example.org.", f.rrs), time.Hour)
 }

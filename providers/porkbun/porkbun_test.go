@@ -150,16 +150,7 @@ func TestConformance(t *testing.T) {
 				f.add(name, typ, a.String(), 3600)
 			}
 		},
-		Read: func(t *testing.T) []libdns.RR {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			var out []libdns.RR
-			for _, r := range f.recs {
-				ttl, _ := strconv.Atoi(r.TTL)
-				out = append(out, libdns.RR{Name: libdns.RelativeName(r.Name, "example.org"), Type: r.Type, TTL: time.Duration(ttl) * time.Second, Data: r.Content})
-			}
-			return out
-		},
+		Read: func(t *testing.T) []libdns.RR { return f.rrs() },
 	})
 }
 
@@ -174,4 +165,24 @@ func TestErrorsHideTheKeys(t *testing.T) {
 	}
 	providertest.Secrets(t, secretKey, err.Error(), fmt.Sprintf("%+v %#v", z, z))
 	providertest.Secrets(t, apiKey, err.Error(), fmt.Sprintf("%+v %#v", z, z))
+}
+
+// rrs is the fake's zone (names relative).
+func (f *fakePorkbun) rrs() []libdns.RR {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []libdns.RR
+	for _, r := range f.recs {
+		ttl, _ := strconv.Atoi(r.TTL)
+		out = append(out, libdns.RR{Name: libdns.RelativeName(r.Name, "example.org"), Type: r.Type, TTL: time.Duration(ttl) * time.Second, Data: r.Content})
+	}
+	return out
+}
+
+// TestSelftest runs `cutover dns selftest` against the fake, its records
+// served by providertest.Serve.
+func TestSelftest(t *testing.T) {
+	f := newFake(t)
+	f.add("", "NS", "curitiba.ns.porkbun.com", 86400)
+	providertest.Selftest(t, open(t, "CUTOVER_TEST_PK_KEY"), providertest.Serve(t, "example.org.", f.rrs), 10*time.Minute)
 }

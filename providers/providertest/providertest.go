@@ -266,6 +266,20 @@ func Secrets(t *testing.T, secret string, texts ...string) {
 	}
 }
 
+// ZoneLines writes seed as zone-file lines ("c1-mail 30 IN A 192.0.2.1"),
+// for a harness whose server loads a zone file.
+func ZoneLines(seed []libdns.RR) []string {
+	var lines []string
+	for _, r := range seed {
+		data := r.Data
+		if r.Type == "TXT" {
+			data = fmt.Sprintf("%q", data)
+		}
+		lines = append(lines, fmt.Sprintf("%s %d IN %s %s", r.Name, int(r.TTL.Seconds()), r.Type, data))
+	}
+	return lines
+}
+
 func l(a ...netip.Addr) []netip.Addr { return a }
 
 func diff(got, want []providers.NameRecords) string {

@@ -27,7 +27,7 @@ func TestConformanceKnot(t *testing.T) {
 		TTL:    30 * time.Second,
 		LowTTL: 5 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {
-			k = lab.NewKnot(t, lab.KnotOptions{Addr: n.IP(32), Zone: lab.Zone{Origin: zone, TTL: 30, Records: seedLines(seed)}})
+			k = lab.NewKnot(t, lab.KnotOptions{Addr: n.IP(32), Zone: lab.Zone{Origin: zone, TTL: 30, Records: providertest.ZoneLines(seed)}})
 			t.Setenv("CUTOVER_TEST_TSIG", k.Key.Secret)
 			z, err := providers.Open(settings(k.Addr.String(), k.Key, "CUTOVER_TEST_TSIG"), providers.Env{Zone: zone})
 			if err != nil {

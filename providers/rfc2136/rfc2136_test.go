@@ -46,7 +46,7 @@ func TestConformanceBIND(t *testing.T) {
 		TTL:    30 * time.Second,
 		LowTTL: 5 * time.Second,
 		Start: func(t *testing.T, seed []libdns.RR) providers.Client {
-			b = lab.NewBIND(t, lab.BINDOptions{Addr: n.IP(31), Zone: lab.Zone{Origin: zone, TTL: 30, Records: seedLines(seed)}})
+			b = lab.NewBIND(t, lab.BINDOptions{Addr: n.IP(31), Zone: lab.Zone{Origin: zone, TTL: 30, Records: providertest.ZoneLines(seed)}})
 			t.Setenv("CUTOVER_TEST_TSIG", b.Key.Secret)
 			z, err := providers.Open(settings(b.Addr.String(), b.Key, "CUTOVER_TEST_TSIG"), providers.Env{Zone: zone})
 			if err != nil {
@@ -59,19 +59,6 @@ func TestConformanceBIND(t *testing.T) {
 		},
 		Read: func(t *testing.T) []libdns.RR { return transferZone(t, b.Addr, b.Key) },
 	})
-}
-
-// seedLines turns the suite's seed into zone-file lines.
-func seedLines(seed []libdns.RR) []string {
-	var lines []string
-	for _, r := range seed {
-		data := r.Data
-		if r.Type == "TXT" {
-			data = fmt.Sprintf("%q", data)
-		}
-		lines = append(lines, fmt.Sprintf("%s %d IN %s %s", r.Name, int(r.TTL.Seconds()), r.Type, data))
-	}
-	return lines
 }
 
 // replaceRRset replaces name/typ (relative to zone) with addrs at server by a TSIG-signed
