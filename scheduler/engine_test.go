@@ -412,3 +412,46 @@ func TestPreflightFailureStaysResumable(t *testing.T) {
 	}
 	assertLines(t, filepath.Join(dir, "hooks.log"), "prepare", "disable", "activate")
 }
+
+// Preflight says when the provider was never tried on this zone with
+// cutover dns selftest, and is silent once a passed selftest is journaled.
+func TestPreflightMentionsSelftest(t *testing.T) {
+	for _, tc := range []struct {
+		desc     string
+		selftest *SelftestRecord
+		want     string
+	}{
+		{desc: "no selftest", want: "no passed selftest of provider fake on zone example.org.: before the window, run cutover dns selftest "},
+		{desc: "a failed one", selftest: &SelftestRecord{Provider: "fake", Zone: "example.org.", At: t0, Passed: false},
+			want: "no passed selftest of provider fake on zone example.org.: before the window, run cutover dns selftest "},
+		{desc: "a passed one on another zone", selftest: &SelftestRecord{Provider: "fake", Zone: "example.net.", At: t0, Passed: true},
+			want: "no passed selftest of provider fake on zone example.org.: before the window, run cutover dns selftest "},
+		{desc: "a passed one", selftest: &SelftestRecord{Provider: "fake", Zone: "example.org.", At: t0, Passed: true}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(t, dir, t0.Add(time.Hour), "")
+			var out bytes.Buffer
+			e := newTestEngine(t, dir, cfg, autoClock(t0), &out)
+			if tc.selftest != nil {
+				e.Journal.Selftests = append(e.Journal.Selftests, *tc.selftest)
+			}
+			if err := e.RunStep(context.Background(), Preflight); err != nil {
+				t.Fatal(err)
+			}
+			want := ""
+			if tc.want != "" {
+				want = tc.want + cfg.File
+			}
+			var got string
+			for _, l := range strings.Split(out.String(), "\n") {
+				if strings.Contains(l, "selftest") {
+					got = l
+				}
+			}
+			if got != want {
+				t.Fatalf("preflight said %q, want %q", got, want)
+			}
+		})
+	}
+}

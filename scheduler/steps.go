@@ -210,7 +210,24 @@ func (e *Engine) preflight(ctx context.Context, out io.Writer) (string, error) {
 	if _, err := e.snapshot(ctx, out); err != nil {
 		return "", err
 	}
-	return "snapshot: " + e.Journal.Snapshot.String(), nil
+	note := "snapshot: " + e.Journal.Snapshot.String()
+	if msg := e.noSelftest(); msg != "" {
+		fmt.Fprintln(out, msg)
+		note += "; " + msg
+	}
+	return note, nil
+}
+
+// noSelftest says, when the journal holds no passed selftest of the
+// configured provider and zone, that the provider was never tried on this
+// zone; "" otherwise (and for manual, which has no API to try).
+func (e *Engine) noSelftest() string {
+	p := e.Config.Provider()
+	if p == nil || p.Type == "manual" || e.Journal.SelftestPassed(p.Type, e.Config.DNS.Zone) {
+		return ""
+	}
+	return fmt.Sprintf("no passed selftest of provider %s on zone %s: before the window, run cutover dns selftest %s",
+		p.Type, e.Config.DNS.Zone, e.Config.File)
 }
 
 // lower-ttl
