@@ -14,6 +14,7 @@ import (
 
 	"github.com/libdns/libdns"
 
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/providers"
 	"github.com/cutover-dev/cutover/providers/providertest"
 )
@@ -208,7 +209,7 @@ func TestSwapNeverRaisesTTL(t *testing.T) {
 		{desc: "lowered above served: the served TTL stays", seed: []libdns.RR{rr("mail", "A", "192.0.2.1", 5*time.Minute)},
 			to: providers.Target{A: a2}, lowered: 24 * time.Hour,
 			want: []libdns.RR{rr("mail", "A", "198.51.100.2", 5*time.Minute)}},
-		{desc: "each RRset capped by its own TTL",
+		{desc: "each dnsrec.RRset capped by its own TTL",
 			seed: []libdns.RR{rr("mail", "A", "192.0.2.1", 10*time.Minute), rr("mail", "AAAA", "2001:db8::1", 2*time.Minute)},
 			to:   providers.Target{A: a2, AAAA: a62}, lowered: time.Hour,
 			want: []libdns.RR{rr("mail", "A", "198.51.100.2", 10*time.Minute), rr("mail", "AAAA", "2001:db8::2", 2*time.Minute)}},
@@ -240,7 +241,7 @@ func TestOperationErrors(t *testing.T) {
 		m := &memory{zone: "example.org.", rrs: []libdns.RR{rr("mail", "A", "192.0.2.1", time.Hour)}}
 		return m, providers.NewZone(m, "example.org.", caps)
 	}
-	good := &providers.Snapshot{Zone: "example.org.", Names: []providers.NameRecords{{Name: "mail.example.org.", A: providers.RRset{Addrs: []netip.Addr{a1}, TTL: time.Hour}}}}
+	good := &dnsrec.Snapshot{Zone: "example.org.", Names: []dnsrec.Name{{Name: "mail.example.org.", A: dnsrec.RRset{Addrs: []netip.Addr{a1}, TTL: time.Hour}}}}
 	tests := []struct {
 		desc string
 		op   func(z *providers.Zone, m *memory) error
@@ -289,7 +290,7 @@ func TestOperationErrors(t *testing.T) {
 		{
 			desc: "empty snapshot",
 			op: func(z *providers.Zone, m *memory) error {
-				return z.RestoreTTL(ctx, &providers.Snapshot{}, providers.Target{A: a2})
+				return z.RestoreTTL(ctx, &dnsrec.Snapshot{}, providers.Target{A: a2})
 			},
 			want: "providers: restore-ttl: empty snapshot",
 		},
@@ -334,9 +335,9 @@ func TestOperationErrors(t *testing.T) {
 }
 
 func TestSnapshotJSON(t *testing.T) {
-	snap := &providers.Snapshot{Zone: "example.org.", Taken: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), Names: []providers.NameRecords{
-		{Name: "mail.example.org.", A: providers.RRset{Addrs: []netip.Addr{a1}, TTL: time.Hour}, AAAA: providers.RRset{Addrs: []netip.Addr{a61}, TTL: time.Hour}},
-		{Name: "www.example.org.", A: providers.RRset{Addrs: []netip.Addr{a1, a2}, TTL: time.Minute}},
+	snap := &dnsrec.Snapshot{Zone: "example.org.", Taken: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), Names: []dnsrec.Name{
+		{Name: "mail.example.org.", A: dnsrec.RRset{Addrs: []netip.Addr{a1}, TTL: time.Hour}, AAAA: dnsrec.RRset{Addrs: []netip.Addr{a61}, TTL: time.Hour}},
+		{Name: "www.example.org.", A: dnsrec.RRset{Addrs: []netip.Addr{a1, a2}, TTL: time.Minute}},
 	}}
 	b, err := json.Marshal(snap)
 	if err != nil {
@@ -348,7 +349,7 @@ func TestSnapshotJSON(t *testing.T) {
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}
-	var back providers.Snapshot
+	var back dnsrec.Snapshot
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -363,8 +364,8 @@ func TestSnapshotJSON(t *testing.T) {
 func TestInterruptedRunsConverge(t *testing.T) {
 	ctx := context.Background()
 	a11 := netip.MustParseAddr("192.0.2.11")
-	snap := &providers.Snapshot{Zone: "example.org.", Names: []providers.NameRecords{
-		{Name: "mail.example.org.", A: providers.RRset{Addrs: []netip.Addr{a1, a11}, TTL: time.Hour}},
+	snap := &dnsrec.Snapshot{Zone: "example.org.", Names: []dnsrec.Name{
+		{Name: "mail.example.org.", A: dnsrec.RRset{Addrs: []netip.Addr{a1, a11}, TTL: time.Hour}},
 	}}
 	to := providers.Target{A: a2}
 	tests := []struct {

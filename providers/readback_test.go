@@ -10,6 +10,7 @@ import (
 
 	"github.com/libdns/libdns"
 
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/providers"
 	"github.com/cutover-dev/cutover/providers/providertest"
 )
@@ -19,10 +20,10 @@ import (
 func TestReadBackCatchesLossy(t *testing.T) {
 	ctx := context.Background()
 	a11 := netip.MustParseAddr("192.0.2.11")
-	snap := &providers.Snapshot{Zone: "example.org.", Names: []providers.NameRecords{{
+	snap := &dnsrec.Snapshot{Zone: "example.org.", Names: []dnsrec.Name{{
 		Name: "mail.example.org.",
-		A:    providers.RRset{Addrs: []netip.Addr{a1, a11}, TTL: time.Hour},
-		AAAA: providers.RRset{Addrs: []netip.Addr{a61}, TTL: time.Hour},
+		A:    dnsrec.RRset{Addrs: []netip.Addr{a1, a11}, TTL: time.Hour},
+		AAAA: dnsrec.RRset{Addrs: []netip.Addr{a61}, TTL: time.Hour},
 	}}}
 	to := providers.Target{A: a2, AAAA: a62}
 	seed := []libdns.RR{
@@ -63,19 +64,19 @@ func TestReadBackCatchesLossy(t *testing.T) {
 
 func TestChange(t *testing.T) {
 	ctx := context.Background()
-	name := func(n string, a ...netip.Addr) providers.NameRecords {
-		r := providers.NameRecords{Name: n}
+	name := func(n string, a ...netip.Addr) dnsrec.Name {
+		r := dnsrec.Name{Name: n}
 		if len(a) > 0 {
-			r.A = providers.RRset{Addrs: a, TTL: time.Minute}
+			r.A = dnsrec.RRset{Addrs: a, TTL: time.Minute}
 		}
 		return r
 	}
-	snap := func(ns ...providers.NameRecords) *providers.Snapshot {
-		return &providers.Snapshot{Zone: "example.org.", Names: ns}
+	snap := func(ns ...dnsrec.Name) *dnsrec.Snapshot {
+		return &dnsrec.Snapshot{Zone: "example.org.", Names: ns}
 	}
 	tests := []struct {
 		desc       string
-		have, want *providers.Snapshot
+		have, want *dnsrec.Snapshot
 		err        string
 		end        []libdns.RR
 	}{

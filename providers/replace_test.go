@@ -140,7 +140,7 @@ func TestOneRRsetPerCall(t *testing.T) {
 	}{
 		{desc: "the library alone keeps the old A", wrap: func(c providers.Client) providers.Client { return c },
 			want: []libdns.RR{seed[0], in[0].RR(), in[1].RR()}},
-		{desc: "one RRset per call replaces both", wrap: providers.OneRRsetPerCall,
+		{desc: "one dnsrec.RRset per call replaces both", wrap: providers.OneRRsetPerCall,
 			want: []libdns.RR{in[0].RR(), in[1].RR()}},
 	}
 	for _, tc := range tests {

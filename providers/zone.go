@@ -9,16 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/libdns/libdns"
-)
 
-// The record model is dnsrec's; these names are kept for the callers of
-// Zone (and the provider conformance tests) that spell it providers.X.
-type (
-	RRset       = dnsrec.RRset
-	NameRecords = dnsrec.Name
-	Snapshot    = dnsrec.Snapshot
+	"github.com/cutover-dev/cutover/dnsrec"
 )
 
 // Target is the host the names move to. An invalid AAAA means the host has no
@@ -76,7 +69,7 @@ var ErrTTLTooLow = errors.New("TTL below the provider's minimum")
 
 // Snapshot reads the current A and AAAA RRsets of names (FQDNs inside the
 // zone). It only reads.
-func (z *Zone) Snapshot(ctx context.Context, names []string) (*Snapshot, error) {
+func (z *Zone) Snapshot(ctx context.Context, names []string) (*dnsrec.Snapshot, error) {
 	ns, err := z.canonNames(names)
 	if err != nil {
 		return nil, err
@@ -85,20 +78,20 @@ func (z *Zone) Snapshot(ctx context.Context, names []string) (*Snapshot, error) 
 	if err != nil {
 		return nil, fmt.Errorf("providers: snapshot: %w", err)
 	}
-	snap := &Snapshot{Zone: z.zone, Taken: time.Now().UTC()}
+	snap := &dnsrec.Snapshot{Zone: z.zone, Taken: time.Now().UTC()}
 	for _, n := range ns {
-		snap.Names = append(snap.Names, NameRecords{Name: n, A: cur[key{n, "A"}], AAAA: cur[key{n, "AAAA"}]})
+		snap.Names = append(snap.Names, dnsrec.Name{Name: n, A: cur[key{n, "A"}], AAAA: cur[key{n, "AAAA"}]})
 	}
 	return snap, nil
 }
 
 // LowerTTL rewrites the snapshot's A and AAAA RRsets with the same data and
 // TTL ttl (an RRset whose TTL is already lower keeps it).
-func (z *Zone) LowerTTL(ctx context.Context, snap *Snapshot, ttl time.Duration) error {
+func (z *Zone) LowerTTL(ctx context.Context, snap *dnsrec.Snapshot, ttl time.Duration) error {
 	if err := z.checkTTL("lower-ttl", ttl); err != nil {
 		return err
 	}
-	return z.run(ctx, "lower-ttl", snap, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+	return z.run(ctx, "lower-ttl", snap, func(n dnsrec.Name, typ string, old dnsrec.RRset, _ dnsrec.RRset) (before, after dnsrec.RRset) {
 		after = old
 		if len(old.Addrs) > 0 && (old.TTL == 0 || old.TTL > ttl) {
 			after.TTL = ttl
@@ -111,7 +104,7 @@ func (z *Zone) LowerTTL(ctx context.Context, snap *Snapshot, ttl time.Duration) 
 // {to.AAAA}, or removes it when to has no IPv6 address. The new RRsets carry
 // ttl (the lowered TTL), or the TTL served before when that is lower: a swap
 // never raises a TTL. Other types and other names are untouched.
-func (z *Zone) Swap(ctx context.Context, snap *Snapshot, to Target, ttl time.Duration) error {
+func (z *Zone) Swap(ctx context.Context, snap *dnsrec.Snapshot, to Target, ttl time.Duration) error {
 	if !to.A.Is4() {
 		return fmt.Errorf("providers: swap: target A %q is not an IPv4 address", to.A)
 	}
@@ -121,12 +114,12 @@ func (z *Zone) Swap(ctx context.Context, snap *Snapshot, to Target, ttl time.Dur
 	if err := z.checkTTL("swap", ttl); err != nil {
 		return err
 	}
-	return z.run(ctx, "swap", snap, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+	return z.run(ctx, "swap", snap, func(n dnsrec.Name, typ string, old dnsrec.RRset, _ dnsrec.RRset) (before, after dnsrec.RRset) {
 		want := single(to.A)
 		if typ == "AAAA" {
 			want = single(to.AAAA)
 		}
-		after = RRset{Addrs: want}
+		after = dnsrec.RRset{Addrs: want}
 		if len(want) > 0 {
 			after.TTL = n.SwapTTL(typ, ttl)
 		}
@@ -137,7 +130,7 @@ func (z *Zone) Swap(ctx context.Context, snap *Snapshot, to Target, ttl time.Dur
 // RestoreTTL gives every RRset its snapshot TTL back, keeping the data it
 // holds now (the snapshot's or to's). An AAAA RRset the snapshot did not have
 // gets the name's A TTL from the snapshot.
-func (z *Zone) RestoreTTL(ctx context.Context, snap *Snapshot, to Target) error {
+func (z *Zone) RestoreTTL(ctx context.Context, snap *dnsrec.Snapshot, to Target) error {
 	if snap == nil {
 		return errors.New("providers: restore-ttl: empty snapshot")
 	}
@@ -145,7 +138,7 @@ func (z *Zone) RestoreTTL(ctx context.Context, snap *Snapshot, to Target) error 
 	for _, n := range snap.Names {
 		fallback = max(fallback, n.A.TTL, n.AAAA.TTL)
 	}
-	return z.run(ctx, "restore-ttl", snap, func(n NameRecords, typ string, old RRset, cur RRset) (before, after RRset) {
+	return z.run(ctx, "restore-ttl", snap, func(n dnsrec.Name, typ string, old dnsrec.RRset, cur dnsrec.RRset) (before, after dnsrec.RRset) {
 		ttl := n.ServedTTL(typ)
 		if ttl == 0 {
 			ttl = fallback
@@ -155,7 +148,7 @@ func (z *Zone) RestoreTTL(ctx context.Context, snap *Snapshot, to Target) error 
 			toSet = single(to.AAAA)
 		}
 		if sameAddrs(cur.Addrs, toSet) && !sameAddrs(cur.Addrs, old.Addrs) {
-			after = RRset{Addrs: toSet}
+			after = dnsrec.RRset{Addrs: toSet}
 			if len(toSet) > 0 {
 				after.TTL = ttl
 			}
@@ -167,20 +160,20 @@ func (z *Zone) RestoreTTL(ctx context.Context, snap *Snapshot, to Target) error 
 		}
 		// Before is what the swap wrote, so a record holding neither the
 		// snapshot's nor the target's data is a conflict.
-		return RRset{Addrs: toSet}, after
+		return dnsrec.RRset{Addrs: toSet}, after
 	})
 }
 
 // Revert puts back the snapshot's data and TTLs. from is the host cutover
 // swapped the names to: a record holding neither from's nor the snapshot's
 // data is a conflict.
-func (z *Zone) Revert(ctx context.Context, snap *Snapshot, from Target) error {
-	return z.run(ctx, "revert", snap, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+func (z *Zone) Revert(ctx context.Context, snap *dnsrec.Snapshot, from Target) error {
+	return z.run(ctx, "revert", snap, func(n dnsrec.Name, typ string, old dnsrec.RRset, _ dnsrec.RRset) (before, after dnsrec.RRset) {
 		b := single(from.A)
 		if typ == "AAAA" {
 			b = single(from.AAAA)
 		}
-		return RRset{Addrs: b}, old
+		return dnsrec.RRset{Addrs: b}, old
 	})
 }
 
@@ -189,11 +182,11 @@ func (z *Zone) Revert(ctx context.Context, snap *Snapshot, from Target) error {
 // operations on its scratch name). have and want list the same names in the
 // same order. Preconditions, writes and read-back are those of the other
 // operations; op names the change in errors.
-func (z *Zone) Change(ctx context.Context, op string, have, want *Snapshot) error {
+func (z *Zone) Change(ctx context.Context, op string, have, want *dnsrec.Snapshot) error {
 	if have == nil || want == nil {
 		return fmt.Errorf("providers: %s: empty snapshot", op)
 	}
-	wanted := make(map[string]NameRecords, len(want.Names))
+	wanted := make(map[string]dnsrec.Name, len(want.Names))
 	for _, n := range want.Names {
 		wanted[n.Name] = n
 	}
@@ -202,7 +195,7 @@ func (z *Zone) Change(ctx context.Context, op string, have, want *Snapshot) erro
 			return fmt.Errorf("providers: %s: have and want differ in names", op)
 		}
 	}
-	return z.run(ctx, op, have, func(n NameRecords, typ string, old RRset, _ RRset) (before, after RRset) {
+	return z.run(ctx, op, have, func(n dnsrec.Name, typ string, old dnsrec.RRset, _ dnsrec.RRset) (before, after dnsrec.RRset) {
 		if typ == "AAAA" {
 			return old, wanted[n.Name].AAAA
 		}
@@ -224,17 +217,17 @@ type key struct{ name, typ string }
 
 // planFunc gives, for one RRset of the snapshot (old) and what the zone holds
 // now (cur), the data expected before the operation and the RRset it writes.
-type planFunc func(n NameRecords, typ string, old, cur RRset) (before, after RRset)
+type planFunc func(n dnsrec.Name, typ string, old, cur dnsrec.RRset) (before, after dnsrec.RRset)
 
 type step struct {
 	key
-	cur, after RRset
+	cur, after dnsrec.RRset
 }
 
 // run checks the precondition for every RRset of the snapshot, then writes
 // what is not already done in one SetRecords call (and one DeleteRecords call
 // for RRsets that must go), then reads back and verifies.
-func (z *Zone) run(ctx context.Context, op string, snap *Snapshot, plan planFunc) error {
+func (z *Zone) run(ctx context.Context, op string, snap *dnsrec.Snapshot, plan planFunc) error {
 	if snap == nil || len(snap.Names) == 0 {
 		return fmt.Errorf("providers: %s: empty snapshot", op)
 	}
@@ -310,7 +303,7 @@ func (z *Zone) run(ctx context.Context, op string, snap *Snapshot, plan planFunc
 type ReadBackError struct {
 	Op         string // "lower-ttl", "swap", "restore-ttl", "revert"
 	Name, Type string // "mail.example.org.", "A"
-	Got, Want  RRset
+	Got, Want  dnsrec.RRset
 }
 
 func (e *ReadBackError) Error() string {
@@ -353,7 +346,7 @@ func (z *Zone) accept(op string, cur, before, after []netip.Addr) bool {
 	return true
 }
 
-func done(cur, after RRset) bool {
+func done(cur, after dnsrec.RRset) bool {
 	if !sameAddrs(cur.Addrs, after.Addrs) {
 		return false
 	}
@@ -362,7 +355,7 @@ func done(cur, after RRset) bool {
 
 // read returns the A and AAAA RRsets of names (RRsets with mixed TTLs get the
 // largest one).
-func (z *Zone) read(ctx context.Context, names []string) (map[key]RRset, error) {
+func (z *Zone) read(ctx context.Context, names []string) (map[key]dnsrec.RRset, error) {
 	var (
 		recs []libdns.Record
 		err  error
@@ -379,7 +372,7 @@ func (z *Zone) read(ctx context.Context, names []string) (map[key]RRset, error) 
 	for _, n := range names {
 		want[n] = true
 	}
-	out := map[key]RRset{}
+	out := map[key]dnsrec.RRset{}
 	for _, r := range recs {
 		rr := r.RR()
 		if rr.Type != "A" && rr.Type != "AAAA" {
@@ -469,7 +462,7 @@ func fmtAddrs(as []netip.Addr) string {
 }
 
 // fmtRRset writes an RRset as "{192.0.2.1, 192.0.2.11} TTL 1m0s", or "none".
-func fmtRRset(r RRset) string {
+func fmtRRset(r dnsrec.RRset) string {
 	if len(r.Addrs) == 0 {
 		return "none"
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/dnsprop"
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/internal/lab"
 	"github.com/cutover-dev/cutover/internal/selftest"
 	"github.com/cutover-dev/cutover/providers"
@@ -190,7 +191,7 @@ func TestSelftest(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.leaves {
-				none := &providers.Snapshot{Zone: zone, Names: []providers.NameRecords{{Name: n}}}
+				none := &dnsrec.Snapshot{Zone: zone, Names: []dnsrec.Name{{Name: n}}}
 				if err := srv.zone.Change(context.Background(), "test cleanup", left, none); err != nil {
 					t.Fatal(err)
 				}

@@ -13,6 +13,7 @@ import (
 	pdns "github.com/libdns/powerdns"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/internal/lab"
 	"github.com/cutover-dev/cutover/providers"
 	"github.com/cutover-dev/cutover/providers/powerdns"
@@ -112,8 +113,8 @@ func TestPowerDNSWrongKey(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("snapshot with a wrong key: got %v\nwant %s", err, want)
 	}
-	snap := &providers.Snapshot{Zone: zone, Names: []providers.NameRecords{{Name: "mail." + zone,
-		A: providers.RRset{Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, TTL: 30 * time.Second}}}}
+	snap := &dnsrec.Snapshot{Zone: zone, Names: []dnsrec.Name{{Name: "mail." + zone,
+		A: dnsrec.RRset{Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, TTL: 30 * time.Second}}}}
 	err = z.Swap(ctx, snap, providers.Target{A: netip.MustParseAddr("192.0.2.2")}, 5*time.Second)
 	texts = append(texts, fmt.Sprint(err))
 	if err == nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/libdns/libdns"
 
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/providers"
 )
 
@@ -88,13 +89,13 @@ func Run(t *testing.T, h Harness) {
 		t.Cleanup(cancel)
 		return ctx
 	}
-	rr := func(addrs []netip.Addr, ttl time.Duration) providers.RRset {
+	rr := func(addrs []netip.Addr, ttl time.Duration) dnsrec.RRset {
 		if len(addrs) == 0 {
-			return providers.RRset{}
+			return dnsrec.RRset{}
 		}
-		return providers.RRset{Addrs: addrs, TTL: ttl}
+		return dnsrec.RRset{Addrs: addrs, TTL: ttl}
 	}
-	expect := func(t *testing.T, names []string, want []providers.NameRecords) {
+	expect := func(t *testing.T, names []string, want []dnsrec.Name) {
 		t.Helper()
 		got, err := z.Snapshot(ctx(t), names)
 		if err != nil {
@@ -137,7 +138,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("cycle", func(t *testing.T) {
 		names := []string{abs("c1-mail"), abs("c1-two"), abs("c1-v4")}
 		to := providers.Target{A: newA, AAAA: newAAAA}
-		orig := []providers.NameRecords{
+		orig := []dnsrec.Name{
 			{Name: abs("c1-mail"), A: rr(l(oldA), h.TTL), AAAA: rr(l(oldAAAA), h.TTL)},
 			{Name: abs("c1-two"), A: rr(l(oldA, oldA2), h.TTL)},
 			{Name: abs("c1-v4"), A: rr(l(oldA), h.TTL)},
@@ -154,7 +155,7 @@ func Run(t *testing.T, h Harness) {
 		}
 
 		twice(t, "lower-ttl", func(ctx context.Context) error { return z.LowerTTL(ctx, snap, h.LowTTL) })
-		expect(t, names, []providers.NameRecords{
+		expect(t, names, []dnsrec.Name{
 			{Name: abs("c1-mail"), A: rr(l(oldA), h.LowTTL), AAAA: rr(l(oldAAAA), h.LowTTL)},
 			{Name: abs("c1-two"), A: rr(l(oldA, oldA2), h.LowTTL)},
 			{Name: abs("c1-v4"), A: rr(l(oldA), h.LowTTL)},
@@ -162,7 +163,7 @@ func Run(t *testing.T, h Harness) {
 		untouched(t)
 
 		twice(t, "swap", func(ctx context.Context) error { return z.Swap(ctx, snap, to, h.LowTTL) })
-		swapped := []providers.NameRecords{
+		swapped := []dnsrec.Name{
 			{Name: abs("c1-mail"), A: rr(l(newA), h.LowTTL), AAAA: rr(l(newAAAA), h.LowTTL)},
 			{Name: abs("c1-two"), A: rr(l(newA), h.LowTTL), AAAA: rr(l(newAAAA), h.LowTTL)},
 			{Name: abs("c1-v4"), A: rr(l(newA), h.LowTTL), AAAA: rr(l(newAAAA), h.LowTTL)},
@@ -190,11 +191,11 @@ func Run(t *testing.T, h Harness) {
 		}
 		to := providers.Target{A: newA}
 		twice(t, "swap", func(ctx context.Context) error { return z.Swap(ctx, snap, to, h.LowTTL) })
-		expect(t, names, []providers.NameRecords{{Name: abs("c2-mail"), A: rr(l(newA), h.LowTTL)}})
+		expect(t, names, []dnsrec.Name{{Name: abs("c2-mail"), A: rr(l(newA), h.LowTTL)}})
 		twice(t, "restore-ttl", func(ctx context.Context) error { return z.RestoreTTL(ctx, snap, to) })
-		expect(t, names, []providers.NameRecords{{Name: abs("c2-mail"), A: rr(l(newA), h.TTL)}})
+		expect(t, names, []dnsrec.Name{{Name: abs("c2-mail"), A: rr(l(newA), h.TTL)}})
 		twice(t, "revert", func(ctx context.Context) error { return z.Revert(ctx, snap, to) })
-		expect(t, names, []providers.NameRecords{{Name: abs("c2-mail"), A: rr(l(oldA), h.TTL), AAAA: rr(l(oldAAAA), h.TTL)}})
+		expect(t, names, []dnsrec.Name{{Name: abs("c2-mail"), A: rr(l(oldA), h.TTL), AAAA: rr(l(oldAAAA), h.TTL)}})
 	})
 
 	t.Run("changed behind our back", func(t *testing.T) {
@@ -205,7 +206,7 @@ func Run(t *testing.T, h Harness) {
 		}
 		h.Change(t, "c3-mail", "A", l(tamper))
 		to := providers.Target{A: newA}
-		after := []providers.NameRecords{
+		after := []dnsrec.Name{
 			{Name: abs("c3-b"), A: rr(l(oldA), h.TTL)},
 			{Name: abs("c3-mail"), A: rr(l(tamper), h.TTL)},
 		}
@@ -282,8 +283,8 @@ func ZoneLines(seed []libdns.RR) []string {
 
 func l(a ...netip.Addr) []netip.Addr { return a }
 
-func diff(got, want []providers.NameRecords) string {
-	f := func(ns []providers.NameRecords) string {
+func diff(got, want []dnsrec.Name) string {
+	f := func(ns []dnsrec.Name) string {
 		var b strings.Builder
 		for _, n := range ns {
 			fmt.Fprintf(&b, "  %s A=%s AAAA=%s\n", n.Name, fmtSet(n.A), fmtSet(n.AAAA))
@@ -297,7 +298,7 @@ func diff(got, want []providers.NameRecords) string {
 	return g + "want:\n" + w
 }
 
-func fmtSet(r providers.RRset) string {
+func fmtSet(r dnsrec.RRset) string {
 	if len(r.Addrs) == 0 {
 		return "none"
 	}

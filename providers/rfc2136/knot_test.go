@@ -10,6 +10,7 @@ import (
 
 	"github.com/libdns/libdns"
 
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/internal/lab"
 	"github.com/cutover-dev/cutover/providers"
 	"github.com/cutover-dev/cutover/providers/providertest"
@@ -68,7 +69,7 @@ func TestKnotWrongKey(t *testing.T) {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
 	texts = append(texts, fmt.Sprint(err))
-	snap := &providers.Snapshot{Zone: zone, Names: []providers.NameRecords{{Name: "mail." + zone}}}
+	snap := &dnsrec.Snapshot{Zone: zone, Names: []dnsrec.Name{{Name: "mail." + zone}}}
 	err = providers.NewZone(z.Client(), zone, rfc2136.Spec.Capabilities).Swap(ctx, snap, providers.Target{A: netip.MustParseAddr("192.0.2.2")}, 5*time.Second)
 	texts = append(texts, fmt.Sprint(err))
 	if err == nil {
