@@ -145,6 +145,8 @@ checks they point at [old]. Each change is recorded in the same journal cutover 
 refuses to touch a record that holds neither the value expected before nor after it.
 
   --yes        do not ask before a change (required without a terminal)`},
+		{name: "bridge", args: "serve --listen ADDR:PORT,... --to ADDR --pidfile F --log F [--proxy-protocol] [--max-conns N] [--idle D]",
+			summary: "the forwarder old runs during a handover through old ([bridge])", run: cmdBridge, help: bridgeHelp},
 		{name: "providers", args: "[--json]", summary: "list the DNS provider types and their settings", run: cmdProviders, help: providersHelp},
 		{name: "version", summary: "print the version", help: "Prints cutover's version.", run: cmdVersion},
 		{name: "help", args: "[COMMAND]", summary: "show help for cutover or a command", run: cmdHelp,
