@@ -320,18 +320,25 @@ func addrPort(a net.Addr) netip.AddrPort {
 }
 
 // Conns counts the "conn" lines of a forwarder's log: the connections
-// each port has carried so far (a running forwarder's log grows as it goes).
-func Conns(log string) map[uint16]int64 {
+// each port has carried so far (a running forwarder's log grows as it
+// goes). Connections from an address in except (old's own: the checks) are
+// not counted.
+func Conns(log string, except ...netip.Addr) map[uint16]int64 {
 	out := map[uint16]int64{}
 	for _, line := range strings.Split(log, "\n") {
 		_, rest, ok := strings.Cut(line, " bridge: conn port=")
 		if !ok {
 			continue
 		}
-		p, _, _ := strings.Cut(rest, " ")
-		if n, err := strconv.ParseUint(p, 10, 16); err == nil {
-			out[uint16(n)]++
+		p, from, _ := strings.Cut(rest, " from=")
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			continue
 		}
+		if ap, err := netip.ParseAddrPort(from); err == nil && slices.Contains(except, ap.Addr().Unmap()) {
+			continue
+		}
+		out[uint16(n)]++
 	}
 	return out
 }
