@@ -21,6 +21,10 @@ const (
 // Forwarder is the bridge on old: it forwards the [bridge] ports to the
 // same ports on new while DNS moves.
 type Forwarder interface {
+	// Preflight checks what the forwarder needs on old (the binary for
+	// old's OS and architecture) and reports which process holds each
+	// bridged port now (disable must free them).
+	Preflight(ctx context.Context, out io.Writer) error
 	// Start starts the forwarder on old, or adopts the one that runs (never
 	// two), then checks that each port through old's address reaches new.
 	Start(ctx context.Context, out io.Writer) error
@@ -44,7 +48,8 @@ func withBridge(steps []Step) []Step {
 		}
 	}
 	activate = hookStep(Step{Name: Activate, Summary: "start the service on the new host: the window closes",
-		Hook: activate.Hook}, "right after fixup: old forwards its ports to new while DNS moves", "")
+		Hook: activate.Hook}, "right after fixup: old forwards its ports to new while DNS moves",
+		"no [hooks] activate: start the service on the new host yourself before bridge, or its check fails")
 	for _, s := range steps {
 		switch s.Name {
 		case Activate:
@@ -111,6 +116,17 @@ func cachesForgotOld(cfg *config.Config, j *Journal) time.Time {
 		ttl = max(ttl, j.Snapshot.MaxTTL())
 	}
 	return s.Ended.Add(ttl + Margin(ttl))
+}
+
+// bridgePreflight is preflight's part for [bridge].
+func (e *Engine) bridgePreflight(ctx context.Context, out io.Writer) error {
+	if e.Config.Bridge == nil {
+		return nil
+	}
+	if e.Forwarder == nil {
+		return errors.New("scheduler: no forwarder (internal: Engine.Forwarder is nil)")
+	}
+	return e.Forwarder.Preflight(ctx, out)
 }
 
 func (e *Engine) bridge(ctx context.Context, out io.Writer) (string, error) {

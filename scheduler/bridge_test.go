@@ -22,6 +22,11 @@ type fakeForwarder struct {
 	running  bool
 }
 
+func (f *fakeForwarder) Preflight(ctx context.Context, out io.Writer) error {
+	appendLine(filepath.Join(f.dir, "hooks.log"), "bridge-preflight")
+	return nil
+}
+
 func (f *fakeForwarder) Start(ctx context.Context, out io.Writer) error {
 	appendLine(filepath.Join(f.dir, "hooks.log"), "bridge-start")
 	f.running = true
@@ -76,7 +81,7 @@ func TestBridgeRun(t *testing.T) {
 			t.Errorf("step %s is %s, want done", s.Name, s.State)
 		}
 	}
-	assertLines(t, filepath.Join(dir, "hooks.log"), "prepare", "disable", "activate", "bridge-start", "bridge-stop")
+	assertLines(t, filepath.Join(dir, "hooks.log"), "bridge-preflight", "prepare", "disable", "activate", "bridge-start", "bridge-stop")
 	assertLines(t, filepath.Join(dir, "dns.log"), "lower-ttl", "swap", "restore-ttl")
 	// unbridge waits for every cache to forget the old address: the swap +
 	// lowered_ttl (3s) + the margin (10s); and comes after await-resolvers.
@@ -113,17 +118,17 @@ func TestBridgeFailures(t *testing.T) {
 		{desc: "bridge fails before any connection: stop it, deactivate new, re-enable old",
 			startErr:  errors.New("port 443 held by nginx"),
 			wantErr:   "bridge: port 443 held by nginx; rolled back",
-			wantHooks: []string{"prepare", "disable", "activate", "bridge-start", "bridge-stop", "deactivate", "reenable"},
+			wantHooks: []string{"bridge-preflight", "prepare", "disable", "activate", "bridge-start", "bridge-stop", "deactivate", "reenable"},
 			wantDNS:   []string{"lower-ttl", "revert"}, outcome: OutcomeRolledBack},
 		{desc: "bridge fails after a connection went through: keep forwarding",
 			startErr: errors.New("port 993 does not reach new"), carried: map[uint16]int64{25: 1},
 			wantErr:   "bridge: port 993 does not reach new; not rolled back (the forwarder carried connections: new holds data old does not (25: 1, 993: 0)): the forwarder on old keeps running, so clients reach new through old",
-			wantHooks: []string{"prepare", "disable", "activate", "bridge-start"},
+			wantHooks: []string{"bridge-preflight", "prepare", "disable", "activate", "bridge-start"},
 			wantDNS:   []string{"lower-ttl"}, outcome: OutcomeStopped},
 		{desc: "swap fails: DNS may have moved, keep forwarding",
 			failDNS:   "swap",
 			wantErr:   "swap-dns: fake: swap fails as told; not rolled back (DNS was changed already): the forwarder on old keeps running, so clients reach new through old",
-			wantHooks: []string{"prepare", "disable", "activate", "bridge-start"},
+			wantHooks: []string{"bridge-preflight", "prepare", "disable", "activate", "bridge-start"},
 			wantDNS:   []string{"lower-ttl"}, outcome: OutcomeStopped},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -214,6 +214,9 @@ func (e *Engine) preflight(ctx context.Context, out io.Writer) (string, error) {
 	if err := e.Hosts.Preflight(ctx, out); err != nil {
 		return "", err
 	}
+	if err := e.bridgePreflight(ctx, out); err != nil {
+		return "", err
+	}
 	if _, err := e.snapshot(ctx, out); err != nil {
 		return "", err
 	}

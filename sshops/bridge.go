@@ -160,8 +160,23 @@ func (c *Client) startFailed(ctx context.Context, spec BridgeSpec, log string) e
 	if i := strings.LastIndex(msg, "\n"); i >= 0 {
 		msg = msg[i+1:]
 	}
+	held := c.portHolders(ctx, spec)
+	if len(held) > 0 {
+		return fmt.Errorf("sshops: the forwarder cannot listen on old: %s (%s)", strings.Join(held, "; "), msg)
+	}
+	return fmt.Errorf("sshops: the forwarder exited at once: %s", msg)
+}
+
+// portHolders says which process listens on each of spec's ports on old
+// (ss -ltnp), one "port N held by users:((...))" each.
+func (c *Client) portHolders(ctx context.Context, spec BridgeSpec) []string {
 	var held []string
+	seen := map[uint16]bool{}
 	for _, l := range spec.Listen {
+		if seen[l.Port()] {
+			continue
+		}
+		seen[l.Port()] = true
 		out, err := c.output(ctx, fmt.Sprintf("ss -ltnpH 'sport = :%d'", l.Port()), "ss -ltnp", nil)
 		if err != nil {
 			continue
@@ -172,10 +187,7 @@ func (c *Client) startFailed(ctx context.Context, spec BridgeSpec, log string) e
 			}
 		}
 	}
-	if len(held) > 0 {
-		return fmt.Errorf("sshops: the forwarder cannot listen on old: %s (%s)", strings.Join(held, "; "), msg)
-	}
-	return fmt.Errorf("sshops: the forwarder exited at once: %s", msg)
+	return held
 }
 
 // BridgeLog is the forwarder's log on old ("" when there is none).
@@ -279,6 +291,24 @@ func (f *Forwarder) own() []netip.Addr {
 		out = append(out, l.Addr().Unmap())
 	}
 	return out
+}
+
+// Preflight checks the binary for old (its OS and architecture) and says
+// which process holds each bridged port on old now.
+func (f *Forwarder) Preflight(ctx context.Context, out io.Writer) error {
+	c, err := f.old(ctx, out)
+	if err != nil {
+		return err
+	}
+	binary, err := c.checkBinary(ctx, f.Spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "bridge: %s will forward on old\n", binary)
+	for _, h := range c.portHolders(ctx, f.Spec) {
+		fmt.Fprintf(out, "bridge: %s now; disable must free it\n", h)
+	}
+	return nil
 }
 
 // Start starts or adopts the forwarder and checks every port.

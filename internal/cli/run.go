@@ -121,6 +121,9 @@ func (s *session) engine(e *env, o engineOptions) (*scheduler.Engine, error) {
 	eng := &scheduler.Engine{Config: s.cfg, Journal: s.journal, DNS: d, Hosts: s.hosts, Hooks: scheduler.HookRunner{Remote: s.hosts.Run},
 		Prop: &propagation{cfg: s.cfg}, Clock: scheduler.SystemClock{}, Out: e.stdout, Events: s.events,
 		RerunInterrupted: o.rerunInterrupted, Fault: fault}
+	if f := newForwarder(s.cfg, s.hosts); f != nil {
+		eng.Forwarder = f
+	}
 	if e.terminal {
 		eng.Wait = func(step scheduler.StepName, until, now time.Time) {
 			left := until.Sub(now).Round(time.Second)
