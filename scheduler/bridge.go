@@ -57,6 +57,8 @@ func withBridge(steps []Step) []Step {
 		case SwapDNS:
 			out = append(out, activate, Step{Name: Bridge, Idempotent: true,
 				Summary: "old forwards its service ports to new while DNS moves", Plan: planBridge, Do: (*Engine).bridge})
+		case AwaitAuthoritative:
+			s.Plan = withWhy(s.Plan, "unbridge never runs before DNS points at the new host")
 		case RestoreTTL:
 			out = append(out, Step{Name: Unbridge, Idempotent: true,
 				Summary: "stop the forwarder on old: no cache holds the old address any more", NotBefore: cachesForgotOld,
@@ -65,6 +67,14 @@ func withBridge(steps []Step) []Step {
 		out = append(out, s)
 	}
 	return out
+}
+
+// withWhy is plan with another reason for the step's time.
+func withWhy(plan func(*planner, *PlannedStep), why string) func(*planner, *PlannedStep) {
+	return func(pl *planner, ps *PlannedStep) {
+		plan(pl, ps)
+		ps.Why = why
+	}
 }
 
 func planBridge(pl *planner, ps *PlannedStep) {
@@ -100,6 +110,20 @@ func portList(ports []uint16) string {
 		s[i] = fmt.Sprint(p)
 	}
 	return strings.Join(s, ", ")
+}
+
+// expectedDowntime says what the downtime is made of: the window's steps,
+// plus, without [bridge], the time caches take to forget the old address.
+func expectedDowntime(pl *planner) string {
+	ttl := pl.cfg.DNS.LoweredTTL
+	if pl.addsAAAA {
+		ttl = max(ttl, pl.in.Facts.NegativeTTL)
+	}
+	caches := config.FormatDuration(ttl)
+	if pl.cfg.Bridge != nil {
+		return fmt.Sprintf("final sync + verify + fixup + activate + bridge; DNS caches do not count ([bridge]: old forwards to new; without it, up to %s more)", caches)
+	}
+	return fmt.Sprintf("final sync + verify + fixup + swap + up to %s while caches forget the old address + activate ([bridge] would take the %s out)", caches, caches)
 }
 
 // cachesForgotOld is when no cache can hold the old address any more: the
