@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path"
 	"slices"
 )
 
@@ -12,15 +13,23 @@ type Bridge struct {
 	Ports         []uint16 // in the order written, each once
 	ProxyProtocol bool     // new gets a PROXY v2 header with each client's address
 	Binary        string   // a cutover build for old's OS and architecture; empty: this binary
+	Dir           string   // on old: the forwarder's binary, pid file and log (made private, mode 0700)
 }
+
+// DefaultBridgeDir is where the forwarder lives on old unless [bridge] dir says otherwise.
+const DefaultBridgeDir = "/var/lib/cutover/bridge"
 
 // bridge reads the [bridge] table; nil when there is none.
 func (l *loader) bridge(m map[string]any, cfg *Config) *Bridge {
 	if m == nil {
 		return nil
 	}
-	l.table(m, "bridge", "ports", "proxy_protocol", "binary")
+	l.table(m, "bridge", "ports", "proxy_protocol", "binary", "dir")
 	b := &Bridge{ProxyProtocol: l.boolean(m, "bridge", "proxy_protocol"), Binary: l.path(m, "bridge", "binary", "")}
+	b.Dir, _ = l.str(m, "bridge", "dir", DefaultBridgeDir)
+	if !path.IsAbs(b.Dir) || path.Clean(b.Dir) != b.Dir || b.Dir == "/" || hasControl(b.Dir) {
+		l.problem("bridge.dir", "%q: want an absolute, clean path on old other than /, e.g. %q", b.Dir, DefaultBridgeDir)
+	}
 	switch v := m["ports"].(type) {
 	case nil:
 		l.problem("bridge.ports", "required: the TCP ports old forwards to new, e.g. ports = [25, 143, 465, 587, 993]")

@@ -12,7 +12,7 @@ func TestParseBridge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fmt.Sprintf("%+v", *cfg.Bridge), "{Ports:[25 993] ProxyProtocol:true Binary:/opt/cutover-arm64}"; got != want {
+	if got, want := fmt.Sprintf("%+v", *cfg.Bridge), "{Ports:[25 993] ProxyProtocol:true Binary:/opt/cutover-arm64 Dir:/var/lib/cutover/bridge}"; got != want {
 		t.Errorf("bridge %s, want %s", got, want)
 	}
 	if h := cfg.Hooks.Deactivate; h == nil || h.On != OnNew || h.Run != "systemctl stop postfix" {
@@ -47,7 +47,11 @@ func TestParseBridgeProblems(t *testing.T) {
 				"  c.toml:19:21: bridge.ports[3]: must be a port number, not a string\n" +
 				"  c.toml:19:28: bridge.ports[4]: 70000 is not a port (1 to 65535)"},
 		{desc: "unknown key", add: deactivate + "[bridge]\nports = [25]\nport = 26\n",
-			want: "config: c.toml:20:1: bridge.port: unknown key (valid here: ports, proxy_protocol, binary)"},
+			want: "config: c.toml:20:1: bridge.port: unknown key (valid here: ports, proxy_protocol, binary, dir)"},
+		{desc: "relative dir", add: deactivate + "[bridge]\nports = [25]\ndir = \"bridge\"\n",
+			want: `config: c.toml:20:1: bridge.dir: "bridge": want an absolute, clean path on old other than /, e.g. "/var/lib/cutover/bridge"`},
+		{desc: "dir is /", add: deactivate + "[bridge]\nports = [25]\ndir = \"/\"\n",
+			want: `config: c.toml:20:1: bridge.dir: "/": want an absolute, clean path on old other than /, e.g. "/var/lib/cutover/bridge"`},
 		{desc: "relative binary", add: deactivate + "[bridge]\nports = [25]\nbinary = \"bin/cutover\"\n",
 			want: `config: c.toml:20:1: bridge.binary: "bin/cutover" is a relative path; write it absolute (or starting with ~/)`},
 		{desc: "proxy_protocol not a bool", add: deactivate + "[bridge]\nports = [25]\nproxy_protocol = \"yes\"\n",

@@ -100,8 +100,11 @@ func (c *Client) StartBridge(ctx context.Context, spec BridgeSpec) (adopted bool
 	}
 	defer f.Close()
 	dir, exe := shellQuote(spec.Dir), shellQuote(spec.Dir+"/cutover")
-	if _, err := c.output(ctx, fmt.Sprintf("umask 077 && mkdir -p %s && chmod 700 %s && cat >%s.tmp && chmod 700 %s.tmp && mv -f %s.tmp %s",
-		dir, dir, exe, exe, exe, exe), "copy cutover to "+spec.Dir+" on old", f); err != nil {
+	// The dir must be this user's own and not a symlink: nobody else may
+	// swap the binary before it starts.
+	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && [ ! -L %[1]s ] && [ "$(stat -c %%u %[1]s)" = "$(id -u)" ] || { echo "%[1]s is a symlink or not owned by $(id -un)" >&2; exit 1; }
+chmod 700 %[1]s && cat >%[2]s.tmp && chmod 700 %[2]s.tmp && mv -f %[2]s.tmp %[2]s`, dir, exe)
+	if _, err := c.output(ctx, script, "copy cutover to "+spec.Dir+" on old", f); err != nil {
 		return false, fmt.Errorf("sshops: copy the forwarder to old: %w", err)
 	}
 	listen := make([]string, len(spec.Listen))

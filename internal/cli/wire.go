@@ -156,9 +156,6 @@ func newHosts(cfg *config.Config, acceptNewHostKey bool, progress func(sshops.Pr
 	return h
 }
 
-// bridgeDir is where the forwarder lives on old: its binary, pid file and log.
-const bridgeDir = "/var/lib/cutover/bridge"
-
 // newForwarder is the forwarder of a handover through old, on hosts' old
 // host; nil without [bridge]. It listens on old's address (and address6)
 // at each port and forwards to new's address.
@@ -166,7 +163,7 @@ func newForwarder(cfg *config.Config, hosts *sshops.Hosts) *sshops.Forwarder {
 	if cfg.Bridge == nil {
 		return nil
 	}
-	spec := sshops.BridgeSpec{Binary: cfg.Bridge.Binary, Dir: bridgeDir, To: cfg.New.Address, ProxyProtocol: cfg.Bridge.ProxyProtocol}
+	spec := sshops.BridgeSpec{Binary: cfg.Bridge.Binary, Dir: cfg.Bridge.Dir, To: cfg.New.Address, ProxyProtocol: cfg.Bridge.ProxyProtocol}
 	for _, p := range cfg.Bridge.Ports {
 		spec.Listen = append(spec.Listen, netip.AddrPortFrom(cfg.Old.Address, p))
 		if cfg.Old.Address6.IsValid() {
