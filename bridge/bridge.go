@@ -321,24 +321,32 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // Conns counts the "conn" lines of a forwarder's log: the connections
 // each port has carried so far (a running forwarder's log grows as it
-// goes). Connections from an address in except (old's own: the checks) are
-// not counted.
-func Conns(log string, except ...netip.Addr) map[uint16]int64 {
+// goes), less one for each "check" line: the connections cutover made
+// itself to check the port, which it logs as CheckLine.
+func Conns(log string) map[uint16]int64 {
 	out := map[uint16]int64{}
 	for _, line := range strings.Split(log, "\n") {
-		_, rest, ok := strings.Cut(line, " bridge: conn port=")
-		if !ok {
-			continue
+		for prefix, n := range map[string]int64{" bridge: conn port=": 1, " bridge: check port=": -1} {
+			_, rest, ok := strings.Cut(line, prefix)
+			if !ok {
+				continue
+			}
+			p, _, _ := strings.Cut(rest, " ")
+			if port, err := strconv.ParseUint(p, 10, 16); err == nil {
+				out[uint16(port)] += n
+			}
 		}
-		p, from, _ := strings.Cut(rest, " from=")
-		n, err := strconv.ParseUint(p, 10, 16)
-		if err != nil {
-			continue
+	}
+	for p, n := range out {
+		if n <= 0 {
+			delete(out, p)
 		}
-		if ap, err := netip.ParseAddrPort(from); err == nil && slices.Contains(except, ap.Addr().Unmap()) {
-			continue
-		}
-		out[uint16(n)]++
 	}
 	return out
+}
+
+// CheckLine is the log line that marks one connection on port as
+// cutover's own check, without its timestamp.
+func CheckLine(port uint16) string {
+	return fmt.Sprintf("bridge: check port=%d (the connection was cutover's own check)", port)
 }

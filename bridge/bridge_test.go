@@ -126,6 +126,9 @@ func TestBytesBothWays(t *testing.T) {
 	if got := Conns(log); got[port] != 1 || len(got) != 1 {
 		t.Errorf("Conns(log) = %v, want one on port %d; log:\n%s", got, port, log)
 	}
+	if got := Conns(log + "2026-12-01T00:00:00Z " + CheckLine(port) + "\n"); len(got) != 0 {
+		t.Errorf("Conns with the connection marked as a check = %v, want none", got)
+	}
 	if !strings.Contains(log, fmt.Sprintf("bridge: stopped port=%d conns=1 refused=0 failed=0", port)) {
 		t.Errorf("log has no stopped line for port %d:\n%s", port, log)
 	}

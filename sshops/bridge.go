@@ -2,6 +2,8 @@ package sshops
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +83,40 @@ exit 0`, shellQuote(spec.pidfile()))
 	return strconv.Atoi(s)
 }
 
+// UploadBridge copies the forwarder's binary to spec.Dir on c (old),
+// unless the same file (sha256) is there already: preflight does it, so
+// that the window does not wait for the copy.
+func (c *Client) UploadBridge(ctx context.Context, spec BridgeSpec) error {
+	binary, err := c.checkBinary(ctx, spec)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(binary)
+	if err != nil {
+		return fmt.Errorf("sshops: forwarder binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("sshops: forwarder binary: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("sshops: forwarder binary: %w", err)
+	}
+	dir, exe := shellQuote(spec.Dir), shellQuote(spec.Dir+"/cutover")
+	// The dir must be this user's own and not a symlink: nobody else may
+	// swap the binary before it starts.
+	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && [ ! -L %[1]s ] && [ "$(stat -c %%u %[1]s)" = "$(id -u)" ] || { echo "%[1]s is a symlink or not owned by $(id -un)" >&2; exit 1; }
+chmod 700 %[1]s || exit 1
+if [ "$(sha256sum <%[2]s 2>/dev/null | cut -d' ' -f1)" = %[3]s ]; then cat >/dev/null; exit 0; fi
+cat >%[2]s.tmp && chmod 700 %[2]s.tmp && mv -f %[2]s.tmp %[2]s`, dir, exe, sum)
+	if _, err := c.output(ctx, script, "copy cutover to "+spec.Dir+" on old", f); err != nil {
+		return fmt.Errorf("sshops: copy the forwarder to old: %w", err)
+	}
+	return nil
+}
+
 // StartBridge starts the forwarder on c (old), or adopts the one that runs
 // under spec's pid file: there is never a second one. It returns whether it
 // adopted one. A port held by another process fails, naming it.
@@ -90,23 +126,10 @@ func (c *Client) StartBridge(ctx context.Context, spec BridgeSpec) (adopted bool
 	} else if pid > 0 {
 		return true, nil
 	}
-	binary, err := c.checkBinary(ctx, spec)
-	if err != nil {
+	if err := c.UploadBridge(ctx, spec); err != nil {
 		return false, err
 	}
-	f, err := os.Open(binary)
-	if err != nil {
-		return false, fmt.Errorf("sshops: forwarder binary: %w", err)
-	}
-	defer f.Close()
-	dir, exe := shellQuote(spec.Dir), shellQuote(spec.Dir+"/cutover")
-	// The dir must be this user's own and not a symlink: nobody else may
-	// swap the binary before it starts.
-	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && [ ! -L %[1]s ] && [ "$(stat -c %%u %[1]s)" = "$(id -u)" ] || { echo "%[1]s is a symlink or not owned by $(id -un)" >&2; exit 1; }
-chmod 700 %[1]s && cat >%[2]s.tmp && chmod 700 %[2]s.tmp && mv -f %[2]s.tmp %[2]s`, dir, exe)
-	if _, err := c.output(ctx, script, "copy cutover to "+spec.Dir+" on old", f); err != nil {
-		return false, fmt.Errorf("sshops: copy the forwarder to old: %w", err)
-	}
+	exe := shellQuote(spec.Dir + "/cutover")
 	listen := make([]string, len(spec.Listen))
 	for i, l := range spec.Listen {
 		listen[i] = l.String()
@@ -203,7 +226,9 @@ func (c *Client) BridgeLog(ctx context.Context, spec BridgeSpec) (string, error)
 }
 
 // CheckBridge connects to each listen address from old itself and checks,
-// in the forwarder's log, that the connection went through to new.
+// in the forwarder's log, that the connection went through to new; it
+// marks each such connection in the log as a check (bridge.CheckLine), so
+// that it is not counted as a client's.
 func (c *Client) CheckBridge(ctx context.Context, spec BridgeSpec) error {
 	var problems []string
 	for _, l := range spec.Listen {
@@ -217,8 +242,7 @@ func (c *Client) CheckBridge(ctx context.Context, spec BridgeSpec) error {
 			problems = append(problems, fmt.Sprintf("%s: cannot connect: %v", l, err))
 			continue
 		}
-		from := strings.TrimSuffix(netip.AddrPortFrom(l.Addr(), 0).String(), "0")
-		ok, failed := fmt.Sprintf(" bridge: conn port=%d from=%s", l.Port(), from), fmt.Sprintf(" bridge: failed port=%d from=%s", l.Port(), from)
+		ok, failed := fmt.Sprintf(" bridge: conn port=%d ", l.Port()), fmt.Sprintf(" bridge: failed port=%d ", l.Port())
 		for deadline := time.Now().Add(10 * time.Second); ; {
 			log, err := c.BridgeLog(ctx, spec)
 			if err != nil {
@@ -226,6 +250,10 @@ func (c *Client) CheckBridge(ctx context.Context, spec BridgeSpec) error {
 			}
 			added := strings.TrimPrefix(log, before)
 			if strings.Contains(added, ok) {
+				mark := fmt.Sprintf(`printf '%%s %%s\n' "$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)" %s >>%s`, shellQuote(bridge.CheckLine(l.Port())), shellQuote(spec.logfile()))
+				if _, err := c.output(ctx, mark, "mark the check in the forwarder's log", nil); err != nil {
+					return fmt.Errorf("sshops: bridge check: %w", err)
+				}
 				break
 			}
 			if i := strings.Index(added, failed); i >= 0 {
@@ -251,7 +279,7 @@ func (c *Client) CheckBridge(ctx context.Context, spec BridgeSpec) error {
 }
 
 // StopBridge stops the forwarder on old if one runs (SIGTERM, then waits
-// until it is gone) and returns its log.
+// until it is gone), removes its binary and returns its log.
 func (c *Client) StopBridge(ctx context.Context, spec BridgeSpec) (string, error) {
 	for {
 		pid, err := c.bridgePid(ctx, spec)
@@ -259,6 +287,10 @@ func (c *Client) StopBridge(ctx context.Context, spec BridgeSpec) (string, error
 			return "", err
 		}
 		if pid == 0 {
+			// Its copy of cutover goes; the log stays for the operator.
+			if _, err := c.output(ctx, fmt.Sprintf("rm -f %s", shellQuote(spec.Dir+"/cutover")), "remove the forwarder's binary", nil); err != nil {
+				return "", fmt.Errorf("sshops: forwarder: %w", err)
+			}
 			return c.BridgeLog(ctx, spec)
 		}
 		if _, err := c.output(ctx, fmt.Sprintf("kill -TERM %d 2>/dev/null; exit 0", pid), "stop the forwarder", nil); err != nil {
@@ -287,15 +319,6 @@ func (f *Forwarder) old(ctx context.Context, out io.Writer) (*Client, error) {
 	return p.Old, nil
 }
 
-// own are old's addresses: connections from them are the checks.
-func (f *Forwarder) own() []netip.Addr {
-	var out []netip.Addr
-	for _, l := range f.Spec.Listen {
-		out = append(out, l.Addr().Unmap())
-	}
-	return out
-}
-
 // Preflight checks the binary for old (its OS and architecture) and says
 // which process holds each bridged port on old now.
 func (f *Forwarder) Preflight(ctx context.Context, out io.Writer) error {
@@ -303,11 +326,10 @@ func (f *Forwarder) Preflight(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	binary, err := c.checkBinary(ctx, f.Spec)
-	if err != nil {
+	if err := c.UploadBridge(ctx, f.Spec); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "bridge: %s will forward on old\n", binary)
+	fmt.Fprintf(out, "bridge: the forwarder is ready in %s on old\n", f.Spec.Dir)
 	for _, h := range c.portHolders(ctx, f.Spec) {
 		fmt.Fprintf(out, "bridge: %s now; disable must free it\n", h)
 	}
@@ -340,7 +362,7 @@ func (f *Forwarder) Carried(ctx context.Context) (map[uint16]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	return bridge.Conns(log, f.own()...), nil
+	return bridge.Conns(log), nil
 }
 
 // Stop stops the forwarder and returns what it carried, checks left out.
@@ -353,5 +375,5 @@ func (f *Forwarder) Stop(ctx context.Context, out io.Writer) (map[uint16]int64, 
 	if err != nil {
 		return nil, err
 	}
-	return bridge.Conns(log, f.own()...), nil
+	return bridge.Conns(log), nil
 }

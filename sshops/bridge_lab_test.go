@@ -92,8 +92,8 @@ func TestBridgeOnOld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The check came from old's own address and is not counted.
-	if got := bridge.Conns(log, e.lab.Old.Addr); len(got) != 1 || got[port] != 1 {
+	// The check is marked in the log and not counted.
+	if got := bridge.Conns(log); len(got) != 1 || got[port] != 1 {
 		t.Errorf("carried %v, want 1 on port %d; log:\n%s", got, port, log)
 	}
 	if !strings.Contains(log, fmt.Sprintf("bridge: stopped port=%d conns=2", port)) {
@@ -101,6 +101,9 @@ func TestBridgeOnOld(t *testing.T) {
 	}
 	if pid, err := old.bridgePid(ctx, spec); err != nil || pid != 0 {
 		t.Errorf("a forwarder still runs after StopBridge: %d, %v", pid, err)
+	}
+	if left := mustExec(t, e.lab.Old, "ls "+bridgeDir); strings.Contains(left, "cutover") {
+		t.Errorf("the forwarder's binary is left on old: %s", left)
 	}
 	// The port is free again.
 	l, err := net.Listen("tcp", spec.Listen[0].String())
@@ -147,6 +150,9 @@ func TestBridgeOnOldFailures(t *testing.T) {
 	}
 	err = old.CheckBridge(ctx, spec)
 	want = fmt.Sprintf("sshops: bridge check: %s does not reach new: failed port=%d from=%s:", spec.Listen[0], port, e.lab.Old.Addr)
+	if got := bridge.Conns(mustExec(t, e.lab.Old, "cat "+bridgeDir+"/bridge.log")); len(got) != 0 {
+		t.Errorf("a failed check counted as a connection: %v", got)
+	}
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("CheckBridge with nothing on new: %v\nwant it to start with %s", err, want)
 	}
