@@ -16,36 +16,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutover-dev/cutover/bridge/bridgetest"
 )
 
-// backend is new's side: a listener on 127.0.0.3 that runs handle for each
-// connection.
+// backend is new's side: a server on 127.0.0.3.
 func backend(t *testing.T, handle func(net.Conn)) uint16 {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); handle(c) }()
-		}
-	}()
-	return netip.MustParseAddrPort(l.Addr().String()).Port()
+	return bridgetest.Backend(t, netip.MustParseAddr("127.0.0.3"), handle)
 }
 
 // start runs a forwarder on 127.0.0.2 at port, to 127.0.0.3. The returned
 // function stops it and returns its counts and log.
 func start(t *testing.T, port uint16, o Options) func() ([]PortStats, string) {
 	t.Helper()
-	var log syncBuffer
+	var log bridgetest.Buffer
 	o.Listen = []string{fmt.Sprintf("127.0.0.2:%d", port)}
 	o.To = "127.0.0.3"
 	o.Log = &log
@@ -64,23 +49,6 @@ func start(t *testing.T, port uint16, o Options) func() ([]PortStats, string) {
 	}
 	t.Cleanup(func() { stop() })
 	return stop
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func dial(t *testing.T, port uint16) *net.TCPConn {
@@ -186,8 +154,6 @@ func TestServerHalfClose(t *testing.T) {
 	}
 }
 
-func echo(c net.Conn) { io.Copy(c, c) }
-
 func roundTrip(t *testing.T, c net.Conn, s string) {
 	t.Helper()
 	if _, err := io.WriteString(c, s); err != nil {
@@ -203,7 +169,7 @@ func roundTrip(t *testing.T, c net.Conn, s string) {
 }
 
 func TestConnectionCap(t *testing.T) {
-	port := backend(t, echo)
+	port := backend(t, bridgetest.Echo)
 	stop := start(t, port, Options{MaxConns: 1})
 	first := dial(t, port)
 	roundTrip(t, first, "one") // the first is open and forwarded
@@ -225,7 +191,7 @@ func TestConnectionCap(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	t.Run("idle both ways is closed", func(t *testing.T) {
-		port := backend(t, echo)
+		port := backend(t, bridgetest.Echo)
 		start(t, port, Options{Idle: 100 * time.Millisecond})
 		c := dial(t, port)
 		roundTrip(t, c, "hi")

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cutover-dev/cutover/bridge"
+	"github.com/cutover-dev/cutover/bridge/bridgetest"
 )
 
 // cutoverBinary builds cmd/cutover for a test that runs it on a lab host.
@@ -28,30 +29,10 @@ func cutoverBinary(t *testing.T) string {
 // private mounts, so nothing lands on the machine's own /run.
 const bridgeDir = "/run/echobot/cutover-bridge"
 
-// newBackend is new's service: an echo server on new's address.
-func newBackend(t *testing.T, addr netip.Addr) uint16 {
-	t.Helper()
-	l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return netip.MustParseAddrPort(l.Addr().String()).Port()
-}
-
 func TestBridgeOnOld(t *testing.T) {
 	e := newEnv(t, ModeDirect)
 	old := e.pair.Old
-	port := newBackend(t, e.lab.New.Addr)
+	port := bridgetest.Backend(t, e.lab.New.Addr, bridgetest.Echo)
 	spec := BridgeSpec{Binary: cutoverBinary(t), Dir: bridgeDir,
 		Listen: []netip.AddrPort{netip.AddrPortFrom(e.lab.Old.Addr, port)}, To: e.lab.New.Addr}
 	ctx := t.Context()

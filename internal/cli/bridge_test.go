@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cutover-dev/cutover/bridge/bridgetest"
 )
 
 func TestBridgeUsage(t *testing.T) {
@@ -42,21 +44,7 @@ func TestBridgeUsage(t *testing.T) {
 // cutover bridge serve forwards, writes its pid file while it runs, and
 // logs each port's count when stopped.
 func TestBridgeServe(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	port := netip.MustParseAddrPort(l.Addr().String()).Port()
+	port := bridgetest.Backend(t, netip.MustParseAddr("127.0.0.3"), bridgetest.Echo)
 	dir := t.TempDir()
 	pidfile, logfile := filepath.Join(dir, "bridge.pid"), filepath.Join(dir, "bridge.log")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -69,6 +57,7 @@ func TestBridgeServe(t *testing.T) {
 	}()
 	// Connect once it listens (the log says so before it accepts).
 	var c net.Conn
+	var err error
 	for c == nil {
 		if b, _ := os.ReadFile(logfile); strings.Contains(string(b), "listening on") {
 			if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.2:%d", port)); err != nil {
