@@ -108,10 +108,16 @@ func (c *Client) UploadBridge(ctx context.Context, spec BridgeSpec) error {
 	// The dir must be this user's own and not a symlink: nobody else may
 	// swap the binary before it starts.
 	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && [ ! -L %[1]s ] && [ "$(stat -c %%u %[1]s)" = "$(id -u)" ] || { echo "%[1]s is a symlink or not owned by $(id -un)" >&2; exit 1; }
-chmod 700 %[1]s || exit 1
-if [ "$(sha256sum <%[2]s 2>/dev/null | cut -d' ' -f1)" = %[3]s ]; then cat >/dev/null; exit 0; fi
-cat >%[2]s.tmp && chmod 700 %[2]s.tmp && mv -f %[2]s.tmp %[2]s`, dir, exe, sum)
-	if _, err := c.output(ctx, script, "copy cutover to "+spec.Dir+" on old", f); err != nil {
+chmod 700 %[1]s && { sha256sum <%[2]s 2>/dev/null || true; }`, dir, exe)
+	have, err := c.output(ctx, script, "check "+spec.Dir+" on old", nil)
+	if err != nil {
+		return fmt.Errorf("sshops: the forwarder's dir on old: %w", err)
+	}
+	if strings.HasPrefix(strings.TrimSpace(string(have)), sum) {
+		return nil
+	}
+	copyIn := fmt.Sprintf("umask 077 && cat >%[1]s.tmp && chmod 700 %[1]s.tmp && mv -f %[1]s.tmp %[1]s", exe)
+	if _, err := c.output(ctx, copyIn, "copy cutover to "+spec.Dir+" on old", f); err != nil {
 		return fmt.Errorf("sshops: copy the forwarder to old: %w", err)
 	}
 	return nil
