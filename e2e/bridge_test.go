@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/cutover-dev/cutover/internal/lab"
 	"github.com/cutover-dev/cutover/scheduler"
 )
@@ -21,17 +23,32 @@ import (
 // address to listen on, so old and new have no address6 here (the swap
 // removes the AAAA records). The forwarder's dir is in old's private /tmp
 // (its log stays there after unbridge, as it would on a real old).
-func (s *scenario) writeBridgeConfig(lead time.Duration) {
+func (s *scenario) writeBridgeConfig(lead time.Duration, ports ...uint16) {
 	s.cutoverAt = time.Now().Add(lead).Truncate(time.Second)
 	cfg := lab.Migration{Net: s.net, Pair: s.pair, DNS: s.dns, CutoverAt: s.cutoverAt, StateDir: s.stateDir,
 		Zone: zone, Name: mailName, Old6: old6, New6: new6, LoweredTTL: loweredS * time.Second, SecretEnv: secretEnv}.Config()
 	for _, a := range []netip.Addr{old6, new6} {
 		cfg = strings.Replace(cfg, fmt.Sprintf("address6 = %q\n", a), "", 1)
 	}
-	cfg += fmt.Sprintf("deactivate = { on = \"new\", run = \"labmail-ctl disable\", timeout = \"30s\" }\n\n[bridge]\nports = [%d]\ndir = \"/tmp/forwarder\"\n", lab.MailPort)
+	list := fmt.Sprint(lab.MailPort)
+	for _, p := range ports {
+		list += fmt.Sprintf(", %d", p)
+	}
+	cfg += fmt.Sprintf("deactivate = { on = \"new\", run = \"labmail-ctl disable\", timeout = \"30s\" }\n\n[bridge]\nports = [%s]\ndir = \"/tmp/forwarder\"\n", list)
 	s.cfgPath = filepath.Join(s.home, "cutover.toml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
+	}
+	// Without address6 on old, the zone has no AAAA to point at it either:
+	// what a rollback puts back is then what old serves.
+	m := new(dns.Msg)
+	m.SetUpdate(zone)
+	m.RemoveRRset([]dns.RR{&dns.AAAA{Hdr: dns.RR_Header{Name: mailName, Rrtype: dns.TypeAAAA, Class: dns.ClassINET}}})
+	s.dns.Key.Sign(m)
+	c := &dns.Client{TsigSecret: s.dns.Key.SecretMap(), Timeout: 5 * time.Second}
+	r, _, err := c.Exchange(m, netip.AddrPortFrom(s.net.IP(31), 53).String())
+	if err != nil || r.Rcode != dns.RcodeSuccess {
+		s.t.Fatalf("remove the AAAA records: %v %v", err, r)
 	}
 }
 
@@ -94,6 +111,54 @@ func TestMigrationBridge(t *testing.T) {
 		l.Close()
 	}
 	s.logGap()
+	s.checkSecret()
+}
+
+// TestBridgeHeldPort: a bridged port that another process still holds on
+// old after disable fails the bridge step, naming the process; nothing was
+// forwarded, so the run rolls back: new deactivated, old enabled again,
+// DNS never swapped.
+func TestBridgeHeldPort(t *testing.T) {
+	t.Parallel()
+	s := newScenario(t)
+	held, err := net.Listen("tcp", netip.AddrPortFrom(s.net.IP(10), 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := netip.MustParseAddrPort(held.Addr().String()).Port()
+	s.writeBridgeConfig(lead, port)
+	r := s.startRun(nil)()
+	s.logRun("cutover run ([bridge], a port held)", r)
+	if r.code != 1 {
+		t.Fatalf("cutover run: exit %d, signal %v; want 1\n%s", r.code, r.signal, r.out)
+	}
+	if want := fmt.Sprintf("port %d held by users:((\"e2e.test\"", port); !strings.Contains(r.out, want) {
+		t.Errorf("cutover run output does not say %s:\n%s", want, r.out)
+	}
+	s.stopSender(s.net.IP(10), 20)
+	s.obs.stop()
+
+	j := s.status()
+	if j.Outcome != scheduler.OutcomeRolledBack || j.DNS != scheduler.DNSReverted || j.Rollback == nil || j.Rollback.Error != "" {
+		t.Errorf("journal: outcome %q, dns %q, rollback %+v; want rolled-back, reverted, no error", j.Outcome, j.DNS, j.Rollback)
+	}
+	if st := stepOf(j, scheduler.SwapDNS); st.State != scheduler.Pending {
+		t.Errorf("swap-dns is %s, want pending", st.State)
+	}
+	s.obs.mu.Lock()
+	for srv, fn := range s.obs.firstNew {
+		t.Errorf("%s served NEW at %s: DNS must never have pointed at NEW", srv, fn.Format(time.StampMilli))
+	}
+	s.obs.mu.Unlock()
+	ctx := context.Background()
+	if on, err := s.pair.Old.MailEnabled(ctx); err != nil || !on {
+		t.Errorf("OLD mail enabled %v (%v), want enabled again", on, err)
+	}
+	if on, err := s.pair.New.MailEnabled(ctx); err != nil || on {
+		t.Errorf("NEW mail enabled %v (%v), want deactivated", on, err)
+	}
+	s.checkClean() // no forwarder left on old
 	s.checkSecret()
 }
 

@@ -214,12 +214,42 @@ func (c *Client) portHolders(ctx context.Context, spec BridgeSpec) []string {
 			continue
 		}
 		for _, line := range trimLines(out) {
-			if users := strings.Index(line, "users:"); users >= 0 {
-				held = append(held, fmt.Sprintf("port %d held by %s", l.Port(), line[users:]))
+			users := strings.Index(line, "users:")
+			if users < 0 || !sameListener(line, spec.Listen, l.Port()) {
+				continue
 			}
+			held = append(held, fmt.Sprintf("port %d held by %s", l.Port(), line[users:]))
 		}
 	}
 	return held
+}
+
+// sameListener reports whether an `ss -ltnH` line is a listener that keeps
+// the forwarder from listening at port: on one of its addresses, or on a
+// wildcard one.
+func sameListener(line string, listen []netip.AddrPort, port uint16) bool {
+	f := strings.Fields(line)
+	if len(f) < 4 {
+		return false
+	}
+	host := f[3][:max(0, strings.LastIndex(f[3], ":"))]
+	host = strings.Trim(host, "[]")
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i] // 0.0.0.0%lo: bound to a device
+	}
+	if host == "*" || host == "0.0.0.0" || host == "::" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return true // cannot tell: name it
+	}
+	for _, l := range listen {
+		if l.Port() == port && l.Addr().Unmap() == a.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 // BridgeLog is the forwarder's log on old ("" when there is none).

@@ -139,6 +139,27 @@ func TestBridgeOnOldFailures(t *testing.T) {
 	}
 }
 
+func TestSameListener(t *testing.T) {
+	listen := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:25"), netip.MustParseAddrPort("[2001:db8::1]:25")}
+	for _, tc := range []struct {
+		desc, line string
+		want       bool
+	}{
+		{desc: "on old's address", line: `LISTEN 0 100 192.0.2.1:25 0.0.0.0:* users:(("master",pid=9,fd=13))`, want: true},
+		{desc: "on old's address6", line: `LISTEN 0 100 [2001:db8::1]:25 [::]:* users:(("master",pid=9,fd=14))`, want: true},
+		{desc: "on every IPv4 address", line: `LISTEN 0 100 0.0.0.0:25 0.0.0.0:* users:(("master",pid=9,fd=13))`, want: true},
+		{desc: "on every address", line: `LISTEN 0 100 *:25 *:* users:(("nginx",pid=9,fd=6))`, want: true},
+		{desc: "on every IPv6 address", line: `LISTEN 0 100 [::]:25 [::]:* users:(("master",pid=9,fd=14))`, want: true},
+		{desc: "on another address", line: `LISTEN 0 100 127.0.0.1:25 0.0.0.0:* users:(("exim",pid=9,fd=3))`, want: false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := sameListener(tc.line, listen, 25); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestUnameOf(t *testing.T) {
 	for _, tc := range []struct{ desc, goos, goarch, want string }{
 		{desc: "amd64", goos: "linux", goarch: "amd64", want: "Linux x86_64"},
