@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,6 +161,60 @@ func TestBridgeHeldPort(t *testing.T) {
 	}
 	s.checkClean() // no forwarder left on old
 	s.checkSecret()
+}
+
+// forwarders lists the forwarders running on old.
+func (s *scenario) forwarders() []string {
+	var out []string
+	for _, p := range hostProcs(s.t, s.pair.Old) {
+		if _, comm, _ := strings.Cut(p, " "); comm == "cutover" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestBridgeKilled kills cutover (SIGKILL) right after bridge and right
+// after swap-dns, then runs it again: the forwarder keeps running through
+// the kill (exactly one), the resumed run goes on with it and finishes,
+// and none is left after unbridge. (Adopting a forwarder when bridge
+// itself was cut short is sshops' TestBridgeOnOld.)
+func TestBridgeKilled(t *testing.T) {
+	for _, step := range []scheduler.StepName{scheduler.Bridge, scheduler.SwapDNS} {
+		t.Run(string(step), func(t *testing.T) {
+			t.Parallel()
+			s := newScenario(t)
+			s.writeBridgeConfig(lead)
+			r := s.startRun([]string{"CUTOVER_FAULT=after:" + string(step)})()
+			s.logRun("cutover run (fault after "+string(step)+")", r)
+			if r.signal != syscall.SIGKILL {
+				t.Fatalf("cutover run with CUTOVER_FAULT=after:%s: exit %d, signal %v; want SIGKILL\n%s", step, r.code, r.signal, r.out)
+			}
+			if f := s.forwarders(); len(f) != 1 {
+				t.Fatalf("after the kill: forwarders on old %q, want exactly one", f)
+			}
+			r = s.cutover(nil, "run", s.cfgPath, "--yes")
+			s.logRun("cutover run (resume)", r)
+			if r.code != 0 || r.signal != 0 {
+				t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
+			}
+			if strings.Count(r.out, "already runs on old") > 1 {
+				t.Errorf("the resumed run adopted the forwarder more than once:\n%s", r.out)
+			}
+			s.stopSender(s.net.IP(20), 20)
+			s.obs.stop()
+			j := s.status()
+			if j.Outcome != scheduler.OutcomeDone {
+				t.Errorf("journal: outcome %q, want done", j.Outcome)
+			}
+			if st := stepOf(j, scheduler.Bridge); st.Attempts != 1 {
+				t.Errorf("bridge ran %d times, want once", st.Attempts)
+			}
+			s.checkMessages(s.pair.New)
+			s.checkClean() // no forwarder left
+			s.logGap()
+		})
+	}
 }
 
 // logGap logs the longest time without an accepted message around the
