@@ -27,6 +27,7 @@ type Config struct {
 	Sync      []Sync
 	Hooks     Hooks
 	Notify    Notify
+	Bridge    *Bridge // nil: no handover through old
 
 	// Warnings are things that do not stop the config from being used but
 	// that the user should fix (a secret file others can read), in file
@@ -103,7 +104,7 @@ const (
 
 // Hook is a command run at a fixed point of the cutover.
 type Hook struct {
-	Name    string // "prepare", "disable", "activate", "reenable"
+	Name    string // "prepare", "disable", "activate", "reenable", "deactivate"
 	On      string // OnLocal, OnOld or OnNew
 	Run     string // placeholders already filled in, shell-quoted: exactly what runs
 	Timeout time.Duration
@@ -112,6 +113,7 @@ type Hook struct {
 // Hooks are the service-specific commands. A nil hook is not configured.
 type Hooks struct {
 	Prepare, Disable, Activate, Reenable *Hook
+	Deactivate                           *Hook // undoes Activate on new; required with [bridge]
 }
 
 // Notify runs a command on every step change.

@@ -50,7 +50,7 @@ const (
 const MaxLoweredTTL = 7 * 24 * time.Hour
 
 // HookNames lists the hooks in the order they run.
-var HookNames = []string{"prepare", "disable", "activate", "reenable"}
+var HookNames = []string{"prepare", "disable", "activate", "reenable", "deactivate"}
 
 // MaxFileSize is the largest config file Load reads.
 const MaxFileSize = 1 << 20
@@ -376,7 +376,7 @@ func expandHome(p string) (string, error) {
 
 func (l *loader) config(raw map[string]any, opts Options) *Config {
 	cfg := &Config{File: l.file}
-	l.table(raw, "", "cutover_at", "state_dir", "on_failure", "old", "new", "ssh", "dns", "providers", "sync", "hooks", "notify")
+	l.table(raw, "", "cutover_at", "state_dir", "on_failure", "old", "new", "ssh", "dns", "providers", "sync", "hooks", "notify", "bridge")
 
 	switch v := raw["cutover_at"].(type) {
 	case nil:
@@ -421,6 +421,7 @@ func (l *loader) config(raw map[string]any, opts Options) *Config {
 	cfg.DNS = l.dns(l.sub(raw, "", "dns", true), cfg)
 	cfg.Sync = l.syncs(raw)
 	cfg.Hooks = l.hooks(l.sub(raw, "", "hooks", false), cfg)
+	cfg.Bridge = l.bridge(l.sub(raw, "", "bridge", false), cfg)
 
 	notify := l.sub(raw, "", "notify", false)
 	l.table(notify, "notify", "command")
@@ -894,6 +895,8 @@ func (l *loader) hooks(m map[string]any, cfg *Config) Hooks {
 			hs.Activate = h
 		case "reenable":
 			hs.Reenable = h
+		case "deactivate":
+			hs.Deactivate = h
 		}
 	}
 	return hs

@@ -57,9 +57,11 @@ type Engine struct {
 	Hosts   Hosts
 	Hooks   Hooks
 	Prop    Propagation
-	Clock   Clock
-	Out     io.Writer // step output and progress lines
-	Events  *EventLog // nil: no event log
+	// Forwarder is the bridge on old; used only with [bridge].
+	Forwarder Forwarder
+	Clock     Clock
+	Out       io.Writer // step output and progress lines
+	Events    *EventLog // nil: no event log
 	// Wait is called about once a second while the engine waits for a
 	// step's time (a countdown on a terminal); nil prints a line now and then.
 	Wait func(step StepName, until, now time.Time)
@@ -417,6 +419,12 @@ func (e *Engine) failed(ctx context.Context, name StepName, err error) error {
 	}
 	j := e.Journal
 	activated := j.Step(Activate).State != Pending && j.Step(Activate).State != Skipped
+	if e.Config.Bridge != nil && activated {
+		if kept, ok := e.bridgeFailed(ctx, name, serr); ok {
+			return kept
+		}
+		activated = false // nothing went through new yet: undone by the rollback (undoBridge)
+	}
 	// Nothing changed yet (a failed preflight, say): nothing to undo, and
 	// the run stays resumable once the cause is fixed.
 	if e.Config.OnFailure != config.OnFailureRollback || activated || !e.changedAnything() {
@@ -460,6 +468,7 @@ func (e *Engine) Rollback(ctx context.Context, reason string) error {
 		}
 	}
 
+	deactivated := e.undoBridge(ctx, act)
 	if st := j.Step(Disable).State; st != Pending && st != Skipped {
 		if cfg.Hooks.Reenable != nil {
 			act("re-enable the service on old ([hooks] reenable)", func() error {
@@ -470,7 +479,7 @@ func (e *Engine) Rollback(ctx context.Context, reason string) error {
 			fmt.Fprintf(e.Out, "rollback: no [hooks] reenable configured: start the service on old by hand\n")
 		}
 	}
-	if st := j.Step(Activate).State; st != Pending && st != Skipped {
+	if st := j.Step(Activate).State; st != Pending && st != Skipped && !deactivated {
 		rb.Actions = append(rb.Actions, "the service on new was activated and keeps running: stop it by hand")
 		fmt.Fprintf(e.Out, "rollback: the service on new was activated: stop it by hand, or both hosts accept traffic\n")
 	}

@@ -148,12 +148,16 @@ func OpenJournal(cfg *config.Config, now time.Time) (*Journal, error) {
 	if errors.Is(err, ErrNoJournal) {
 		j = NewJournal(cfg.StateDir, id.Config, cfg.CutoverAt, id.Old, id.New, now)
 		j.Identity = id
+		j.Steps = pendingSteps(table(cfg))
 		return j, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	if err := j.checkIdentity(id); err != nil {
+		return nil, err
+	}
+	if err := j.conform(cfg); err != nil {
 		return nil, err
 	}
 	if j.Identity.legacy() {

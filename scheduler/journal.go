@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/dnsrec"
 )
 
@@ -110,10 +111,43 @@ const (
 func NewJournal(dir, config string, cutoverAt time.Time, old, new netip.Addr, now time.Time) *Journal {
 	j := &Journal{Version: journalVersion, Identity: Identity{Config: config, Old: old, New: new}, CutoverAt: cutoverAt,
 		Created: now, Updated: now, DNS: DNSOriginal, path: filepath.Join(dir, JournalFile)}
-	for _, s := range Steps {
-		j.Steps = append(j.Steps, StepRecord{Name: s.Name, State: Pending})
-	}
+	j.Steps = pendingSteps(Steps)
 	return j
+}
+
+// pendingSteps is a journal's list of steps before anything ran.
+func pendingSteps(steps []Step) []StepRecord {
+	out := make([]StepRecord, len(steps))
+	for i, s := range steps {
+		out[i] = StepRecord{Name: s.Name, State: Pending}
+	}
+	return out
+}
+
+// conform gives the journal the steps of cfg's cutover (with or without
+// [bridge]) while nothing was done yet; once something was, a config that
+// asks for the other mode is refused.
+func (j *Journal) conform(cfg *config.Config) error {
+	want := table(cfg)
+	same := len(want) == len(j.Steps)
+	for i := 0; same && i < len(want); i++ {
+		same = want[i].Name == j.Steps[i].Name
+	}
+	if same {
+		return nil
+	}
+	if !j.Started() {
+		j.Steps = pendingSteps(want)
+		return nil
+	}
+	mode := func(bridge bool) string {
+		if bridge {
+			return "with [bridge] (a handover through old)"
+		}
+		return "without [bridge]"
+	}
+	return fmt.Errorf("scheduler: journal %q is of a cutover %s, but %s is %s: finish it (or roll it back) with the config it was started with",
+		j.path, mode(j.Step(Bridge) != nil), cfg.File, mode(cfg.Bridge != nil))
 }
 
 // ErrNoJournal is returned by LoadJournal when nothing was journaled yet.

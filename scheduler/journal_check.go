@@ -43,7 +43,8 @@ var (
 // names (each once), step states, DNS state and outcome, and the facts that
 // go together (a changed DNS has a snapshot to go back to; a rolled-back
 // outcome has its rollback). Steps added to cutover after the journal was
-// written are pending; the steps are kept in the order they run.
+// written are pending; the steps are kept in the order they run (with
+// [bridge] when the journal has its steps).
 func parseJournal(data []byte) (*Journal, error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(data, &keys); err != nil {
@@ -80,8 +81,12 @@ func parseJournal(data []byte) (*Journal, error) {
 	if err := j.check(); err != nil {
 		return nil, err
 	}
-	steps := make([]StepRecord, 0, len(Steps))
-	for _, s := range Steps {
+	order := Steps
+	if j.Step(Bridge) != nil || j.Step(Unbridge) != nil {
+		order = bridgeSteps // a handover through old
+	}
+	steps := make([]StepRecord, 0, len(order))
+	for _, s := range order {
 		if r := j.Step(s.Name); r != nil {
 			steps = append(steps, *r)
 		} else {

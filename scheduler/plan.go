@@ -57,6 +57,9 @@ type Plan struct {
 	Margin    time.Duration `json:"margin"`
 	Steps     []PlannedStep `json:"steps"`
 	Warnings  []string      `json:"warnings,omitempty"`
+	// Downtime says what the service's downtime is made of, with or
+	// without [bridge].
+	Downtime string `json:"downtime"`
 	// TooLate is set when the TTL cannot be lowered in time: caches may
 	// serve the old address until CachesUntil, and EarliestSafe is the
 	// earliest cutover_at that avoids that.
@@ -168,6 +171,7 @@ func MakePlan(in Input) (*Plan, error) {
 	if cfg.Hooks.Reenable == nil {
 		pl.warn("no [hooks] reenable: a rollback cannot restart the service on old")
 	}
+	p.Downtime = expectedDowntime(pl)
 	return p, nil
 }
 

@@ -202,6 +202,7 @@ func TestPlanGolden(t *testing.T) {
 		desc, golden string
 		cutoverIn    time.Duration
 		new6         bool
+		bridge       bool
 		facts        Facts
 	}{
 		{desc: "TTL 3600, window 2 days out", golden: "ttl3600-2days", cutoverIn: 48 * time.Hour,
@@ -210,9 +211,16 @@ func TestPlanGolden(t *testing.T) {
 			facts: Facts{NegativeTTL: 300 * time.Second, Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(24*time.Hour, "192.0.2.1")}}}},
 		{desc: "new AAAA where none existed", golden: "new-aaaa", cutoverIn: 48 * time.Hour, new6: true,
 			facts: Facts{NegativeTTL: 3 * time.Hour, Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}}},
+		{desc: "handover through old", golden: "bridge", cutoverIn: 48 * time.Hour, bridge: true,
+			facts: Facts{NegativeTTL: 300 * time.Second, Names: []dnsrec.Name{{Name: "mail.example.org.", A: a(time.Hour, "192.0.2.1")}}}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			cfg := planConfig(t, t0.Add(tc.cutoverIn), tc.new6)
+			if tc.bridge {
+				cfg.Bridge = &config.Bridge{Ports: []uint16{25, 993}, ProxyProtocol: true}
+				cfg.Hooks.Activate = &config.Hook{Name: "activate", On: config.OnNew, Run: "systemctl start postfix", Timeout: time.Minute}
+				cfg.Hooks.Deactivate = &config.Hook{Name: "deactivate", On: config.OnNew, Run: "systemctl stop postfix", Timeout: time.Minute}
+			}
 			p, err := MakePlan(Input{Config: cfg, Facts: &tc.facts, Now: t0, Provider: ProviderInfo{Type: "x"}})
 			if err != nil {
 				t.Fatal(err)

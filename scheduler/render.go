@@ -29,6 +29,7 @@ func (p *Plan) Render(w io.Writer, loc *time.Location) {
 	} else {
 		fmt.Fprintf(w, "  DNS:          longest TTL a cache may hold %s, margin %s\n", config.FormatDuration(p.MaxTTL), config.FormatDuration(p.Margin))
 	}
+	fmt.Fprintf(w, "  downtime:     %s\n", p.Downtime)
 	fmt.Fprintln(w)
 	for i, s := range p.Steps {
 		fmt.Fprintf(w, "%2d  %s\n", i+1, s.Name)

@@ -85,11 +85,11 @@ type Step struct {
 }
 
 // table is the cutover, in order, for a config. It reads like chatmail's
-// migration guide. Every config gets the same steps today; a mode that needs
-// other steps or another order picks them here from cfg (which may be nil:
-// the default list).
+// migration guide. A mode that needs other steps or another order picks
+// them here from cfg (which may be nil: the default list): [bridge]
+// activates new before DNS moves (withBridge).
 func table(cfg *config.Config) []Step {
-	return []Step{
+	steps := []Step{
 		{Name: Preflight, Idempotent: true, Summary: "check both hosts and DNS; snapshot the records", Start: Ahead,
 			Plan: planPreflight, Do: (*Engine).preflight},
 		{Name: LowerTTL, Idempotent: true, Summary: "lower the TTL of the A/AAAA records ahead of the window", Start: Ahead,
@@ -124,14 +124,22 @@ func table(cfg *config.Config) []Step {
 		{Name: RestoreTTL, Idempotent: true, Summary: "put the original TTL back",
 			NotBefore: restoreAfterActivate, Skip: skipRestoreTTL, Plan: planRestoreTTL, Do: (*Engine).restoreTTL},
 	}
+	if cfg != nil && cfg.Bridge != nil {
+		return withBridge(steps)
+	}
+	return steps
 }
 
 // Steps is the default list of steps, in order.
 var Steps = table(nil)
 
-// Info returns the step called name, and whether it is a step.
+// bridgeSteps is the list with [bridge]: every step there is.
+var bridgeSteps = table(&config.Config{Bridge: &config.Bridge{}})
+
+// Info returns the step called name, and whether it is a step (of any
+// mode).
 func Info(name StepName) (Step, bool) {
-	for _, s := range Steps {
+	for _, s := range bridgeSteps {
 		if s.Name == name {
 			return s, true
 		}
@@ -205,6 +213,9 @@ func planPreflight(pl *planner, ps *PlannedStep) {
 
 func (e *Engine) preflight(ctx context.Context, out io.Writer) (string, error) {
 	if err := e.Hosts.Preflight(ctx, out); err != nil {
+		return "", err
+	}
+	if err := e.bridgePreflight(ctx, out); err != nil {
 		return "", err
 	}
 	if _, err := e.snapshot(ctx, out); err != nil {

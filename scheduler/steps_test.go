@@ -5,8 +5,14 @@ import "testing"
 // TestTableComplete: every step says what the plan shows and what it does
 // (an action or a hook, not both), and every name appears once.
 func TestTableComplete(t *testing.T) {
+	for _, steps := range [][]Step{Steps, bridgeSteps} {
+		tableComplete(t, steps)
+	}
+}
+
+func tableComplete(t *testing.T, steps []Step) {
 	seen := map[StepName]bool{}
-	for _, s := range table(nil) {
+	for _, s := range steps {
 		if s.Plan == nil {
 			t.Errorf("%s: no Plan", s.Name)
 		}

@@ -120,6 +120,9 @@ func (s *session) engine(e *env, o engineOptions) (*scheduler.Engine, error) {
 	eng := &scheduler.Engine{Config: s.cfg, Journal: s.journal, DNS: d, Hosts: s.hosts, Hooks: scheduler.HookRunner{Remote: s.hosts.Run, Hide: s.cfg.SecretEnv()},
 		Prop: &propagation{cfg: s.cfg}, Clock: scheduler.SystemClock{}, Out: o.out, Events: s.events,
 		RerunInterrupted: o.rerunInterrupted, Fault: fault}
+	if f := newForwarder(s.cfg, s.hosts); f != nil {
+		eng.Forwarder = f
+	}
 	if o.out.live {
 		eng.Wait = o.out.wait
 	}

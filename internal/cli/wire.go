@@ -155,3 +155,20 @@ func newHosts(cfg *config.Config, acceptNewHostKey bool, progress func(sshops.Pr
 	}
 	return h
 }
+
+// newForwarder is the forwarder of a handover through old, on hosts' old
+// host; nil without [bridge]. It listens on old's address (and address6)
+// at each port and forwards to new's address.
+func newForwarder(cfg *config.Config, hosts *sshops.Hosts) *sshops.Forwarder {
+	if cfg.Bridge == nil {
+		return nil
+	}
+	spec := sshops.BridgeSpec{Binary: cfg.Bridge.Binary, Dir: cfg.Bridge.Dir, To: cfg.New.Address, ProxyProtocol: cfg.Bridge.ProxyProtocol}
+	for _, p := range cfg.Bridge.Ports {
+		spec.Listen = append(spec.Listen, netip.AddrPortFrom(cfg.Old.Address, p))
+		if cfg.Old.Address6.IsValid() {
+			spec.Listen = append(spec.Listen, netip.AddrPortFrom(cfg.Old.Address6, p))
+		}
+	}
+	return &sshops.Forwarder{Hosts: hosts, Spec: spec}
+}

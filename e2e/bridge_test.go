@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/cutover-dev/cutover/internal/lab"
+	"github.com/cutover-dev/cutover/scheduler"
+)
+
+// writeBridgeConfig is writeConfig for a handover through old: old forwards
+// the mail port to new while DNS moves. The lab's hosts have no IPv6
+// address to listen on, so old and new have no address6 here (the swap
+// removes the AAAA records). The forwarder's dir is in old's private /tmp
+// (its log stays there after unbridge, as it would on a real old).
+func (s *scenario) writeBridgeConfig(lead time.Duration, ports ...uint16) {
+	s.cutoverAt = time.Now().Add(lead).Truncate(time.Second)
+	cfg := lab.Migration{Net: s.net, Pair: s.pair, DNS: s.dns, CutoverAt: s.cutoverAt, StateDir: s.stateDir,
+		Zone: zone, Name: mailName, Old6: old6, New6: new6, LoweredTTL: loweredS * time.Second, SecretEnv: secretEnv}.Config()
+	for _, a := range []netip.Addr{old6, new6} {
+		cfg = strings.Replace(cfg, fmt.Sprintf("address6 = %q\n", a), "", 1)
+	}
+	list := fmt.Sprint(lab.MailPort)
+	for _, p := range ports {
+		list += fmt.Sprintf(", %d", p)
+	}
+	cfg += fmt.Sprintf("deactivate = { on = \"new\", run = \"labmail-ctl disable\", timeout = \"30s\" }\n\n[bridge]\nports = [%s]\ndir = \"/tmp/forwarder\"\n", list)
+	s.cfgPath = filepath.Join(s.home, "cutover.toml")
+	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	// Without address6 on old, the zone has no AAAA to point at it either:
+	// what a rollback puts back is then what old serves.
+	m := new(dns.Msg)
+	m.SetUpdate(zone)
+	m.RemoveRRset([]dns.RR{&dns.AAAA{Hdr: dns.RR_Header{Name: mailName, Rrtype: dns.TypeAAAA, Class: dns.ClassINET}}})
+	s.dns.Key.Sign(m)
+	c := &dns.Client{TsigSecret: s.dns.Key.SecretMap(), Timeout: 5 * time.Second}
+	r, _, err := c.Exchange(m, netip.AddrPortFrom(s.net.IP(31), 53).String())
+	if err != nil || r.Rcode != dns.RcodeSuccess {
+		s.t.Fatalf("remove the AAAA records: %v %v", err, r)
+	}
+}
+
+// TestMigrationBridge is a handover through old under live traffic: new is
+// activated before DNS moves, old forwards the mail port meanwhile, and
+// every accepted message ends up on new exactly once.
+func TestMigrationBridge(t *testing.T) {
+	t.Parallel()
+	s := newScenario(t)
+	s.writeBridgeConfig(lead)
+	r := s.startRun(nil)()
+	s.logRun("cutover run ([bridge])", r)
+	if r.code != 0 || r.signal != 0 {
+		t.Fatalf("cutover run: exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
+	}
+	s.stopSender(s.net.IP(20), 20)
+	s.obs.stop()
+
+	j := s.status()
+	if j.Outcome != scheduler.OutcomeDone || j.DNS != scheduler.DNSRestored || j.Rollback != nil {
+		t.Errorf("journal: outcome %q, dns %q, rollback %v; want done, restored, none", j.Outcome, j.DNS, j.Rollback)
+	}
+	var order []scheduler.StepName
+	for _, st := range j.Steps {
+		order = append(order, st.Name)
+		if want := scheduler.Done; st.Name != scheduler.Prepare && st.State != want {
+			t.Errorf("step %s is %s (%s), want done", st.Name, st.State, st.Error)
+		}
+	}
+	want := []scheduler.StepName{scheduler.Preflight, scheduler.LowerTTL, scheduler.InitialSync, scheduler.Prepare, scheduler.Disable,
+		scheduler.FinalSync, scheduler.Verify, scheduler.Fixup, scheduler.Activate, scheduler.Bridge, scheduler.SwapDNS,
+		scheduler.AwaitAuthoritative, scheduler.AwaitResolvers, scheduler.Unbridge, scheduler.RestoreTTL}
+	if !slices.Equal(order, want) {
+		t.Errorf("steps %v\nwant  %v", order, want)
+	}
+	note := stepOf(j, scheduler.Unbridge).Note
+	if !strings.HasPrefix(note, fmt.Sprintf("forwarder stopped; connections carried: %d: ", lab.MailPort)) {
+		t.Errorf("unbridge note %q", note)
+	}
+	t.Logf("unbridge: %s", note)
+
+	ctx := context.Background()
+	if on, err := s.pair.Old.MailEnabled(ctx); err != nil || on {
+		t.Errorf("OLD mail enabled %v (%v), want disabled", on, err)
+	}
+	if on, err := s.pair.New.MailEnabled(ctx); err != nil || !on {
+		t.Errorf("NEW mail enabled %v (%v), want enabled", on, err)
+	}
+	// new was enabled before DNS moved.
+	if ev := s.mailEvents(s.newMail); len(ev) == 0 || !ev[0].Time.Before(stepOf(j, scheduler.SwapDNS).Started) {
+		t.Errorf("NEW mail events %v: not enabled before swap-dns started", ev)
+	}
+	s.checkMessages(s.pair.New)
+	s.checkClean() // no forwarder left on old
+	// The mail port on old is free again.
+	l, err := net.Listen("tcp", netip.AddrPortFrom(s.net.IP(10), lab.MailPort).String())
+	if err != nil {
+		t.Errorf("old's mail port after unbridge: %v", err)
+	} else {
+		l.Close()
+	}
+	s.logGap()
+	s.checkSecret()
+}
+
+// TestBridgeHeldPort: a bridged port that another process still holds on
+// old after disable fails the bridge step, naming the process; nothing was
+// forwarded, so the run rolls back: new deactivated, old enabled again,
+// DNS never swapped.
+func TestBridgeHeldPort(t *testing.T) {
+	t.Parallel()
+	s := newScenario(t)
+	held, err := net.Listen("tcp", netip.AddrPortFrom(s.net.IP(10), 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := netip.MustParseAddrPort(held.Addr().String()).Port()
+	s.writeBridgeConfig(lead, port)
+	r := s.startRun(nil)()
+	s.logRun("cutover run ([bridge], a port held)", r)
+	if r.code != 1 {
+		t.Fatalf("cutover run: exit %d, signal %v; want 1\n%s", r.code, r.signal, r.out)
+	}
+	if want := fmt.Sprintf("port %d held by users:((\"e2e.test\"", port); !strings.Contains(r.out, want) {
+		t.Errorf("cutover run output does not say %s:\n%s", want, r.out)
+	}
+	s.stopSender(s.net.IP(10), 20)
+	s.obs.stop()
+
+	j := s.status()
+	if j.Outcome != scheduler.OutcomeRolledBack || j.DNS != scheduler.DNSReverted || j.Rollback == nil || j.Rollback.Error != "" {
+		t.Errorf("journal: outcome %q, dns %q, rollback %+v; want rolled-back, reverted, no error", j.Outcome, j.DNS, j.Rollback)
+	}
+	if st := stepOf(j, scheduler.SwapDNS); st.State != scheduler.Pending {
+		t.Errorf("swap-dns is %s, want pending", st.State)
+	}
+	s.obs.mu.Lock()
+	for srv, fn := range s.obs.firstNew {
+		t.Errorf("%s served NEW at %s: DNS must never have pointed at NEW", srv, fn.Format(time.StampMilli))
+	}
+	s.obs.mu.Unlock()
+	ctx := context.Background()
+	if on, err := s.pair.Old.MailEnabled(ctx); err != nil || !on {
+		t.Errorf("OLD mail enabled %v (%v), want enabled again", on, err)
+	}
+	if on, err := s.pair.New.MailEnabled(ctx); err != nil || on {
+		t.Errorf("NEW mail enabled %v (%v), want deactivated", on, err)
+	}
+	s.checkClean() // no forwarder left on old
+	s.checkSecret()
+}
+
+// forwarders lists the forwarders running on old.
+func (s *scenario) forwarders() []string {
+	var out []string
+	for _, p := range hostProcs(s.t, s.pair.Old) {
+		if _, comm, _ := strings.Cut(p, " "); comm == "cutover" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestBridgeKilled kills cutover (SIGKILL) right after bridge and right
+// after swap-dns, then runs it again: the forwarder keeps running through
+// the kill (exactly one), the resumed run goes on with it and finishes,
+// and none is left after unbridge. (Adopting a forwarder when bridge
+// itself was cut short is sshops' TestBridgeOnOld.)
+func TestBridgeKilled(t *testing.T) {
+	for _, step := range []scheduler.StepName{scheduler.Bridge, scheduler.SwapDNS} {
+		t.Run(string(step), func(t *testing.T) {
+			t.Parallel()
+			s := newScenario(t)
+			s.writeBridgeConfig(lead)
+			r := s.startRun([]string{"CUTOVER_FAULT=after:" + string(step)})()
+			s.logRun("cutover run (fault after "+string(step)+")", r)
+			if r.signal != syscall.SIGKILL {
+				t.Fatalf("cutover run with CUTOVER_FAULT=after:%s: exit %d, signal %v; want SIGKILL\n%s", step, r.code, r.signal, r.out)
+			}
+			if f := s.forwarders(); len(f) != 1 {
+				t.Fatalf("after the kill: forwarders on old %q, want exactly one", f)
+			}
+			r = s.cutover(nil, "run", s.cfgPath, "--yes")
+			s.logRun("cutover run (resume)", r)
+			if r.code != 0 || r.signal != 0 {
+				t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
+			}
+			if strings.Count(r.out, "already runs on old") > 1 {
+				t.Errorf("the resumed run adopted the forwarder more than once:\n%s", r.out)
+			}
+			s.stopSender(s.net.IP(20), 20)
+			s.obs.stop()
+			j := s.status()
+			if j.Outcome != scheduler.OutcomeDone {
+				t.Errorf("journal: outcome %q, want done", j.Outcome)
+			}
+			if st := stepOf(j, scheduler.Bridge); st.Attempts != 1 {
+				t.Errorf("bridge ran %d times, want once", st.Attempts)
+			}
+			s.checkMessages(s.pair.New)
+			s.checkClean() // no forwarder left
+			s.logGap()
+		})
+	}
+}
+
+// logGap logs the longest time without an accepted message around the
+// window, as the sender saw it.
+func (s *scenario) logGap() {
+	var at []time.Time
+	for _, d := range s.sender.Deliveries() {
+		at = append(at, d.At)
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	var gap time.Duration
+	var from time.Time
+	for i := 1; i < len(at); i++ {
+		if d := at[i].Sub(at[i-1]); d > gap {
+			gap, from = d, at[i-1]
+		}
+	}
+	s.t.Logf("downtime seen by the sender (longest gap between accepted messages): %s from %s", gap.Round(time.Millisecond), from.Format(time.StampMilli))
+}
