@@ -142,6 +142,8 @@ func InstallRelay(ctx context.Context, h *Host, opts RelayOptions) (*Relay, erro
 		"mkdir -p /home/vmail/mail && chown vmail:vmail /home/vmail /home/vmail/mail",
 		"chown opendkim:opendkim /run/opendkim",
 		"chown postfix:postfix /var/lib/postfix",
+		// Postfix's own programs write the log after dropping to postfix: it must exist.
+		fmt.Sprintf("touch %s && chown postfix:postfix %s", shellQuote(filepath.Join(r.Dir, "maillog")), shellQuote(filepath.Join(r.Dir, "maillog"))),
 		"chmod 755 /etc/dkimkeys",
 		// Creates the queue's directories with their owners and modes, and reports what is wrong.
 		"postfix check",
@@ -319,14 +321,15 @@ func (r *Relay) ctlScript() string {
 # relay-ctl of lab host ` + r.Host.Name + `
 set -u
 exec 3>>` + log + `
+failed() { echo "relay-ctl: $1 failed to start; the end of its log:" >&2; tail -n 8 ` + log + ` >&2; exit 1; }
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 waitgone() { i=0; while [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; do i=$((i+1)); [ $i -lt 300 ] || { echo "relay-ctl: $2 does not stop" >&2; exit 1; }; sleep 0.1; done; }
 PF=/var/spool/postfix/pid/master.pid DC=/run/dovecot/master.pid DK=/run/opendkim/opendkim.pid
 case "${1:-}" in
 start)
-	if ! alive $DK; then opendkim -x /etc/opendkim/opendkim.conf </dev/null >&3 2>&3 || { echo 'relay-ctl: opendkim failed to start' >&2; exit 1; }; fi
-	if ! alive $DC; then dovecot </dev/null >&3 2>&3 || { echo 'relay-ctl: dovecot failed to start' >&2; exit 1; }; fi
-	if ! alive $PF; then postfix start </dev/null >&3 2>&3 || { echo 'relay-ctl: postfix failed to start' >&2; exit 1; }; fi
+	if ! alive $DK; then opendkim -x /etc/opendkim/opendkim.conf </dev/null >&3 2>&3 || failed opendkim; fi
+	if ! alive $DC; then dovecot </dev/null >&3 2>&3 || failed dovecot; fi
+	if ! alive $PF; then postfix start </dev/null >&3 2>&3 || failed postfix; fi
 	;;
 stop)
 	if alive $PF; then postfix stop </dev/null >&3 2>&3; fi
@@ -465,6 +468,12 @@ func VerifyDKIM(ctx context.Context, resolver netip.AddrPort, msg []byte) error 
 		return fmt.Errorf("lab: dkim: not verified: %s", res)
 	}
 	return nil
+}
+
+// WaitMessage waits until a message with the Message-ID id is in user's Maildir (new/ or cur/)
+// and returns it.
+func (r *Relay) WaitMessage(ctx context.Context, user, id string) ([]byte, error) {
+	return waitMessage(ctx, r.Host, r.Maildir(user), id)
 }
 
 // waitMessage waits until a message with the Message-ID id is in the new/ or cur/ of the
