@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,73 +231,9 @@ func (s *relayScenario) checkRelayMigrated() {
 	if imap != s.new.IMAP {
 		t.Fatalf("mail client reaches %s, want NEW %s", imap, s.new.IMAP)
 	}
-	accepted := map[string][]string{} // user -> Message-IDs
-	for _, d := range s.sender.Deliveries() {
-		accepted[d.User] = append(accepted[d.User], lab.SenderMessageID(d.ID))
-	}
-	total := 0
-	for _, u := range relayUsers {
-		var mb lab.Mailbox
-		var msgs []lab.IMAPMessage
-		// Messages NEW's Postfix took over in its queue reach the Maildir shortly after it starts.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			c, m := s.session(ctx, imap, u)
-			mb, msgs = m, s.messages(c)
-			_ = c.Logout()
-			if len(msgs) >= len(accepted[u])-1 || time.Now().After(deadline) {
-				break
-			}
-		}
-		if mb.UIDValidity != s.before[u].UIDValidity {
-			t.Errorf("%s: UIDVALIDITY %d on NEW, %d on OLD", u, mb.UIDValidity, s.before[u].UIDValidity)
-		}
-		byID := map[string][]lab.IMAPMessage{}
-		for _, m := range msgs {
-			byID[m.MessageID] = append(byID[m.MessageID], m)
-		}
-		for _, k := range s.kept[u] {
-			if got := byID[k.MessageID]; len(got) != 1 || got[0].UID != k.UID || !slices.Equal(got[0].Flags, k.Flags) {
-				t.Errorf("%s: %s was UID %d flags %v on OLD; on NEW: %v", u, k.MessageID, k.UID, k.Flags, got)
-			}
-		}
-		for _, id := range accepted[u] {
-			n := len(byID[id])
-			switch {
-			case s.expunged[id] && n != 0:
-				t.Errorf("%s: %s expunged on OLD is back on NEW", u, id)
-			case !s.expunged[id] && n != 1:
-				t.Errorf("%s: accepted message %s is on NEW %d times, want once", u, id, n)
-			}
-			total++
-		}
-		if len(msgs) != len(byID) {
-			t.Errorf("%s: %d messages on NEW, %d Message-IDs: some are there twice", u, len(msgs), len(byID))
-		}
-	}
-	t.Logf("IMAP on NEW: %d accepted messages checked (%d expunged on OLD), UIDVALIDITY, UIDs and flags of %d users", total, len(s.expunged), len(relayUsers))
-
+	s.checkMailboxes(ctx, s.new)
 	// The remote domain's server comes up: NEW delivers OLD's deferred queue, each message once.
-	sink, err := lab.StartSMTPSink(s.sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Stop()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := s.pair.New.Exec(ctx, "postqueue -p")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(out), "Mail queue is empty") && len(sink.MessageIDs()) >= len(s.queued) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("NEW's queue after 60 s with the remote server up:\n%s\nremote received %q", out, sink.MessageIDs())
-		}
-	}
-	got := slices.Sorted(slices.Values(sink.MessageIDs()))
-	if !slices.Equal(got, s.queued) {
-		t.Errorf("remote.test received %q, want each of %q once", got, s.queued)
-	}
+	s.checkQueueDelivered(ctx, s.new)
 
 	// NEW signs with the moved key, and the signature verifies against the zone's TXT record.
 	id := "<dkim-after@example.org>"
@@ -326,4 +263,206 @@ func TestMigrationRelay(t *testing.T) {
 		t.Fatalf("cutover run: exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
 	}
 	s.checkRelayMigrated()
+}
+
+// checkMailboxes asserts what a client finds on r over IMAP: per user the UIDVALIDITY, UIDs and
+// flags it left on OLD, what it expunged gone, and every accepted message exactly once.
+func (s *relayScenario) checkMailboxes(ctx context.Context, r *lab.Relay) {
+	t := s.t
+	imap := r.IMAP
+	accepted := map[string][]string{} // user -> Message-IDs
+	for _, d := range s.sender.Deliveries() {
+		accepted[d.User] = append(accepted[d.User], lab.SenderMessageID(d.ID))
+	}
+	// A message whose acknowledgement the sender never saw (the relay stopped right after
+	// queueing it) is sent again: SMTP delivers at least once, so it may be there twice.
+	unconfirmed := s.sender.Unconfirmed()
+	total, extra := 0, 0
+	for _, u := range relayUsers {
+		var mb lab.Mailbox
+		var msgs []lab.IMAPMessage
+		// Messages a relay's Postfix took over in its queue reach the Maildir shortly after it starts.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			c, m := s.session(ctx, imap, u)
+			mb, msgs = m, s.messages(c)
+			_ = c.Logout()
+			if len(msgs) >= len(accepted[u])-1 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if mb.UIDValidity != s.before[u].UIDValidity {
+			t.Errorf("%s: UIDVALIDITY %d on %s, %d before", u, mb.UIDValidity, r.Host.Name, s.before[u].UIDValidity)
+		}
+		byID := map[string][]lab.IMAPMessage{}
+		for _, m := range msgs {
+			byID[m.MessageID] = append(byID[m.MessageID], m)
+		}
+		for _, k := range s.kept[u] {
+			if got := byID[k.MessageID]; len(got) != 1 || got[0].UID != k.UID || !slices.Equal(got[0].Flags, k.Flags) {
+				t.Errorf("%s: %s was UID %d flags %v on OLD; on %s: %v", u, k.MessageID, k.UID, k.Flags, r.Host.Name, got)
+			}
+		}
+		for _, id := range accepted[u] {
+			n := len(byID[id])
+			switch {
+			case s.expunged[id] && n != 0:
+				t.Errorf("%s: %s expunged on OLD is back on %s", u, id, r.Host.Name)
+			case !s.expunged[id] && n > 1 && n <= 1+unconfirmed[senderID(id)]:
+				extra += n - 1
+			case !s.expunged[id] && n != 1:
+				t.Errorf("%s: accepted message %s is on %s %d times, want once; Postfix's log:\n%s", u, id, r.Host.Name, n, s.maillog(id))
+			}
+			total++
+		}
+		for id, ms := range byID {
+			if len(ms) > 1+unconfirmed[senderID(id)] && !slices.Contains(accepted[u], id) {
+				t.Errorf("%s: unacknowledged message %s is on %s %d times", u, id, r.Host.Name, len(ms))
+			}
+		}
+	}
+	t.Logf("IMAP on %s: %d accepted messages checked (%d expunged on OLD, %d there twice after a lost acknowledgement), UIDVALIDITY, UIDs and flags of %d users", r.Host.Name, total, len(s.expunged), extra, len(relayUsers))
+}
+
+// checkQueueDelivered starts the remote domain's server and asserts that r delivers what
+// waited in OLD's deferred queue, each message once, and its queue empties.
+func (s *relayScenario) checkQueueDelivered(ctx context.Context, r *lab.Relay) {
+	t := s.t
+	sink, err := lab.StartSMTPSink(s.sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Stop()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := r.Host.Exec(ctx, "postqueue -p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), "Mail queue is empty") && len(sink.MessageIDs()) >= len(s.queued) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's queue after 60 s with the remote server up:\n%s\nremote received %q", r.Host.Name, out, sink.MessageIDs())
+		}
+	}
+	got := slices.Sorted(slices.Values(sink.MessageIDs()))
+	if !slices.Equal(got, s.queued) {
+		t.Errorf("remote.test received %q, want each of %q once", got, s.queued)
+	}
+}
+
+// TestMigrationRelayKilledDuringFinalSync kills cutover (SIGKILL) while final-sync copies the
+// real relay's data, then runs it again: the resumed run ends like a clean one.
+func TestMigrationRelayKilledDuringFinalSync(t *testing.T) {
+	t.Parallel()
+	s := newRelayScenario(t)
+	s.writeRelayConfig(lead)
+	r := s.startRun([]string{"CUTOVER_FAULT=during:final-sync", "CUTOVER_FAULT_DELAY=1s"})()
+	s.logRun("cutover run (fault during final-sync)", r)
+	if r.signal != syscall.SIGKILL {
+		t.Fatalf("cutover run with CUTOVER_FAULT=during:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
+	}
+	if st := stepOf(s.journal(), scheduler.FinalSync); st == nil || st.State != scheduler.Running {
+		t.Fatalf("journal after the kill: final-sync %+v, want running", st)
+	}
+	r = s.cutover(nil, "run", s.cfgPath, "--yes")
+	s.logRun("cutover run (resume)", r)
+	if r.code != 0 || r.signal != 0 {
+		t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
+	}
+	s.checkRelayMigrated()
+}
+
+// TestRollbackRelay changes NEW's copy of the DKIM key behind cutover's back between final-sync
+// and verify: verify fails, the run rolls back, OLD's relay runs again with its mailboxes and
+// queue as they were, and NEW's never started.
+func TestRollbackRelay(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s := newRelayScenario(t)
+	s.writeRelayConfig(lead)
+	r := s.startRun([]string{"CUTOVER_FAULT=after:final-sync"})()
+	s.logRun("cutover run (fault after final-sync)", r)
+	if r.signal != syscall.SIGKILL {
+		t.Fatalf("cutover run with CUTOVER_FAULT=after:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
+	}
+	// Same size, same mtime, one byte different: only verify = "content" can see it.
+	p := s.pair.New.Path(lab.DKIMKeyFile)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[40] ^= 0x01
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	r = s.cutover(nil, "run", s.cfgPath, "--yes")
+	s.logRun("cutover run (resume, verify fails)", r)
+	if r.code != 1 || r.signal != 0 || !strings.Contains(r.out, lab.DKIMKeyFile) {
+		t.Errorf("cutover run (resume): exit %d, signal %v; want exit 1 naming %s\n%s", r.code, r.signal, lab.DKIMKeyFile, r.out)
+	}
+	s.stopSender(s.net.IP(10), 10)
+	j := s.status()
+	if j.Outcome != scheduler.OutcomeRolledBack || j.DNS != scheduler.DNSReverted || j.Rollback == nil || j.Rollback.Error != "" {
+		t.Errorf("journal: outcome %q, dns %q, rollback %+v; want rolled-back, reverted, no error", j.Outcome, j.DNS, j.Rollback)
+	}
+	s.checkDNS(s.net.IP(10), old6, origTTL)
+	if on, err := s.old.Running(ctx); err != nil || !on {
+		t.Errorf("OLD relay running %v (%v), want running again", on, err)
+	}
+	if on, err := s.new.Running(ctx); err != nil || on {
+		t.Errorf("NEW relay running %v (%v), want never started", on, err)
+	}
+	for _, d := range s.sender.Deliveries() {
+		if d.Addr != s.net.IP(10) {
+			t.Errorf("sender: %s accepted at %s, want only OLD", d.ID, d.Addr)
+		}
+	}
+	if imap := netip.AddrPortFrom(s.resolveMail(), 143); imap != s.old.IMAP {
+		t.Fatalf("mail client reaches %s, want OLD %s", imap, s.old.IMAP)
+	}
+	s.checkMailboxes(ctx, s.old)
+	s.checkQueueDelivered(ctx, s.old)
+	if err := s.old.Check(ctx); err != nil {
+		t.Error(err)
+	}
+	s.checkSecret()
+}
+
+// maillog returns the lines of both relays' Postfix logs about the message with Message-ID id.
+func (s *relayScenario) maillog(id string) string {
+	var out []string
+	for _, r := range []*lab.Relay{s.old, s.new} {
+		b, _ := os.ReadFile(filepath.Join(r.Dir, "maillog"))
+		lines := strings.Split(string(b), "\n")
+		var qids []string
+		for _, l := range lines {
+			if strings.Contains(l, "message-id="+id) {
+				if f := strings.Fields(l); len(f) > 5 {
+					qids = append(qids, strings.TrimSuffix(f[5], ":"))
+				}
+			}
+		}
+		for _, l := range lines {
+			for _, q := range qids {
+				if strings.Contains(l, q) {
+					out = append(out, r.Host.Name+": "+l)
+					break
+				}
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// senderID returns the sender's message id in its Message-ID (lab.SenderMessageID).
+func senderID(messageID string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(messageID, "<"), "@remote.test>")
 }

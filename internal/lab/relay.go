@@ -312,9 +312,11 @@ func (r *Relay) opendkimConf() string {
 }
 
 // ctlScript is relay-ctl: start (OpenDKIM unless it runs, Dovecot, Postfix; cmdeploy's
-// activate), stop (Postfix and Dovecot, waiting until they are gone; --disable-mail) and
+// activate), stop (Postfix drained: it stops listening, delivers its incoming and active
+// queues, then stops; then Dovecot; each waiting until every process of its master's session
+// is gone; --disable-mail) and
 // status ("running" when Postfix and Dovecot both run, "stopped" when neither does).
-// Daemons are found by their pid files, never by name.
+// Daemons are found by their pid files (and their processes by session id), never by name.
 func (r *Relay) ctlScript() string {
 	log := shellQuote(filepath.Join(r.Dir, "relay-ctl.log"))
 	return `#!/bin/sh
@@ -323,7 +325,9 @@ set -u
 exec 3>>` + log + `
 failed() { echo "relay-ctl: $1 failed to start; the end of its log:" >&2; tail -n 8 ` + log + ` >&2; exit 1; }
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-waitgone() { i=0; while [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; do i=$((i+1)); [ $i -lt 300 ] || { echo "relay-ctl: $2 does not stop" >&2; exit 1; }; sleep 0.1; done; }
+# waitgone SID NAME: waits until no process is left in the session of a daemon's master (its
+# pid): Postfix's delivery agents finish what they deliver after the master has gone.
+waitgone() { i=0; while ps -e -o sid= | grep -qx " *$1"; do i=$((i+1)); [ $i -lt 300 ] || { echo "relay-ctl: $2 does not stop" >&2; exit 1; }; sleep 0.1; done; }
 PF=/var/spool/postfix/pid/master.pid DC=/run/dovecot/master.pid DK=/run/opendkim/opendkim.pid
 case "${1:-}" in
 start)
@@ -332,10 +336,22 @@ start)
 	if ! alive $PF; then postfix start </dev/null >&3 2>&3 || failed postfix; fi
 	;;
 stop)
-	if alive $PF; then postfix stop </dev/null >&3 2>&3; fi
-	waitgone $PF postfix
-	if alive $DC; then kill "$(cat $DC)"; fi
-	waitgone $DC dovecot
+	# Postfix first, and drained: it stops accepting mail, delivers what it has accepted to
+	# Dovecot, then stops, all of it. A delivery to Dovecot cut off after Dovecot stored the
+	# message leaves it in the queue, to be delivered a second time (from NEW, after the move).
+	if alive $PF; then
+		pid=$(cat $PF)
+		postconf -e 'master_service_disable = inet' && postfix reload </dev/null >&3 2>&3
+		i=0 empty=0
+		while [ $empty -lt 3 ] && [ $i -lt 100 ]; do
+			if [ -z "$(find /var/spool/postfix/incoming /var/spool/postfix/active -type f | head -n 1)" ]; then empty=$((empty+1)); else empty=0; fi
+			i=$((i+1)); sleep 0.1
+		done
+		postfix stop </dev/null >&3 2>&3
+		postconf -X master_service_disable
+		waitgone "$pid" postfix
+	fi
+	if alive $DC; then pid=$(cat $DC); kill "$pid"; waitgone "$pid" dovecot; fi
 	;;
 status)
 	if alive $PF && alive $DC; then echo running

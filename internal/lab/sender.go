@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/smtp"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -51,14 +52,15 @@ type Sender struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
-	mu         sync.Mutex
-	accepted   []Delivery
-	failures   int
-	lastErr    error
-	notify     chan struct{} // closed and replaced on every accepted message
-	dnsClient  *dns.Client
-	dialer     net.Dialer
-	deliverTTL time.Duration
+	mu          sync.Mutex
+	accepted    []Delivery
+	failures    int
+	lastErr     error
+	unconfirmed map[string]int // id -> attempts that failed with ErrUnconfirmed
+	notify      chan struct{}  // closed and replaced on every accepted message
+	dnsClient   *dns.Client
+	dialer      net.Dialer
+	deliverTTL  time.Duration
 }
 
 // StartSender validates opts and starts sending in a goroutine.
@@ -108,7 +110,7 @@ func StartSender(opts SenderOptions) (*Sender, error) {
 		opts.Logf = func(string, ...any) {}
 	}
 	s := &Sender{
-		opts: opts, deliver: deliver, stop: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}),
+		opts: opts, deliver: deliver, unconfirmed: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{}), notify: make(chan struct{}),
 		dnsClient:  &dns.Client{Net: "udp", Timeout: time.Second},
 		dialer:     net.Dialer{Timeout: 2 * time.Second},
 		deliverTTL: 5 * time.Second,
@@ -165,6 +167,9 @@ func (s *Sender) run() {
 			s.mu.Lock()
 			s.failures++
 			s.lastErr = err
+			if errors.Is(err, ErrUnconfirmed) {
+				s.unconfirmed[id]++
+			}
 			s.mu.Unlock()
 			s.opts.Logf("sender: %s: %v; retrying in %s", id, err, backoff)
 			s.sleep(backoff)
@@ -264,6 +269,18 @@ func (s *Sender) Switched(old, new netip.Addr) (lastOld, firstNew time.Time) {
 	return lastOld, firstNew
 }
 
+// Unconfirmed returns, per message id, the attempts that failed with ErrUnconfirmed: the
+// server may hold that many extra copies.
+func (s *Sender) Unconfirmed() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]int, len(s.unconfirmed))
+	for id, n := range s.unconfirmed {
+		m[id] = n
+	}
+	return m
+}
+
 // Failures returns the number of failed attempts and the last failure.
 func (s *Sender) Failures() (int, error) {
 	s.mu.Lock()
@@ -333,6 +350,11 @@ func DeliverMessage(ctx context.Context, addr netip.AddrPort, id, user, body str
 	return nil
 }
 
+// ErrUnconfirmed marks an SMTP delivery whose message was sent whole but whose reply never came
+// (connection lost, timeout): the server may have queued it, and the retry that follows may
+// then store it a second time. SMTP delivers at least once, and this is its known duplicate.
+var ErrUnconfirmed = errors.New("reply to the message lost")
+
 // SenderMessageID is the Message-ID of the sender's message id when it speaks SMTP.
 func SenderMessageID(id string) string { return "<" + id + "@remote.test>" }
 
@@ -384,6 +406,11 @@ func SendMail(ctx context.Context, addr netip.AddrPort, from string, to []string
 		return fmt.Errorf("lab: smtp %s: DATA: %w", addr, err)
 	}
 	if err := w.Close(); err != nil {
+		var reply *textproto.Error
+		if !errors.As(err, &reply) {
+			// The message was sent and the server's verdict lost: it may have been queued.
+			return fmt.Errorf("lab: smtp %s: end of DATA: %w: %w", addr, ErrUnconfirmed, err)
+		}
 		return fmt.Errorf("lab: smtp %s: end of DATA: %w", addr, err)
 	}
 	_ = c.Quit()
