@@ -386,23 +386,7 @@ func TestRollbackRelay(t *testing.T) {
 	if r.signal != syscall.SIGKILL {
 		t.Fatalf("cutover run with CUTOVER_FAULT=after:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
 	}
-	// Same size, same mtime, one byte different: only verify = "content" can see it.
-	p := s.pair.New.Path(lab.DKIMKeyFile)
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[40] ^= 0x01
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
-		t.Fatal(err)
-	}
+	flipByte(t, s.pair.New.Path(lab.DKIMKeyFile))
 	r = s.cutover(nil, "run", s.cfgPath, "--yes")
 	s.logRun("cutover run (resume, verify fails)", r)
 	if r.code != 1 || r.signal != 0 || !strings.Contains(r.out, lab.DKIMKeyFile) {
@@ -465,4 +449,25 @@ func (s *relayScenario) maillog(id string) string {
 // senderID returns the sender's message id in its Message-ID (lab.SenderMessageID).
 func senderID(messageID string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(messageID, "<"), "@remote.test>")
+}
+
+// flipByte changes one byte of the file at p, keeping its size and mtime: only verify =
+// "content" can see the change.
+func flipByte(t *testing.T, p string) {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[40] ^= 0x01
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
 }
