@@ -372,6 +372,28 @@ func TestMigrationRelayKilledDuringFinalSync(t *testing.T) {
 	s.checkRelayMigrated()
 }
 
+// TestMigrationRelayKilledAfterSwapDNS kills cutover (SIGKILL) right after swap-dns is
+// journaled, with the relay stopped on both hosts, then runs it again.
+func TestMigrationRelayKilledAfterSwapDNS(t *testing.T) {
+	t.Parallel()
+	s := newRelayScenario(t)
+	s.writeRelayConfig(lead)
+	r := s.startRun([]string{"CUTOVER_FAULT=after:swap-dns"})()
+	s.logRun("cutover run (fault after swap-dns)", r)
+	if r.signal != syscall.SIGKILL {
+		t.Fatalf("cutover run with CUTOVER_FAULT=after:swap-dns: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
+	}
+	if j := s.journal(); j == nil || stepOf(j, scheduler.SwapDNS).State != scheduler.Done || j.DNS != scheduler.DNSSwapped {
+		t.Fatalf("journal after the kill: %+v, want swap-dns done and DNS swapped", j)
+	}
+	r = s.cutover(nil, "run", s.cfgPath, "--yes")
+	s.logRun("cutover run (resume)", r)
+	if r.code != 0 || r.signal != 0 {
+		t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
+	}
+	s.checkRelayMigrated()
+}
+
 // TestRollbackRelay changes NEW's copy of the DKIM key behind cutover's back between final-sync
 // and verify: verify fails, the run rolls back, OLD's relay runs again with its mailboxes and
 // queue as they were, and NEW's never started.
