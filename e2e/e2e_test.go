@@ -947,24 +947,8 @@ func TestRollbackOnVerifyFailure(t *testing.T) {
 	if r.signal != syscall.SIGKILL {
 		t.Fatalf("cutover run with CUTOVER_FAULT=after:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
 	}
-	// Same size, same mtime, one byte different: only verify = "content" can see it.
 	const dkim = "/etc/dkimkeys/opendkim.private"
-	p := s.pair.New.Path(dkim)
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[40] ^= 0x01
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
-		t.Fatal(err)
-	}
+	flipByte(t, s.pair.New.Path(dkim))
 
 	r = s.cutover(nil, "run", s.cfgPath, "--yes")
 	s.logRun("cutover run (resume, verify fails)", r)

@@ -22,10 +22,13 @@ type Migration struct {
 	LoweredTTL time.Duration
 	SecretEnv  string // the environment variable holding the TSIG secret
 	SecretFile string // or, when SecretEnv is empty, the file holding it
+	// Relay: the hooks stop and start the real relay (relay-ctl, InstallRelay) instead of the
+	// stand-in service (labmail-ctl).
+	Relay bool
 }
 
 // Config returns the cutover config file: the four chatmail paths, the
-// labmail-ctl hooks, both authoritative servers and both caches named (no
+// labmail-ctl or relay-ctl hooks, both authoritative servers and both caches named (no
 // test may fall back to /etc/resolv.conf).
 func (m Migration) Config() string {
 	n := m.Net
@@ -40,6 +43,10 @@ func (m Migration) Config() string {
 		secret = "file:" + m.SecretFile
 	}
 	fmt.Fprintf(&b, "[providers.lab]\ntype = \"rfc2136\"\nserver = \"%s:53\"\nkey_name = %q\nkey_alg = %q\nkey = %q\n\n", n.IP(31), m.DNS.Key.Name, m.DNS.Key.Algorithm, secret)
+	start, stop := "labmail-ctl enable", "labmail-ctl disable"
+	if m.Relay {
+		start, stop = "relay-ctl start", "relay-ctl stop"
+	}
 	b.WriteString(`[[sync]]
 path = "/home/vmail/mail"
 initial = true
@@ -58,10 +65,9 @@ verify = "content"
 [[sync]]
 path = "/var/spool/postfix"
 
-[hooks]
-disable  = { on = "old", run = "labmail-ctl disable", timeout = "30s" }
-activate = { on = "new", run = "labmail-ctl enable", timeout = "30s" }
-reenable = { on = "old", run = "labmail-ctl enable", timeout = "30s" }
 `)
+	fmt.Fprintf(&b, "[hooks]\ndisable  = { on = \"old\", run = %q, timeout = \"30s\" }\n", stop)
+	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = \"30s\" }\n", start)
+	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = \"30s\" }\n", start)
 	return b.String()
 }

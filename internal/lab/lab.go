@@ -4,7 +4,10 @@
 // that the machine's addresses, ports and services are never seen nor touched; and the stand-ins of an end-to-end migration: a mail service
 // per host (the labmail program, enabled and disabled inside the host like cmdeploy's activate and
 // --disable-mail), a Sender that delivers through a cache like an MTA, chatmail-like seed data, a
-// simulated mail client, and snapshots that compare two hosts' files by owner name. Everything it
+// simulated mail client, and snapshots that compare two hosts' files by owner name; and the real
+// relay on a host (InstallRelay: Debian's Postfix, Dovecot and OpenDKIM, configured per host) with
+// an SMTP sender that resolves MX then A like a remote MTA, a minimal IMAP client and a DKIM
+// verifier. Everything it
 // starts is tracked by PID (and by mount namespace for hosts), torn down by Stop, and cleaned up
 // on the next reservation of the same block if a previous run was killed before it could stop its
 // servers.
@@ -28,18 +31,21 @@ import (
 // requirements maps the names Require accepts to the binary that must exist (empty: special)
 // and the hint printed when it is missing.
 var requirements = map[string]struct{ bin, hint string }{
-	"root":    {"", "run the tests as root"},
-	"sshd":    {"sshd", "apt-get install openssh-server"},
-	"ssh":     {"ssh", "apt-get install openssh-client"},
-	"named":   {"named", "apt-get install bind9"},
-	"knotd":   {"knotd", "apt-get install knot"},
-	"unbound": {"unbound", "apt-get install unbound"},
-	"rsync":   {"rsync", "apt-get install rsync"},
-	"ip":      {"ip", "apt-get install iproute2"},
-	"unshare": {"unshare", "apt-get install util-linux"},
-	"nsenter": {"nsenter", "apt-get install util-linux"},
-	"pdns":    {"pdns_server", "apt-get install pdns-server pdns-backend-sqlite3"},
-	"sqlite3": {"sqlite3", "apt-get install sqlite3"},
+	"root":     {"", "run the tests as root"},
+	"sshd":     {"sshd", "apt-get install openssh-server"},
+	"ssh":      {"ssh", "apt-get install openssh-client"},
+	"named":    {"named", "apt-get install bind9"},
+	"knotd":    {"knotd", "apt-get install knot"},
+	"unbound":  {"unbound", "apt-get install unbound"},
+	"rsync":    {"rsync", "apt-get install rsync"},
+	"ip":       {"ip", "apt-get install iproute2"},
+	"unshare":  {"unshare", "apt-get install util-linux"},
+	"nsenter":  {"nsenter", "apt-get install util-linux"},
+	"pdns":     {"pdns_server", "apt-get install pdns-server pdns-backend-sqlite3"},
+	"sqlite3":  {"sqlite3", "apt-get install sqlite3"},
+	"postfix":  {"postfix", "apt-get install postfix (see scripts/setup)"},
+	"dovecot":  {"dovecot", "apt-get install dovecot-imapd dovecot-lmtpd"},
+	"opendkim": {"opendkim", "apt-get install opendkim opendkim-tools"},
 }
 
 // extraPath is searched after $PATH: sbin directories are often missing from a non-login PATH.
@@ -74,7 +80,8 @@ func mustBin(what, name string) (string, error) {
 
 // Require skips t with a clear message when a needed binary is missing or we are not root;
 // when the environment variable CI is "true" it calls t.Fatalf instead of skipping.
-// what: any of "root", "sshd", "ssh", "named", "knotd", "unbound", "rsync", "ip", "unshare", "nsenter", "pdns", "sqlite3".
+// what: any of "root", "sshd", "ssh", "named", "knotd", "unbound", "rsync", "ip", "unshare", "nsenter",
+// "pdns", "sqlite3", "postfix", "dovecot", "opendkim".
 // An unknown name is a programming error and always fails the test.
 func Require(t testing.TB, what ...string) {
 	t.Helper()

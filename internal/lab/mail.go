@@ -134,7 +134,7 @@ func InstallMail(ctx context.Context, h *Host, labmail string) (*Mail, error) {
 	if err := os.WriteFile(ctl, []byte(script), 0o755); err != nil {
 		return fail(err)
 	}
-	if err := ensurePlaceholder(MailCtl); err != nil {
+	if err := ensurePlaceholder(MailCtl, "labmail-ctl"); err != nil {
 		return fail(err)
 	}
 	if _, err := h.Exec(ctx, fmt.Sprintf("mount --bind %s %s", shellQuote(ctl), MailCtl)); err != nil {
@@ -143,8 +143,9 @@ func InstallMail(ctx context.Context, h *Host, labmail string) (*Mail, error) {
 	return m, nil
 }
 
-// ensurePlaceholder creates the real-fs mount point of MailCtl: a script that fails outside a host.
-func ensurePlaceholder(p string) error {
+// ensurePlaceholder creates the real-fs mount point of a host's control command p (MailCtl,
+// RelayCtl): a script named what that fails outside a host.
+func ensurePlaceholder(p, what string) error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
@@ -152,7 +153,7 @@ func ensurePlaceholder(p string) error {
 		return err
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", p, os.Getpid())
-	s := "#!/bin/sh\necho 'labmail-ctl: only works inside a cutover lab host' >&2\nexit 1\n"
+	s := "#!/bin/sh\necho '" + what + ": only works inside a cutover lab host' >&2\nexit 1\n"
 	if err := os.WriteFile(tmp, []byte(s), 0o755); err != nil {
 		return err
 	}

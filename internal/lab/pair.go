@@ -30,6 +30,9 @@ type PairOptions struct {
 	// OldKnowsNew writes new's host key into old's /root/.ssh/known_hosts,
 	// as after the operator's first `ssh root@NEW` from OLD.
 	OldKnowsNew bool
+	// Relay makes the hosts able to run the real relay (InstallRelay): RelayMounts private too,
+	// and RelayAccounts from uid 5000 on old, 6000 on new, instead of vmail and opendkim only.
+	Relay bool
 }
 
 // StartPair starts the pair on n, writing the identity and known_hosts into dir.
@@ -43,6 +46,9 @@ func StartPairWith(n *Net, dir string, opts PairOptions) (*Pair, error) {
 			return nil, fmt.Errorf("lab: pair: TMPDIR %q is under /tmp: a private /tmp would hide the lab's files from the hosts", os.TempDir())
 		}
 		mounts = append(slices.Clone(DefaultMounts), "/tmp")
+	}
+	if opts.Relay {
+		mounts = append(slices.Clone(mounts), RelayMounts...)
 	}
 	id, err := NewIdentity(dir)
 	if err != nil {
@@ -61,11 +67,15 @@ func StartPairWith(n *Net, dir string, opts PairOptions) (*Pair, error) {
 		c    chan result
 	}{{"old", 10, 5000, oldc}, {"new", 20, 6000, newc}} {
 		go func() {
+			users := map[string]int{"vmail": s.uid, "opendkim": s.uid + 1}
+			if opts.Relay {
+				users = RelayAccounts(s.uid)
+			}
 			h, err := StartHost(HostOptions{
 				Name:           s.name,
 				Addr:           n.IP(s.host),
 				Mounts:         mounts,
-				Users:          map[string]int{"vmail": s.uid, "opendkim": s.uid + 1},
+				Users:          users,
 				AuthorizedKeys: []string{id.AuthorizedKey},
 			})
 			s.c <- result{h, err}
