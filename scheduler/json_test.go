@@ -47,7 +47,7 @@ func TestPlanJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"config":"c.toml","now":"2026-11-23T12:00:00Z","cutover_at":"2026-11-25T03:00:00Z","offline":false,"provider":{"type":"rfc2136","min_ttl":1},` +
-		`"steps":[{"name":"swap-dns","after":"fixup","why":"w","action":["A -> 127.0.0.20"]}],"too_late":false,"max_ttl":3600,"margin":360}`
+		`"steps":[{"name":"swap-dns","after":"fixup","why":"w","action":["A -> 127.0.0.20"]}],"downtime":"","too_late":false,"max_ttl":3600,"margin":360}`
 	if string(b) != want {
 		t.Fatalf("Marshal:\n got %s\nwant %s", b, want)
 	}
