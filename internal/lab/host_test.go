@@ -273,7 +273,7 @@ func TestHostStop(t *testing.T) {
 		sessErr <- err
 	}()
 	ns := h.ns
-	deadline := time.Now().Add(30 * time.Second) // an ssh session on a loaded 2-core machine can take seconds
+	deadline := time.Now().Add(30 * time.Second)                // an ssh session on a loaded 2-core machine can take seconds
 	for len(nsMembers(ns)) < 4 && time.Now().Before(deadline) { // sshd, sleep, session sshd(s), sleep
 		time.Sleep(20 * time.Millisecond)
 	}
