@@ -6,7 +6,10 @@
 //	[providers.dns]
 //	type    = "manual"
 //	timeout = "1h"   # how long to wait for the operator (default 1h)
-//	poll    = "5s"   # how often to ask the authoritative servers (default 5s)
+//
+// The waiting is dnsprop's (providers.WaitWith): every authoritative server
+// answers with the AA flag, they agree on the SOA serial, and each serves the
+// whole RRsets with the TTLs printed.
 package manual
 
 import (
@@ -23,6 +26,7 @@ import (
 	"github.com/libdns/libdns"
 	"github.com/miekg/dns"
 
+	"github.com/cutover-dev/cutover/dnsprop"
 	"github.com/cutover-dev/cutover/providers"
 )
 
@@ -32,7 +36,6 @@ var Spec = providers.Spec{
 	Doc:  "any DNS host, by hand: cutover prints the records to set and waits until they are served",
 	Settings: []providers.Setting{
 		{Key: "timeout", Kind: providers.Duration, Default: "1h", Doc: "how long to wait for the operator"},
-		{Key: "poll", Kind: providers.Duration, Default: "5s", Doc: "how often to ask the authoritative servers"},
 	},
 	Capabilities: providers.Capabilities{
 		MinTTL:       time.Second,
@@ -54,8 +57,12 @@ func New(v providers.Values, env providers.Env) (providers.Client, error) {
 	if len(env.Authoritative) == 0 && len(env.Resolvers) == 0 {
 		return nil, errors.New("manual: needs [dns] authoritative servers, or [dns] resolvers to find them")
 	}
+	wait := env.WaitAuthoritative
+	if wait == nil {
+		wait = providers.WaitWith(&dnsprop.Checker{Zone: env.Zone, Authoritative: env.Authoritative, Resolvers: env.Resolvers})
+	}
 	return &Client{Out: env.Out, Authoritative: env.Authoritative, Resolvers: env.Resolvers,
-		Wait: env.WaitAuthoritative, Timeout: v.Duration("timeout"), Poll: v.Duration("poll")}, nil
+		Wait: wait, Timeout: v.Duration("timeout")}, nil
 }
 
 // Client prints instructions and reads the authoritative servers.
@@ -63,10 +70,9 @@ type Client struct {
 	Out           io.Writer
 	Authoritative []netip.AddrPort // empty: found through Resolvers (SOA's NS names)
 	Resolvers     []netip.AddrPort
-	Wait          providers.WaitFunc // nil: poll Authoritative every Poll
+	Wait          providers.WaitFunc // until every authoritative server serves the change
 	Timeout       time.Duration      // for the operator to make the change
-	Poll          time.Duration
-	QueryTimeout  time.Duration // per query; default 2s
+	QueryTimeout  time.Duration      // per query; default 2s
 
 	mu   sync.Mutex
 	auth []netip.AddrPort
@@ -209,59 +215,11 @@ func (c *Client) announceAndWait(ctx context.Context, zone, text string, exp []p
 	fmt.Fprintf(c.Out, "%smanual: waiting up to %s until every authoritative server (%s) serves exactly that\n", text, c.Timeout, strings.Join(ss, ", "))
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	if c.Wait != nil {
-		err = c.Wait(ctx, exp)
-	} else {
-		err = c.poll(ctx, servers, exp)
-	}
-	if err != nil {
+	if err := c.Wait(ctx, exp); err != nil {
 		return fmt.Errorf("manual: waiting for the change: %w", err)
 	}
 	fmt.Fprintf(c.Out, "manual: every authoritative server serves it\n")
 	return nil
-}
-
-// poll asks every server for every expected RRset until all match (data
-// and TTL), or ctx ends: then the error names what still differs.
-func (c *Client) poll(ctx context.Context, servers []netip.AddrPort, exp []providers.Expect) error {
-	t := time.NewTicker(c.Poll)
-	defer t.Stop()
-	var prev []string // the last round that ran to its end
-	for {
-		var lag []string
-		for _, e := range exp {
-			want := rrset{addrs: e.Addrs, ttl: e.TTL}
-			for _, s := range servers {
-				got, err := c.query(ctx, s, e.Name, e.Type)
-				switch {
-				case err != nil:
-					lag = append(lag, err.Error())
-				case !got.equal(want):
-					lag = append(lag, fmt.Sprintf("%s serves %s %s %s, want %s", s, e.Name, e.Type, got, want))
-				}
-			}
-		}
-		// A deadline can pass before ctx.Err() says so: such a round's
-		// errors are the deadline's, not the servers'.
-		ended := ctx.Err() != nil
-		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-			ended = true
-		}
-		if len(lag) == 0 && !ended {
-			return nil
-		}
-		if !ended {
-			prev = lag
-		}
-		select {
-		case <-ctx.Done():
-			if prev == nil {
-				prev = lag
-			}
-			return fmt.Errorf("%s: %w", strings.Join(prev, "; "), ctx.Err())
-		case <-t.C:
-		}
-	}
 }
 
 type rrset struct {
