@@ -20,7 +20,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/libdns/libdns"
@@ -68,14 +67,11 @@ func New(v providers.Values, env providers.Env) (providers.Client, error) {
 // Client prints instructions and reads the authoritative servers.
 type Client struct {
 	Out           io.Writer
-	Authoritative []netip.AddrPort // empty: found through Resolvers (SOA's NS names)
+	Authoritative []netip.AddrPort // empty: found through Resolvers (the zone's NS hosts)
 	Resolvers     []netip.AddrPort
 	Wait          providers.WaitFunc // until every authoritative server serves the change
 	Timeout       time.Duration      // for the operator to make the change
 	QueryTimeout  time.Duration      // per query; default 2s
-
-	mu   sync.Mutex
-	auth []netip.AddrPort
 }
 
 // GetRecords cannot list a zone without an API; Zone uses GetNameRecords.
@@ -252,7 +248,7 @@ func (r rrset) String() string {
 
 // query asks one authoritative server, with AA required.
 func (c *Client) query(ctx context.Context, server netip.AddrPort, name, typ string) (rrset, error) {
-	r, err := c.exchange(ctx, server, dns.Fqdn(name), dns.StringToType[typ], false)
+	r, err := c.exchange(ctx, server, dns.Fqdn(name), dns.StringToType[typ])
 	if err != nil {
 		return rrset{}, err
 	}
@@ -285,10 +281,9 @@ func (c *Client) query(ctx context.Context, server netip.AddrPort, name, typ str
 	return out, nil
 }
 
-func (c *Client) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16, rd bool) (*dns.Msg, error) {
+func (c *Client) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
-	m.RecursionDesired = rd
 	m.SetEdns0(1232, false)
 	to := c.QueryTimeout
 	if to == 0 {
@@ -304,60 +299,18 @@ func (c *Client) exchange(ctx context.Context, server netip.AddrPort, name strin
 	return r, nil
 }
 
-// servers returns the authoritative servers: the configured ones, or the
-// zone's NS hosts' addresses found through the resolvers (port 53).
+// servers returns the authoritative servers as dnsprop finds them: the
+// configured ones, or the zone's NS hosts' addresses through the resolvers.
 func (c *Client) servers(ctx context.Context, zone string) ([]netip.AddrPort, error) {
-	if len(c.Authoritative) > 0 {
-		return c.Authoritative, nil
+	ss, err := (&dnsprop.Checker{Authoritative: c.Authoritative, Resolvers: c.Resolvers, QueryTimeout: c.QueryTimeout}).AuthoritativeServers(ctx, zone)
+	if err != nil {
+		return nil, fmt.Errorf("manual: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.auth) > 0 {
-		return c.auth, nil
+	out := make([]netip.AddrPort, len(ss))
+	for i, s := range ss {
+		out[i] = s.Addr
 	}
-	var lastErr error
-	for _, res := range c.Resolvers {
-		r, err := c.exchange(ctx, res, dns.Fqdn(zone), dns.TypeNS, true)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		var auth []netip.AddrPort
-		for _, rr := range r.Answer {
-			ns, ok := rr.(*dns.NS)
-			if !ok {
-				continue
-			}
-			for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-				ar, err := c.exchange(ctx, res, ns.Ns, qt, true)
-				if err != nil {
-					lastErr = err
-					continue
-				}
-				for _, a := range ar.Answer {
-					var ip netip.Addr
-					switch v := a.(type) {
-					case *dns.A:
-						ip, _ = netip.AddrFromSlice(v.A.To4())
-					case *dns.AAAA:
-						ip, _ = netip.AddrFromSlice(v.AAAA)
-					}
-					if ap := netip.AddrPortFrom(ip, 53); ip.IsValid() && !slices.Contains(auth, ap) {
-						auth = append(auth, ap)
-					}
-				}
-			}
-		}
-		if len(auth) > 0 {
-			c.auth = auth
-			return auth, nil
-		}
-		lastErr = fmt.Errorf("manual: resolver %s knows no name server address for %s", res, zone)
-	}
-	if lastErr == nil {
-		lastErr = errors.New("manual: no resolvers to find the authoritative servers with")
-	}
-	return nil, lastErr
+	return out, nil
 }
 
 var (
