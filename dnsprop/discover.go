@@ -219,3 +219,14 @@ func (k *cfg) primaries(ctx context.Context, cnt *counter, zone, mname string, s
 func serialLess(a, b uint32) bool {
 	return a != b && int32(b-a) > 0
 }
+
+// AuthoritativeServers returns the servers the waits and Observe ask for
+// zone: Authoritative, or the addresses of the zone's NS hosts found through
+// Resolvers.
+func (c *Checker) AuthoritativeServers(ctx context.Context, zone string) ([]Server, error) {
+	k, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	return k.authServers(ctx, &counter{}, dns.CanonicalName(zone))
+}

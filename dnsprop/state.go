@@ -11,8 +11,14 @@ import (
 )
 
 // Sets are the complete A and AAAA address sets of a name. An empty set means
-// the name must have no record of that type (NODATA or NXDOMAIN).
-type Sets struct{ A, AAAA []netip.Addr }
+// the name must have no record of that type (NODATA or NXDOMAIN). TTL, when
+// not 0, is the TTL authoritative servers must serve the records with (the
+// manual provider checks what the operator typed); resolvers count TTLs down,
+// so it is not checked on them.
+type Sets struct {
+	A, AAAA []netip.Addr
+	TTL     time.Duration
+}
 
 // SetsOf splits addresses into A and AAAA by family (the CLI's --expect).
 func SetsOf(addrs []netip.Addr) Sets {
@@ -98,12 +104,14 @@ type Observation struct {
 	Name   string // fully qualified, lower case
 	Type   string // "A" or "AAAA"
 	State  State
-	Addrs  []netip.Addr  // sorted
-	Want   []netip.Addr  // the expected set, sorted; empty: no record expected
-	TTL    time.Duration // TTL of the answer; for no record, the negative TTL (SOA); resolvers count it down
-	Serial uint32        // authoritative only: the SOA serial the server served in the same round
-	Err    string        // why the state is unknown
-	At     time.Time     // when the answer arrived
+	Addrs  []netip.Addr // sorted
+	Want   []netip.Addr // the expected set, sorted; empty: no record expected
+	// WantTTL is the TTL an authoritative server must serve Want with (0: any).
+	WantTTL time.Duration
+	TTL     time.Duration // TTL of the answer; for no record, the negative TTL (SOA); resolvers count it down
+	Serial  uint32        // authoritative only: the SOA serial the server served in the same round
+	Err     string        // why the state is unknown
+	At      time.Time     // when the answer arrived
 	// Stable: the answer is not the expected one and will not change by
 	// itself. A resolver served it again after the TTL of its first copy ran
 	// out (it fetched it afresh); an authoritative server served it twice at
@@ -128,6 +136,9 @@ func (o *Observation) What() string {
 		return string(o.State)
 	case StateUnknown:
 		return "unknown (" + o.Err + ")"
+	}
+	if o.WantTTL > 0 {
+		return fmt.Sprintf("%s %s ttl %s, want %s ttl %s", o.State, setString(o.Addrs), o.TTL, setString(o.Want), o.WantTTL)
 	}
 	return fmt.Sprintf("%s %s, want %s", o.State, setString(o.Addrs), setString(o.Want))
 }

@@ -39,6 +39,13 @@ func (c *Checker) WaitAuthoritative(ctx context.Context, names []string, old, wa
 	return c.wait(ctx, names, bothTypes, old, want, progress, true, false)
 }
 
+// WaitAuthoritativeTypes is WaitAuthoritative for some record types only
+// (types as in WaitTypes). want may be empty: then the names must have no
+// record of those types. want.TTL, when not 0, must be the TTL served.
+func (c *Checker) WaitAuthoritativeTypes(ctx context.Context, names, types []string, old, want Sets, progress func(Event)) (*Report, error) {
+	return c.wait(ctx, names, types, old, want, progress, true, false)
+}
+
 // WaitResolvers returns once Quorum resolvers (all when Quorum is 0) serve want
 // for all names. Polling is TTL-aware: a resolver that serves anything but the
 // new set with t left on its cached answer is asked again just after t has run
@@ -126,7 +133,7 @@ func (c *Checker) wait(ctx context.Context, names, types []string, old, want Set
 	if err := uniqueServers(k); err != nil {
 		return nil, err
 	}
-	qtypes, err := watchedTypes(types, want)
+	qtypes, err := watchedTypes(types, want, checkRes)
 	if err != nil {
 		return nil, err
 	}
@@ -211,8 +218,10 @@ func (c *Checker) wait(ctx context.Context, names, types []string, old, want Set
 }
 
 // watchedTypes checks types ("A", "AAAA", no duplicates) against want: a type
-// not watched must expect nothing, and the watched ones something.
-func watchedTypes(types []string, want Sets) ([]uint16, error) {
+// not watched must expect nothing, and the watched ones something when
+// resolvers are waited on (that records are gone is checked on authoritative
+// servers only).
+func watchedTypes(types []string, want Sets, checkRes bool) ([]uint16, error) {
 	var out []uint16
 	expectSome := false
 	for _, t := range types {
@@ -228,7 +237,7 @@ func watchedTypes(types []string, want Sets) ([]uint16, error) {
 			return nil, fmt.Errorf("dnsprop: expected %s addresses but %s is not watched", t, t)
 		}
 	}
-	if len(out) == 0 || !expectSome {
+	if len(out) == 0 || (!expectSome && checkRes) {
 		return nil, errEmptySets
 	}
 	slices.Sort(out) // A before AAAA
@@ -406,8 +415,14 @@ func (w *waiter) apply(kk key, a answer, sent, at time.Time) {
 	} else {
 		o.Addrs, o.TTL = a.addrs, a.ttl
 		o.State = classify(a.addrs, w.old.Of(t), w.want.Of(t))
+		if kk.role == RoleAuthoritative && w.want.TTL > 0 && len(a.addrs) > 0 {
+			o.WantTTL = w.want.TTL
+			if o.State == StateNew && a.ttl != w.want.TTL {
+				o.State = StateOther
+			}
+		}
 	}
-	changed := !s.seen || s.obs.State != o.State || !slices.Equal(s.obs.Addrs, o.Addrs) ||
+	changed := !s.seen || s.obs.State != o.State || !slices.Equal(s.obs.Addrs, o.Addrs) || s.obs.TTL != o.TTL && o.WantTTL > 0 ||
 		s.obs.Err != o.Err || s.obs.Serial != o.Serial
 	s.obs, s.seen, s.repeated = o, true, !changed
 	if changed {

@@ -548,3 +548,74 @@ func TestStableButWrong(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitAuthoritativeTypes: authoritative servers only, as the manual
+// provider waits: a wanted TTL must be served exactly, and an empty wanted
+// set means the RRset must not exist. The clock is fake.
+func TestWaitAuthoritativeTypes(t *testing.T) {
+	t.Parallel()
+	records := func(extra ...string) []string {
+		return append([]string{soa(1, 300, 60), "example.org. 300 IN NS ns1.example.org."}, extra...)
+	}
+	tests := []struct {
+		desc    string
+		records []string
+		types   []string
+		want    Sets
+		err     string // "" = converged
+	}{
+		{
+			desc:    "the wanted TTL is served",
+			records: records("mail.example.org. 5 IN A 192.0.2.2"),
+			types:   []string{"A"}, want: Sets{A: addrs("192.0.2.2"), TTL: 5 * time.Second},
+		},
+		{
+			desc:    "the addresses are right, the TTL is not",
+			records: records("mail.example.org. 30 IN A 192.0.2.2"),
+			types:   []string{"A"}, want: Sets{A: addrs("192.0.2.2"), TTL: 5 * time.Second},
+			err: "dnsprop: not converged: AUTH mail.example.org. A other {192.0.2.2} ttl 30s, want {192.0.2.2} ttl 5s " +
+				"(stable: at serial 1, the newest): context canceled",
+		},
+		{
+			desc:    "no TTL wanted: any is fine",
+			records: records("mail.example.org. 30 IN A 192.0.2.2"),
+			types:   []string{"A"}, want: Sets{A: addrs("192.0.2.2")},
+		},
+		{
+			desc:    "an RRset that must not exist is gone",
+			records: records("mail.example.org. 30 IN A 192.0.2.2"),
+			types:   []string{"AAAA"}, want: Sets{TTL: 30 * time.Second},
+		},
+		{
+			desc:    "an RRset that must not exist stays",
+			records: records("mail.example.org. 30 IN A 192.0.2.2", "mail.example.org. 30 IN AAAA 2001:db8::20"),
+			types:   []string{"AAAA"},
+			err:     "dnsprop: not converged: AUTH mail.example.org. AAAA other {2001:db8::20}, want none (stable: at serial 1, the newest): context canceled",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			auth := startFake(t, "127.0.0.1", 0, serve(zone{aa: true, records: tc.records}))
+			clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+			c := &Checker{Zone: "example.org.", Authoritative: []netip.AddrPort{auth.addr}, Clock: clk.Now, after: clk.After}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rep, err := c.WaitAuthoritativeTypes(ctx, []string{"mail.example.org."}, tc.types, Sets{}, tc.want, func(ev Event) {
+				if ev.Kind == EventProgress && ev.Report.StableButWrong {
+					cancel()
+				}
+			})
+			if tc.err == "" {
+				if err != nil || !rep.Converged {
+					t.Fatalf("WaitAuthoritativeTypes = %v, %v; want converged", lagging(rep), err)
+				}
+				return
+			}
+			want := strings.ReplaceAll(tc.err, "AUTH", serverString(auth.addr))
+			if err == nil || err.Error() != want {
+				t.Fatalf("WaitAuthoritativeTypes error = %v\nwant %s", err, want)
+			}
+		})
+	}
+}

@@ -34,8 +34,8 @@ type Env struct {
 
 	// WaitAuthoritative, when set, is how the manual provider waits until
 	// every authoritative server serves what the operator was asked to set
-	// (the CLI wires it to dnsprop). When nil, the manual provider polls
-	// Authoritative itself, comparing addresses and TTLs.
+	// (the CLI wires it to WaitWith over its dnsprop Checker). When nil, the
+	// manual provider uses WaitWith over Authoritative, Resolvers and Zone.
 	WaitAuthoritative WaitFunc
 
 	// Retry, when set, replaces DefaultRetry for this provider (tests).

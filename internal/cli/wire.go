@@ -54,7 +54,7 @@ type dnsOps struct {
 
 func openDNS(cfg *config.Config, out io.Writer) (*dnsOps, error) {
 	z, err := providers.Open(cfg.Provider(), providers.Env{Out: out, Authoritative: cfg.DNS.Authoritative,
-		Resolvers: cfg.DNS.Resolvers, Zone: cfg.DNS.Zone})
+		Resolvers: cfg.DNS.Resolvers, Zone: cfg.DNS.Zone, WaitAuthoritative: providers.WaitWith(checker(cfg))})
 	if err != nil {
 		return nil, err
 	}

@@ -214,8 +214,10 @@ func TestProblemPositions(t *testing.T) {
 			want: []string{`f.toml:2:3: providers.dns.type: unknown type "godaddy" (valid: ` + strings.Join(providers.Types(), ", ") + ")"}},
 		{desc: "a provider's own check, at its key", text: "[providers.dns]\ntype = \"rfc2136\"\nkey_name = \"k.\"\nkey = \"env:K\"\n  server = \"ns1:53\"\n",
 			want: []string{`f.toml:5:3: providers.dns.server: "ns1:53": want an IP address and port such as "192.0.2.53:53"`}},
-		{desc: "a bad duration, at its key", text: "[providers.dns]\ntype = \"manual\"\npoll = \"0s\"\ntimeout = 5\n",
-			want: []string{`f.toml:3:1: providers.dns.poll: must be positive`, `f.toml:4:1: providers.dns.timeout: must be a duration string such as "30s", not an integer`}},
+		{desc: "a bad duration, at its key", text: "[providers.dns]\ntype = \"manual\"\ntimeout = \"0s\"\n",
+			want: []string{`f.toml:3:1: providers.dns.timeout: must be positive`}},
+		{desc: "an integer duration, at its key", text: "[providers.dns]\ntype = \"manual\"\n\ntimeout = 5\n",
+			want: []string{`f.toml:4:1: providers.dns.timeout: must be a duration string such as "30s", not an integer`}},
 		{desc: "an inline table", text: "[providers]\ndns = { type = \"ovh\", endpoint = \"eu\", application_key = \"env:A\", application_secret = \"env:B\", consumer_key = \"env:C\" }\n",
 			want: []string{`f.toml:2:23: providers.dns.endpoint: "eu": want one of ovh-eu, ovh-ca, ovh-us, kimsufi-eu, kimsufi-ca, soyoustart-eu, soyoustart-ca, or an https:// URL`}},
 	}

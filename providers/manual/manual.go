@@ -6,7 +6,10 @@
 //	[providers.dns]
 //	type    = "manual"
 //	timeout = "1h"   # how long to wait for the operator (default 1h)
-//	poll    = "5s"   # how often to ask the authoritative servers (default 5s)
+//
+// The waiting is dnsprop's (providers.WaitWith): every authoritative server
+// answers with the AA flag, they agree on the SOA serial, and each serves the
+// whole RRsets with the TTLs printed.
 package manual
 
 import (
@@ -17,12 +20,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/libdns/libdns"
 	"github.com/miekg/dns"
 
+	"github.com/cutover-dev/cutover/dnsprop"
 	"github.com/cutover-dev/cutover/providers"
 )
 
@@ -32,7 +35,6 @@ var Spec = providers.Spec{
 	Doc:  "any DNS host, by hand: cutover prints the records to set and waits until they are served",
 	Settings: []providers.Setting{
 		{Key: "timeout", Kind: providers.Duration, Default: "1h", Doc: "how long to wait for the operator"},
-		{Key: "poll", Kind: providers.Duration, Default: "5s", Doc: "how often to ask the authoritative servers"},
 	},
 	Capabilities: providers.Capabilities{
 		MinTTL:       time.Second,
@@ -54,22 +56,22 @@ func New(v providers.Values, env providers.Env) (providers.Client, error) {
 	if len(env.Authoritative) == 0 && len(env.Resolvers) == 0 {
 		return nil, errors.New("manual: needs [dns] authoritative servers, or [dns] resolvers to find them")
 	}
+	wait := env.WaitAuthoritative
+	if wait == nil {
+		wait = providers.WaitWith(&dnsprop.Checker{Zone: env.Zone, Authoritative: env.Authoritative, Resolvers: env.Resolvers})
+	}
 	return &Client{Out: env.Out, Authoritative: env.Authoritative, Resolvers: env.Resolvers,
-		Wait: env.WaitAuthoritative, Timeout: v.Duration("timeout"), Poll: v.Duration("poll")}, nil
+		Wait: wait, Timeout: v.Duration("timeout")}, nil
 }
 
 // Client prints instructions and reads the authoritative servers.
 type Client struct {
 	Out           io.Writer
-	Authoritative []netip.AddrPort // empty: found through Resolvers (SOA's NS names)
+	Authoritative []netip.AddrPort // empty: found through Resolvers (the zone's NS hosts)
 	Resolvers     []netip.AddrPort
-	Wait          providers.WaitFunc // nil: poll Authoritative every Poll
+	Wait          providers.WaitFunc // until every authoritative server serves the change
 	Timeout       time.Duration      // for the operator to make the change
-	Poll          time.Duration
-	QueryTimeout  time.Duration // per query; default 2s
-
-	mu   sync.Mutex
-	auth []netip.AddrPort
+	QueryTimeout  time.Duration      // per query; default 2s
 }
 
 // GetRecords cannot list a zone without an API; Zone uses GetNameRecords.
@@ -209,59 +211,11 @@ func (c *Client) announceAndWait(ctx context.Context, zone, text string, exp []p
 	fmt.Fprintf(c.Out, "%smanual: waiting up to %s until every authoritative server (%s) serves exactly that\n", text, c.Timeout, strings.Join(ss, ", "))
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	if c.Wait != nil {
-		err = c.Wait(ctx, exp)
-	} else {
-		err = c.poll(ctx, servers, exp)
-	}
-	if err != nil {
+	if err := c.Wait(ctx, exp); err != nil {
 		return fmt.Errorf("manual: waiting for the change: %w", err)
 	}
 	fmt.Fprintf(c.Out, "manual: every authoritative server serves it\n")
 	return nil
-}
-
-// poll asks every server for every expected RRset until all match (data
-// and TTL), or ctx ends: then the error names what still differs.
-func (c *Client) poll(ctx context.Context, servers []netip.AddrPort, exp []providers.Expect) error {
-	t := time.NewTicker(c.Poll)
-	defer t.Stop()
-	var prev []string // the last round that ran to its end
-	for {
-		var lag []string
-		for _, e := range exp {
-			want := rrset{addrs: e.Addrs, ttl: e.TTL}
-			for _, s := range servers {
-				got, err := c.query(ctx, s, e.Name, e.Type)
-				switch {
-				case err != nil:
-					lag = append(lag, err.Error())
-				case !got.equal(want):
-					lag = append(lag, fmt.Sprintf("%s serves %s %s %s, want %s", s, e.Name, e.Type, got, want))
-				}
-			}
-		}
-		// A deadline can pass before ctx.Err() says so: such a round's
-		// errors are the deadline's, not the servers'.
-		ended := ctx.Err() != nil
-		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-			ended = true
-		}
-		if len(lag) == 0 && !ended {
-			return nil
-		}
-		if !ended {
-			prev = lag
-		}
-		select {
-		case <-ctx.Done():
-			if prev == nil {
-				prev = lag
-			}
-			return fmt.Errorf("%s: %w", strings.Join(prev, "; "), ctx.Err())
-		case <-t.C:
-		}
-	}
 }
 
 type rrset struct {
@@ -294,7 +248,7 @@ func (r rrset) String() string {
 
 // query asks one authoritative server, with AA required.
 func (c *Client) query(ctx context.Context, server netip.AddrPort, name, typ string) (rrset, error) {
-	r, err := c.exchange(ctx, server, dns.Fqdn(name), dns.StringToType[typ], false)
+	r, err := c.exchange(ctx, server, dns.Fqdn(name), dns.StringToType[typ])
 	if err != nil {
 		return rrset{}, err
 	}
@@ -327,10 +281,9 @@ func (c *Client) query(ctx context.Context, server netip.AddrPort, name, typ str
 	return out, nil
 }
 
-func (c *Client) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16, rd bool) (*dns.Msg, error) {
+func (c *Client) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
-	m.RecursionDesired = rd
 	m.SetEdns0(1232, false)
 	to := c.QueryTimeout
 	if to == 0 {
@@ -346,60 +299,18 @@ func (c *Client) exchange(ctx context.Context, server netip.AddrPort, name strin
 	return r, nil
 }
 
-// servers returns the authoritative servers: the configured ones, or the
-// zone's NS hosts' addresses found through the resolvers (port 53).
+// servers returns the authoritative servers as dnsprop finds them: the
+// configured ones, or the zone's NS hosts' addresses through the resolvers.
 func (c *Client) servers(ctx context.Context, zone string) ([]netip.AddrPort, error) {
-	if len(c.Authoritative) > 0 {
-		return c.Authoritative, nil
+	ss, err := (&dnsprop.Checker{Authoritative: c.Authoritative, Resolvers: c.Resolvers, QueryTimeout: c.QueryTimeout}).AuthoritativeServers(ctx, zone)
+	if err != nil {
+		return nil, fmt.Errorf("manual: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.auth) > 0 {
-		return c.auth, nil
+	out := make([]netip.AddrPort, len(ss))
+	for i, s := range ss {
+		out[i] = s.Addr
 	}
-	var lastErr error
-	for _, res := range c.Resolvers {
-		r, err := c.exchange(ctx, res, dns.Fqdn(zone), dns.TypeNS, true)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		var auth []netip.AddrPort
-		for _, rr := range r.Answer {
-			ns, ok := rr.(*dns.NS)
-			if !ok {
-				continue
-			}
-			for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-				ar, err := c.exchange(ctx, res, ns.Ns, qt, true)
-				if err != nil {
-					lastErr = err
-					continue
-				}
-				for _, a := range ar.Answer {
-					var ip netip.Addr
-					switch v := a.(type) {
-					case *dns.A:
-						ip, _ = netip.AddrFromSlice(v.A.To4())
-					case *dns.AAAA:
-						ip, _ = netip.AddrFromSlice(v.AAAA)
-					}
-					if ap := netip.AddrPortFrom(ip, 53); ip.IsValid() && !slices.Contains(auth, ap) {
-						auth = append(auth, ap)
-					}
-				}
-			}
-		}
-		if len(auth) > 0 {
-			c.auth = auth
-			return auth, nil
-		}
-		lastErr = fmt.Errorf("manual: resolver %s knows no name server address for %s", res, zone)
-	}
-	if lastErr == nil {
-		lastErr = errors.New("manual: no resolvers to find the authoritative servers with")
-	}
-	return nil, lastErr
+	return out, nil
 }
 
 var (

@@ -77,8 +77,11 @@ func (s *authServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			}
 		}
 	}
+	soa, _ := dns.NewRR(zone + " 30 IN SOA ns1." + zone + " hostmaster." + zone + " 1 5 2 3600 5")
+	if name == zone && q.Qtype == dns.TypeSOA {
+		m.Answer = append(m.Answer, soa)
+	}
 	if len(m.Answer) == 0 {
-		soa, _ := dns.NewRR(zone + " 30 IN SOA ns1." + zone + " hostmaster." + zone + " 1 5 2 3600 5")
 		m.Ns = append(m.Ns, soa)
 		if !known && name != zone {
 			m.Rcode = dns.RcodeNameError
@@ -120,6 +123,7 @@ type operator struct {
 	servers []*authServer
 	lag     time.Duration
 	idle    bool // do nothing (timeout tests)
+	ttlOff  int  // added to every TTL the operator types (a typo)
 	out     strings.Builder
 	line    []byte
 	changes []func(*authServer)
@@ -154,6 +158,7 @@ func (o *operator) handle(line string) {
 	case strings.HasPrefix(line, "    ") && len(f) == 5:
 		name, typ, value := f[0], f[3], f[4]
 		ttl, err := strconv.Atoi(f[1])
+		ttl += o.ttlOff
 		if err != nil {
 			o.t.Errorf("operator: bad record line %q", line)
 			return
@@ -231,7 +236,7 @@ func TestConformance(t *testing.T) {
 				}
 				s.mu.Unlock()
 			}
-			return open(t, op, map[string]any{"poll": "10ms", "timeout": "10s"}, providers.Env{}).Client()
+			return open(t, op, map[string]any{"timeout": "10s"}, providers.Env{}).Client()
 		},
 		Change: func(t *testing.T, name, typ string, addrs []netip.Addr) {
 			var vs []string
@@ -272,6 +277,7 @@ func TestInstructionsAndWaiting(t *testing.T) {
 		desc  string
 		kv    map[string]any
 		idle  bool
+		typo  int // the operator's TTL typo
 		wait  func(*[][]providers.Expect) providers.WaitFunc
 		want  string // transcript
 		err   string
@@ -279,7 +285,7 @@ func TestInstructionsAndWaiting(t *testing.T) {
 	}{
 		{
 			desc: "swap to a host without IPv6, second server lagging",
-			kv:   map[string]any{"poll": "10ms"},
+			kv:   map[string]any{},
 			want: "manual: please change zone example.org. at your DNS host:\n" +
 				"  SET mail.example.org. A (replace every A record of this name) to:\n" +
 				"    mail.example.org. 5 IN A 198.51.100.2\n" +
@@ -293,11 +299,19 @@ func TestInstructionsAndWaiting(t *testing.T) {
 		},
 		{
 			desc: "nobody makes the change",
-			kv:   map[string]any{"poll": "10ms", "timeout": "300ms"},
+			kv:   map[string]any{"timeout": "300ms"},
 			idle: true,
 			err: "providers: swap: set records: manual: waiting for the change: " +
-				"S1 serves mail.example.org. A 192.0.2.1 (ttl 30s), want 198.51.100.2 (ttl 5s); " +
-				"S2 serves mail.example.org. A 192.0.2.1 (ttl 30s), want 198.51.100.2 (ttl 5s): context deadline exceeded",
+				"dnsprop: not converged: S1 mail.example.org. A other {192.0.2.1} ttl 30s, want {198.51.100.2} ttl 5s; " +
+				"S2 mail.example.org. A other {192.0.2.1} ttl 30s, want {198.51.100.2} ttl 5s: context deadline exceeded",
+		},
+		{
+			desc: "the addresses are right but the TTL is not",
+			kv:   map[string]any{"timeout": "2500ms"},
+			typo: 1,
+			err: "providers: swap: set records: manual: waiting for the change: " +
+				"dnsprop: not converged: S1 mail.example.org. A other {198.51.100.2} ttl 6s, want {198.51.100.2} ttl 5s (stable: at serial 1, the newest); " +
+				"S2 mail.example.org. A other {198.51.100.2} ttl 6s, want {198.51.100.2} ttl 5s (stable: at serial 1, the newest): context deadline exceeded",
 		},
 		{
 			desc: "the injected wait is used and its error returned",
@@ -322,7 +336,7 @@ func TestInstructionsAndWaiting(t *testing.T) {
 				s.set("mail."+zone, "A", 30, []string{"192.0.2.1"})
 				s.set("mail."+zone, "AAAA", 30, []string{"2001:db8::1"})
 			}
-			op := &operator{t: t, servers: []*authServer{s1, s2}, lag: 150 * time.Millisecond, idle: tc.idle}
+			op := &operator{t: t, servers: []*authServer{s1, s2}, lag: 150 * time.Millisecond, idle: tc.idle, ttlOff: tc.typo}
 			var calls [][]providers.Expect
 			env := providers.Env{}
 			if tc.wait != nil {
@@ -390,9 +404,9 @@ func TestOpenAndCheck(t *testing.T) {
 		env  providers.Env
 		want string
 	}{
-		{desc: "bad settings", kv: map[string]any{"timeout": "soon", "poll": "0s", "server": "x"},
+		{desc: "bad settings", kv: map[string]any{"timeout": "soon", "poll": "5s", "server": "x"},
 			want: "config: 3 problems:\n  providers.dns.timeout: \"soon\" is not a duration (examples: \"90s\", \"5m\", \"1h30m\", \"2d\")\n" +
-				"  providers.dns.poll: must be positive\n  providers.dns.server: unknown key for provider type \"manual\""},
+				"  providers.dns.poll: unknown key for provider type \"manual\"\n  providers.dns.server: unknown key for provider type \"manual\""},
 		{desc: "no output", env: providers.Env{Authoritative: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:53")}},
 			want: "manual: nowhere to print the instructions (no output given)"},
 		{desc: "no servers", env: providers.Env{Out: &strings.Builder{}},
