@@ -299,7 +299,7 @@ func TestInstructionsAndWaiting(t *testing.T) {
 		},
 		{
 			desc: "nobody makes the change",
-			kv:   map[string]any{"timeout": "300ms"},
+			kv:   map[string]any{"timeout": "2s"},
 			idle: true,
 			err: "providers: swap: set records: manual: waiting for the change: " +
 				"dnsprop: not converged: S1 mail.example.org. A other {192.0.2.1} ttl 30s, want {198.51.100.2} ttl 5s; " +
