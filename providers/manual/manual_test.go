@@ -299,15 +299,15 @@ func TestInstructionsAndWaiting(t *testing.T) {
 		},
 		{
 			desc: "nobody makes the change",
-			kv:   map[string]any{"timeout": "2s"},
+			kv:   map[string]any{"timeout": "4s"}, // dnsprop asks every 1 s: two rounds at least make the answer stable
 			idle: true,
 			err: "providers: swap: set records: manual: waiting for the change: " +
-				"dnsprop: not converged: S1 mail.example.org. A other {192.0.2.1} ttl 30s, want {198.51.100.2} ttl 5s; " +
-				"S2 mail.example.org. A other {192.0.2.1} ttl 30s, want {198.51.100.2} ttl 5s: context deadline exceeded",
+				"dnsprop: not converged: S1 mail.example.org. A other {192.0.2.1} ttl 30s, want {198.51.100.2} ttl 5s (stable: at serial 1, the newest); " +
+				"S2 mail.example.org. A other {192.0.2.1} ttl 30s, want {198.51.100.2} ttl 5s (stable: at serial 1, the newest): context deadline exceeded",
 		},
 		{
 			desc: "the addresses are right but the TTL is not",
-			kv:   map[string]any{"timeout": "2500ms"},
+			kv:   map[string]any{"timeout": "4s"},
 			typo: 1,
 			err: "providers: swap: set records: manual: waiting for the change: " +
 				"dnsprop: not converged: S1 mail.example.org. A other {198.51.100.2} ttl 6s, want {198.51.100.2} ttl 5s (stable: at serial 1, the newest); " +
