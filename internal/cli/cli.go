@@ -100,7 +100,8 @@ the DNS state and the outcome. Reads only; works while a run is in progress.
 			summary: "run one step by hand, journaled", run: cmdStep,
 			help: `Runs one step now, as in the manual migration guide, and journals it like cutover run would.
 Every step before it must be done: activate cannot run before DNS points at the new host.
-A failure is journaled and not rolled back. Steps: ` + strings.Join(scheduler.StepNames(), ", ") + `.
+A failure is journaled and not rolled back. Steps: ` + strings.Join(scheduler.StepNames(), ", ") + `;
+with [bridge], activate follows fixup and bridge and unbridge join (cutover plan FILE shows the order).
 
   --yes                  do not ask (required without a terminal)
   --mark-done            do not run it: record that an interrupted or failed step did take effect
@@ -111,7 +112,8 @@ A failure is journaled and not rolled back. Steps: ` + strings.Join(scheduler.St
 		{name: "rollback", args: "FILE [--yes] [--accept-new-host-key]", summary: "put DNS back and re-enable old, by hand", run: cmdRollback,
 			help: `Puts things back as they were: the service re-enabled on old ([hooks] reenable) if it was
 disabled, and DNS reverted to the snapshot in the journal (original addresses and TTLs) if it was
-changed. Runs every action even when one fails, and journals each. After activate, the new host
+changed. Runs every action even when one fails, and journals each. With [bridge], it also stops
+the forwarder on old and runs [hooks] deactivate on new; without it, after activate the new host
 keeps running: stop it yourself.
 
   --yes                  do not ask (required without a terminal)
