@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -186,18 +185,11 @@ func TestBridgeKilled(t *testing.T) {
 			s := newScenario(t)
 			s.writeBridgeConfig(lead)
 			r := s.startRun([]string{"CUTOVER_FAULT=after:" + string(step)})()
-			s.logRun("cutover run (fault after "+string(step)+")", r)
-			if r.signal != syscall.SIGKILL {
-				t.Fatalf("cutover run with CUTOVER_FAULT=after:%s: exit %d, signal %v; want SIGKILL\n%s", step, r.code, r.signal, r.out)
-			}
+			s.killed("after "+string(step), r)
 			if f := s.forwarders(); len(f) != 1 {
 				t.Fatalf("after the kill: forwarders on old %q, want exactly one", f)
 			}
-			r = s.cutover(nil, "run", s.cfgPath, "--yes")
-			s.logRun("cutover run (resume)", r)
-			if r.code != 0 || r.signal != 0 {
-				t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
-			}
+			r = s.resume()
 			if strings.Count(r.out, "already runs on old") > 1 {
 				t.Errorf("the resumed run adopted the forwarder more than once:\n%s", r.out)
 			}

@@ -838,6 +838,27 @@ func (s *scenario) logDowntime() {
 // window, plus time for preflight and lower-ttl.
 const lead = origTTL*time.Second + 10*time.Second + 6*time.Second
 
+// killed requires a run started with a CUTOVER_FAULT (what: "after swap-dns", say) to have
+// been killed by it (SIGKILL), as a crash would.
+func (s *scenario) killed(what string, r result) {
+	s.t.Helper()
+	s.logRun("cutover run (fault "+what+")", r)
+	if r.signal != syscall.SIGKILL {
+		s.t.Fatalf("cutover run (fault %s): exit %d, signal %v; want SIGKILL\n%s", what, r.code, r.signal, r.out)
+	}
+}
+
+// resume runs cutover again after a kill and requires it to finish the cutover.
+func (s *scenario) resume() result {
+	s.t.Helper()
+	r := s.cutover(nil, "run", s.cfgPath, "--yes")
+	s.logRun("cutover run (resume)", r)
+	if r.code != 0 || r.signal != 0 {
+		s.t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
+	}
+	return r
+}
+
 func (s *scenario) logRun(what string, r result) {
 	s.t.Logf("%s: exit %d signal %v after %s", what, r.code, r.signal, r.took.Round(time.Millisecond))
 	switch {
@@ -888,10 +909,7 @@ func TestMigrationKilledDuringFinalSync(t *testing.T) {
 	wait := s.startRun([]string{"CUTOVER_FAULT=during:final-sync", "CUTOVER_FAULT_DELAY=1s"})
 	s.actAsClient()
 	r := wait()
-	s.logRun("cutover run (fault during final-sync)", r)
-	if r.signal != syscall.SIGKILL {
-		t.Fatalf("cutover run with CUTOVER_FAULT=during:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
-	}
+	s.killed("during final-sync", r)
 	b, _ := os.ReadFile(s.pair.New.Path("/root/.ssh/authorized_keys"))
 	tmps, _ := filepath.Glob(filepath.Join(s.pair.Old.Path("/tmp"), "cutover-onetime-*"))
 	t.Logf("after the kill: one-time key on NEW: %v; temp dir on OLD: %v; processes left in OLD: %q; in NEW: %q",
@@ -899,11 +917,7 @@ func TestMigrationKilledDuringFinalSync(t *testing.T) {
 	if st := stepOf(s.journal(), scheduler.FinalSync); st == nil || st.State != scheduler.Running {
 		t.Fatalf("journal after the kill: final-sync %+v, want running", st)
 	}
-	r = s.cutover(nil, "run", s.cfgPath, "--yes")
-	s.logRun("cutover run (resume)", r)
-	if r.code != 0 || r.signal != 0 {
-		t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
-	}
+	r = s.resume()
 	s.checkMigrated(map[scheduler.StepName]int{scheduler.FinalSync: 2})
 }
 
@@ -917,18 +931,11 @@ func TestMigrationKilledAfterSwapDNS(t *testing.T) {
 	wait := s.startRun([]string{"CUTOVER_FAULT=after:swap-dns"})
 	s.actAsClient()
 	r := wait()
-	s.logRun("cutover run (fault after swap-dns)", r)
-	if r.signal != syscall.SIGKILL {
-		t.Fatalf("cutover run with CUTOVER_FAULT=after:swap-dns: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
-	}
+	s.killed("after swap-dns", r)
 	if j := s.journal(); j == nil || stepOf(j, scheduler.SwapDNS).State != scheduler.Done || j.DNS != scheduler.DNSSwapped {
 		t.Fatalf("journal after the kill: %+v, want swap-dns done and DNS swapped", j)
 	}
-	r = s.cutover(nil, "run", s.cfgPath, "--yes")
-	s.logRun("cutover run (resume)", r)
-	if r.code != 0 || r.signal != 0 {
-		t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
-	}
+	r = s.resume()
 	s.checkMigrated(nil)
 }
 
@@ -943,10 +950,7 @@ func TestRollbackOnVerifyFailure(t *testing.T) {
 	wait := s.startRun([]string{"CUTOVER_FAULT=after:final-sync"})
 	s.actAsClient()
 	r := wait()
-	s.logRun("cutover run (fault after final-sync)", r)
-	if r.signal != syscall.SIGKILL {
-		t.Fatalf("cutover run with CUTOVER_FAULT=after:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
-	}
+	s.killed("after final-sync", r)
 	const dkim = "/etc/dkimkeys/opendkim.private"
 	flipByte(t, s.pair.New.Path(dkim))
 

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -357,18 +356,11 @@ func TestMigrationRelayKilledDuringFinalSync(t *testing.T) {
 	s := newRelayScenario(t)
 	s.writeRelayConfig(lead)
 	r := s.startRun([]string{"CUTOVER_FAULT=during:final-sync", "CUTOVER_FAULT_DELAY=1s"})()
-	s.logRun("cutover run (fault during final-sync)", r)
-	if r.signal != syscall.SIGKILL {
-		t.Fatalf("cutover run with CUTOVER_FAULT=during:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
-	}
+	s.killed("during final-sync", r)
 	if st := stepOf(s.journal(), scheduler.FinalSync); st == nil || st.State != scheduler.Running {
 		t.Fatalf("journal after the kill: final-sync %+v, want running", st)
 	}
-	r = s.cutover(nil, "run", s.cfgPath, "--yes")
-	s.logRun("cutover run (resume)", r)
-	if r.code != 0 || r.signal != 0 {
-		t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
-	}
+	r = s.resume()
 	s.checkRelayMigrated()
 }
 
@@ -379,18 +371,11 @@ func TestMigrationRelayKilledAfterSwapDNS(t *testing.T) {
 	s := newRelayScenario(t)
 	s.writeRelayConfig(lead)
 	r := s.startRun([]string{"CUTOVER_FAULT=after:swap-dns"})()
-	s.logRun("cutover run (fault after swap-dns)", r)
-	if r.signal != syscall.SIGKILL {
-		t.Fatalf("cutover run with CUTOVER_FAULT=after:swap-dns: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
-	}
+	s.killed("after swap-dns", r)
 	if j := s.journal(); j == nil || stepOf(j, scheduler.SwapDNS).State != scheduler.Done || j.DNS != scheduler.DNSSwapped {
 		t.Fatalf("journal after the kill: %+v, want swap-dns done and DNS swapped", j)
 	}
-	r = s.cutover(nil, "run", s.cfgPath, "--yes")
-	s.logRun("cutover run (resume)", r)
-	if r.code != 0 || r.signal != 0 {
-		t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
-	}
+	r = s.resume()
 	s.checkRelayMigrated()
 }
 
@@ -404,10 +389,7 @@ func TestRollbackRelay(t *testing.T) {
 	s := newRelayScenario(t)
 	s.writeRelayConfig(lead)
 	r := s.startRun([]string{"CUTOVER_FAULT=after:final-sync"})()
-	s.logRun("cutover run (fault after final-sync)", r)
-	if r.signal != syscall.SIGKILL {
-		t.Fatalf("cutover run with CUTOVER_FAULT=after:final-sync: exit %d, signal %v; want SIGKILL\n%s", r.code, r.signal, r.out)
-	}
+	s.killed("after final-sync", r)
 	flipByte(t, s.pair.New.Path(lab.DKIMKeyFile))
 	r = s.cutover(nil, "run", s.cfgPath, "--yes")
 	s.logRun("cutover run (resume, verify fails)", r)
