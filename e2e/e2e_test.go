@@ -852,11 +852,17 @@ func (s *scenario) killed(what string, r result) {
 func (s *scenario) resume() result {
 	s.t.Helper()
 	r := s.cutover(nil, "run", s.cfgPath, "--yes")
-	s.logRun("cutover run (resume)", r)
-	if r.code != 0 || r.signal != 0 {
-		s.t.Fatalf("cutover run (resume): exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
-	}
+	s.succeeded("cutover run (resume)", r)
 	return r
+}
+
+// succeeded logs a run and requires it to have finished the cutover (exit 0).
+func (s *scenario) succeeded(what string, r result) {
+	s.t.Helper()
+	s.logRun(what, r)
+	if r.code != 0 || r.signal != 0 {
+		s.t.Fatalf("%s: exit %d, signal %v; want 0\n%s", what, r.code, r.signal, r.out)
+	}
 }
 
 func (s *scenario) logRun(what string, r result) {
@@ -888,10 +894,7 @@ func TestMigration(t *testing.T) {
 		s.actAsClient()
 	}()
 	r := wait()
-	s.logRun("cutover run", r)
-	if r.code != 0 || r.signal != 0 {
-		t.Fatalf("cutover run: exit %d, signal %v; want 0\n%s", r.code, r.signal, r.out)
-	}
+	s.succeeded("cutover run", r)
 	s.checkMigrated(nil)
 	if demo {
 		s.cutover(nil, "status", s.cfgPath)
