@@ -326,3 +326,15 @@ func TestSyncXattrs(t *testing.T) {
 		})
 	}
 }
+
+// The README's example config (the chatmail migration) stays valid as the
+// format changes.
+func TestExampleConfigValid(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "config.example.toml"), Options{Now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(cfg.Sync); got != 4 {
+		t.Errorf("%d [[sync]] entries, want the guide's 4 (mailboxes, ACME, DKIM keys, spool)", got)
+	}
+}
