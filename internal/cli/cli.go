@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,6 +40,27 @@ type env struct {
 	stderr   io.Writer
 	terminal bool // stdout and stdin are terminals: live views and prompts
 	now      func() time.Time
+
+	mu    sync.Mutex
+	block *renderer // the live status block on the terminal, if one is drawn
+}
+
+// notice writes a line to stderr that interrupts whatever runs (a signal's
+// message): above the live status block, which is redrawn below it, so that
+// no stale line of the block stays on the screen.
+func (e *env) notice(line string) {
+	e.mu.Lock()
+	r := e.block
+	e.mu.Unlock()
+	if r == nil {
+		fmt.Fprintln(e.stderr, line)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.erase()
+	fmt.Fprintln(e.stderr, line)
+	r.draw()
 }
 
 // command is one subcommand: its synopsis, its help text and the function
@@ -192,19 +214,6 @@ func Main(args []string) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	go func() {
-		s, ok := <-sigs
-		if !ok {
-			return
-		}
-		fmt.Fprintf(os.Stderr, "cutover: %s: stopping at the next safe point (a second signal aborts at once)\n", s)
-		cancel(errInterrupted)
-		if _, ok := <-sigs; ok {
-			fmt.Fprintln(os.Stderr, "cutover: aborted")
-			scheduler.AbortLocal()
-			os.Exit(ExitInterrupted)
-		}
-	}()
 	e := &env{
 		stdin:    os.Stdin,
 		stdout:   os.Stdout,
@@ -212,6 +221,19 @@ func Main(args []string) int {
 		terminal: term.IsTerminal(int(os.Stdout.Fd())) && term.IsTerminal(int(os.Stdin.Fd())),
 		now:      nowFunc(),
 	}
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		e.notice(fmt.Sprintf("cutover: %s: stopping at the next safe point (a second signal aborts at once)", s))
+		cancel(errInterrupted)
+		if _, ok := <-sigs; ok {
+			e.notice("cutover: aborted")
+			scheduler.AbortLocal()
+			os.Exit(ExitInterrupted)
+		}
+	}()
 	return run(ctx, e, args)
 }
 

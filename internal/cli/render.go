@@ -92,6 +92,11 @@ func newRenderer(e *env, level verbosity) *renderer {
 		}
 	}
 	r.reset()
+	if r.live {
+		e.mu.Lock()
+		e.block = r
+		e.mu.Unlock()
+	}
 	return r
 }
 
@@ -281,4 +286,5 @@ func (r *renderer) close() {
 		r.line(line)
 	}
 	r.erase()
+	r.live = false // gone for good: a later notice does not draw it again
 }

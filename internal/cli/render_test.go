@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -254,5 +255,43 @@ func TestRendererQuietLive(t *testing.T) {
 				t.Fatalf("the screen shows:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestNotice: a signal's message (env.notice, written to stderr on the same terminal) lands
+// above the live status block, which is redrawn below it, and leaves no stale line of the
+// block; after the block is closed, or without one, it is a plain line.
+func TestNotice(t *testing.T) {
+	const msg = "cutover: interrupt: stopping at the next safe point (a second signal aborts at once)"
+	for _, tc := range []struct {
+		desc     string
+		terminal bool
+		closed   bool
+		want     string
+	}{
+		{desc: "live block", terminal: true,
+			want: "== preflight: done in 1.2s\n" + msg + "\n> final-sync: copy the delta"},
+		{desc: "block closed", terminal: true, closed: true,
+			want: "== preflight: done in 1.2s\n" + msg + "\n"},
+		{desc: "no terminal", terminal: false,
+			want: "== preflight: done in 1.2s\n" + msg + "\n"},
+	} {
+		var s screen
+		e := &env{stdout: &s, stderr: &s, terminal: tc.terminal}
+		r := newRenderer(e, normal)
+		r.now = func() time.Time { return until }
+		r.width = 60
+		io.WriteString(r, "== preflight: check both hosts\n== preflight: done in 1.2s\n== final-sync: copy the delta\n")
+		if tc.closed {
+			r.close()
+		}
+		e.notice(msg)
+		if !tc.terminal {
+			// Plain output: the step's start line stays, the notice follows it.
+			tc.want = "== preflight: check both hosts\n== preflight: done in 1.2s\n== final-sync: copy the delta\n" + msg + "\n"
+		}
+		if got := s.String(); got != tc.want {
+			t.Errorf("%s: the screen shows:\n%q\nwant:\n%q", tc.desc, got, tc.want)
+		}
 	}
 }
