@@ -36,7 +36,7 @@ type relayScenario struct {
 func newRelayScenario(t *testing.T) *relayScenario {
 	t.Helper()
 	lab.Require(t, "root", "ip", "sshd", "ssh", "unshare", "nsenter", "rsync", "named", "unbound", "postfix", "dovecot", "opendkim")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
 	s := &relayScenario{scenario: &scenario{t: t, home: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state")},
@@ -205,7 +205,7 @@ func (s *relayScenario) resolveMail() netip.Addr {
 // checkRelayMigrated is every assertion of a finished migration of the real relay.
 func (s *relayScenario) checkRelayMigrated() {
 	t := s.t
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	s.stopSender(s.net.IP(20), 10)
 

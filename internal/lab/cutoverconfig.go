@@ -66,8 +66,8 @@ verify = "content"
 path = "/var/spool/postfix"
 
 `)
-	fmt.Fprintf(&b, "[hooks]\ndisable  = { on = \"old\", run = %q, timeout = \"30s\" }\n", stop)
-	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = \"30s\" }\n", start)
-	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = \"30s\" }\n", start)
+	fmt.Fprintf(&b, "[hooks]\ndisable  = { on = \"old\", run = %q, timeout = \"2m\" }\n", stop)
+	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = \"2m\" }\n", start)
+	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = \"2m\" }\n", start)
 	return b.String()
 }

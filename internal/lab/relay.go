@@ -327,7 +327,11 @@ failed() { echo "relay-ctl: $1 failed to start; the end of its log:" >&2; tail -
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # waitgone SID NAME: waits until no process is left in the session of a daemon's master (its
 # pid): Postfix's delivery agents finish what they deliver after the master has gone.
-waitgone() { i=0; while ps -e -o sid= | grep -qx " *$1"; do i=$((i+1)); [ $i -lt 300 ] || { echo "relay-ctl: $2 does not stop" >&2; exit 1; }; sleep 0.1; done; }
+waitgone() { end=$(($(date +%s) + 30)); while ps -e -o sid= | grep -qx " *$1"; do [ "$(date +%s)" -lt $end ] || { echo "relay-ctl: $2 does not stop" >&2; exit 1; }; sleep 0.1; done; }
+# pending: how many queued messages (not deferred, not held) still have a recipient in the
+# relay's own domain, i.e. wait for a delivery to Dovecot. Mail deferred for other domains is
+# not waited for: it moves with the spool and goes out from the new host.
+pending() { postqueue -j 2>/dev/null | grep -v '"queue_name": *"\(deferred\|hold\)"' | grep -c '"address": *"[^"]*@` + strings.ReplaceAll(r.Domain, ".", `\.`) + `"'; }
 PF=/var/spool/postfix/pid/master.pid DC=/run/dovecot/master.pid DK=/run/opendkim/opendkim.pid
 case "${1:-}" in
 start)
@@ -342,10 +346,12 @@ stop)
 	if alive $PF; then
 		pid=$(cat $PF)
 		postconf -e 'master_service_disable = inet' && postfix reload </dev/null >&3 2>&3
-		i=0 empty=0
-		while [ $empty -lt 3 ] && [ $i -lt 100 ]; do
-			if [ -z "$(find /var/spool/postfix/incoming /var/spool/postfix/active -type f | head -n 1)" ]; then empty=$((empty+1)); else empty=0; fi
-			i=$((i+1)); sleep 0.1
+		# Drained: three looks in a row (a message cleanup is still writing may not show in the
+		# first) find no local delivery pending; at most 15 s.
+		end=$(($(date +%s) + 15)) empty=0
+		while [ $empty -lt 3 ] && [ "$(date +%s)" -lt $end ]; do
+			if [ "$(pending)" = 0 ]; then empty=$((empty+1)); else empty=0; fi
+			sleep 0.1
 		done
 		postfix stop </dev/null >&3 2>&3
 		postconf -X master_service_disable

@@ -50,7 +50,7 @@ func TestRelay(t *testing.T) {
 	t.Parallel()
 	n := NewNet(t)
 	h := newRelayHost(t, n, "old", 10, 5000)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	r, err := InstallRelay(ctx, h, RelayOptions{GenerateKey: true})
 	if err != nil {
