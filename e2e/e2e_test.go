@@ -592,8 +592,60 @@ func states(evs []lab.MailEvent) []string {
 	return out
 }
 
-// checkClean asserts no one-time key and no cutover temp dir on either host.
+// checkClean asserts no one-time key, no cutover temp dir and nothing cutover started (an rsync
+// of a killed run, a forwarder) still running on either host: only sshd and the stand-in mail
+// service.
 func (s *scenario) checkClean() {
+	s.checkLeftovers(func(_ *lab.Host, _ int, comm string) bool { return comm == "labmail" })
+}
+
+// The pid files of the real relay's daemons, by which relay-ctl finds them: Postfix's master,
+// Dovecot's master and OpenDKIM. Each daemon's processes are in the session its pid leads.
+const (
+	postfixPIDFile  = "/var/spool/postfix/pid/master.pid"
+	dovecotPIDFile  = "/run/dovecot/master.pid"
+	opendkimPIDFile = "/run/opendkim/opendkim.pid"
+)
+
+// checkRelayClean is checkClean for the real relay, which runs on active: there only the
+// relay's daemons (every process in the session of Postfix's, Dovecot's or OpenDKIM's pid)
+// may run besides sshd; on disabled, the host whose relay the disable hook stopped (nil when
+// there is none), only OpenDKIM, which relay-ctl stop leaves running (README: the lab); on a
+// host that is neither, nothing but sshd.
+func (s *scenario) checkRelayClean(active, disabled *lab.Host) {
+	sessions := map[*lab.Host]map[int]bool{active: s.daemonSessions(active, postfixPIDFile, dovecotPIDFile, opendkimPIDFile)}
+	if disabled != nil {
+		sessions[disabled] = s.daemonSessions(disabled, opendkimPIDFile)
+	}
+	s.checkLeftovers(func(h *lab.Host, sid int, _ string) bool { return sessions[h][sid] })
+}
+
+// daemonSessions returns the sessions led by the daemons of h whose pid files (paths inside h)
+// are given: a pid file whose process is not a session leader in h adds none.
+func (s *scenario) daemonSessions(h *lab.Host, pidFiles ...string) map[int]bool {
+	inHost := map[string]bool{}
+	for _, p := range hostProcs(s.t, h) {
+		pid, _, _ := strings.Cut(p, " ")
+		inHost[pid] = true
+	}
+	out := map[int]bool{}
+	for _, f := range pidFiles {
+		b, err := os.ReadFile(h.Path(f))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && inHost[strconv.Itoa(pid)] && procSession(pid) == pid {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+// checkLeftovers asserts no one-time key in authorized_keys and no cutover temp dir in /tmp
+// on either host, and that no process runs in a host besides sshd (its listener, or a session
+// just closing) and those allowed (pid's session sid, comm) reports; strays get 3 s to go.
+func (s *scenario) checkLeftovers(allowed func(h *lab.Host, sid int, comm string) bool) {
 	t := s.t
 	for _, h := range []*lab.Host{s.pair.Old, s.pair.New} {
 		b, err := os.ReadFile(h.Path("/root/.ssh/authorized_keys"))
@@ -606,13 +658,13 @@ func (s *scenario) checkClean() {
 		if left, _ := filepath.Glob(filepath.Join(h.Path("/tmp"), "cutover*")); len(left) > 0 {
 			t.Errorf("%s: temp dirs left in /tmp: %v", h.Name, left)
 		}
-		// Nothing cutover started may still run there (an rsync of a killed run, say): only
-		// sshd (its listener, or a session just closing) and the mail service.
 		var stray []string
 		for deadline := time.Now().Add(3 * time.Second); ; {
 			stray = stray[:0]
 			for _, p := range hostProcs(t, h) {
-				if _, comm, _ := strings.Cut(p, " "); comm != "sshd" && comm != "labmail" {
+				pidText, comm, _ := strings.Cut(p, " ")
+				pid, _ := strconv.Atoi(pidText)
+				if comm != "sshd" && !allowed(h, procSession(pid), comm) {
 					stray = append(stray, p)
 				}
 			}
@@ -1040,4 +1092,22 @@ func hostProcs(t *testing.T, h *lab.Host) []string {
 		out = append(out, fmt.Sprintf("%d %s", pid, strings.TrimSpace(string(comm))))
 	}
 	return out
+}
+
+// procSession returns the session id of process pid (-1 when it is gone): the sixth field of
+// /proc/PID/stat, the fourth after the command name in parentheses.
+func procSession(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 4 {
+		return -1
+	}
+	sid, err := strconv.Atoi(f[3])
+	if err != nil {
+		return -1
+	}
+	return sid
 }

@@ -247,6 +247,7 @@ func (s *relayScenario) checkRelayMigrated() {
 	if err := lab.VerifyDKIM(ctx, s.dns.Caches[0].Addr, stored); err != nil {
 		t.Errorf("NEW's signature: %v", err)
 	}
+	s.checkRelayClean(s.new.Host, s.old.Host) // no leftovers: on NEW only the relay, on OLD only OpenDKIM
 	s.checkSecret()
 	s.logDowntime()
 }
@@ -418,6 +419,7 @@ func TestRollbackRelay(t *testing.T) {
 	if err := s.old.Check(ctx); err != nil {
 		t.Error(err)
 	}
+	s.checkRelayClean(s.old.Host, nil) // no leftovers: on OLD only the relay, on NEW nothing
 	s.checkSecret()
 }
 
