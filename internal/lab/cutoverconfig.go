@@ -22,8 +22,8 @@ type Migration struct {
 	LoweredTTL time.Duration
 	SecretEnv  string // the environment variable holding the TSIG secret
 	SecretFile string // or, when SecretEnv is empty, the file holding it
-	// Relay: the hooks stop and start the real relay (relay-ctl, InstallRelay) instead of the
-	// stand-in service (labmail-ctl).
+	// Relay: the hooks configure (prepare, on new), stop and start the real relay (relay-ctl,
+	// InstallRelay with ByHook on new) instead of the stand-in service (labmail-ctl).
 	Relay bool
 }
 
@@ -66,7 +66,11 @@ verify = "content"
 path = "/var/spool/postfix"
 
 `)
-	fmt.Fprintf(&b, "[hooks]\ndisable  = { on = \"old\", run = %q, timeout = \"30s\" }\n", stop)
+	b.WriteString("[hooks]\n")
+	if m.Relay {
+		b.WriteString("prepare  = { on = \"new\", run = \"relay-ctl prepare\", timeout = \"60s\" }\n")
+	}
+	fmt.Fprintf(&b, "disable  = { on = \"old\", run = %q, timeout = \"30s\" }\n", stop)
 	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = \"30s\" }\n", start)
 	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = \"30s\" }\n", start)
 	return b.String()
