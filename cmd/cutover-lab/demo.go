@@ -102,7 +102,7 @@ func demoBefore(ctx context.Context, c *lab.Chatmail, check *lab.RelayCheck, log
 	if err := check.Before(bctx); err != nil {
 		return err
 	}
-	logf("clients: an IMAP client marked, flagged and expunged messages in %d mailboxes on old; 3 messages for %s wait in old's deferred queue (its server is down)", len(check.Users), lab.RemoteDomain)
+	logf("clients: an IMAP client marked, flagged and expunged messages in %d mailboxes on old; %d messages for %s wait in old's deferred queue (its server is down)", len(check.Users), check.Deferred, lab.RemoteDomain)
 	return c.WriteConfig(time.Time{})
 }
 

@@ -225,7 +225,7 @@ func (c *Chatmail) RelayCheck() *RelayCheck {
 	if c.OldRelay == nil {
 		return nil
 	}
-	return &RelayCheck{Old: c.OldRelay, New: c.NewRelay, Sender: c.Sender, Users: ChatmailUsers, Resolver: c.DNS.Caches[0].Addr, Remote: c.Remote}
+	return &RelayCheck{Old: c.OldRelay, New: c.NewRelay, Sender: c.Sender, Users: ChatmailUsers, Resolver: c.DNS.Caches[0].Addr, Remote: c.Remote, Deferred: 3}
 }
 
 // WriteConfig writes Dir/cutover.toml with cutover_at at (now + ChatmailLead if zero) and the
