@@ -43,9 +43,11 @@ func (m Migration) Config() string {
 		secret = "file:" + m.SecretFile
 	}
 	fmt.Fprintf(&b, "[providers.lab]\ntype = \"rfc2136\"\nserver = \"%s:53\"\nkey_name = %q\nkey_alg = %q\nkey = %q\n\n", n.IP(31), m.DNS.Key.Name, m.DNS.Key.Algorithm, secret)
-	start, stop := "labmail-ctl enable", "labmail-ctl disable"
+	start, stop, timeout := "labmail-ctl enable", "labmail-ctl disable", "30s"
 	if m.Relay {
-		start, stop = "relay-ctl start", "relay-ctl stop"
+		// relay-ctl stop drains Postfix (up to 10 s) and waits for each daemon's processes to
+		// go (up to 30 s each): on a loaded machine it passed 30 s.
+		start, stop, timeout = "relay-ctl start", "relay-ctl stop", "90s"
 	}
 	b.WriteString(`[[sync]]
 path = "/home/vmail/mail"
@@ -70,8 +72,8 @@ path = "/var/spool/postfix"
 	if m.Relay {
 		b.WriteString("prepare  = { on = \"new\", run = \"relay-ctl prepare\", timeout = \"60s\" }\n")
 	}
-	fmt.Fprintf(&b, "disable  = { on = \"old\", run = %q, timeout = \"30s\" }\n", stop)
-	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = \"30s\" }\n", start)
-	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = \"30s\" }\n", start)
+	fmt.Fprintf(&b, "disable  = { on = \"old\", run = %q, timeout = %q }\n", stop, timeout)
+	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = %q }\n", start, timeout)
+	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = %q }\n", start, timeout)
 	return b.String()
 }
