@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,12 +24,8 @@ var relayUsers = []string{"user00", "user01", "user02", "user03"}
 type relayScenario struct {
 	*scenario
 	old, new *lab.Relay
-	sink     netip.Addr // the remote domain's mail server (down until after the migration)
-	// What an IMAP client saw on OLD before the window, after its own changes: per user.
-	before   map[string]lab.Mailbox
-	kept     map[string][]lab.IMAPMessage
-	expunged map[string]bool // Message-IDs
-	queued   []string        // Message-IDs in OLD's deferred queue
+	// What an IMAP client, a remote MTA and a DKIM verifier check across the migration.
+	check *lab.RelayCheck
 }
 
 func newRelayScenario(t *testing.T) *relayScenario {
@@ -39,8 +34,7 @@ func newRelayScenario(t *testing.T) *relayScenario {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	s := &relayScenario{scenario: &scenario{t: t, home: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state")},
-		expunged: map[string]bool{}, before: map[string]lab.Mailbox{}, kept: map[string][]lab.IMAPMessage{}}
+	s := &relayScenario{scenario: &scenario{t: t, home: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state")}}
 	s.net = lab.NewNet(t)
 	p, err := lab.StartPairWith(s.net, t.TempDir(), lab.PairOptions{PrivateTmp: true, Relay: true})
 	if err != nil {
@@ -52,16 +46,17 @@ func newRelayScenario(t *testing.T) *relayScenario {
 		}
 	})
 	s.pair = p
-	s.sink = s.net.IP(50)
-	transports := map[string]netip.AddrPort{"remote.test": netip.AddrPortFrom(s.sink, 25)}
+	sink := s.net.IP(50) // the remote domain's mail server (down until after the migration)
+	transports := map[string]netip.AddrPort{lab.RemoteDomain: netip.AddrPortFrom(sink, 25)}
 	if s.old, err = lab.InstallRelay(ctx, p.Old, lab.RelayOptions{GenerateKey: true, Transports: transports}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.old.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// NEW as cmdeploy's install,configure leaves it: configured, not running, no DKIM key yet.
-	if s.new, err = lab.InstallRelay(ctx, p.New, lab.RelayOptions{Transports: transports}); err != nil {
+	// NEW as cmdeploy's install leaves it: the config's prepare hook configures it (relay-ctl
+	// prepare); not running, no DKIM key yet.
+	if s.new, err = lab.InstallRelay(ctx, p.New, lab.RelayOptions{Transports: transports, ByHook: true}); err != nil {
 		t.Fatal(err)
 	}
 	dkim, err := s.old.DKIMZoneLine(origTTL)
@@ -84,102 +79,12 @@ func newRelayScenario(t *testing.T) *relayScenario {
 	if err := s.sender.WaitAccepted(ctx, 4*len(relayUsers)); err != nil {
 		t.Fatal(err)
 	}
-	s.actAsIMAPClient(ctx)
-	s.deferOnOld(ctx, 3)
-	t.Logf("relay lab up, %d messages accepted by OLD, %d deferred for remote.test: %s", len(s.sender.Accepted()), len(s.queued), time.Since(start).Round(time.Millisecond))
+	s.check = &lab.RelayCheck{Old: s.old, New: s.new, Sender: s.sender, Users: relayUsers, Resolver: s.dns.Caches[0].Addr, Remote: sink, Deferred: 3}
+	if err := s.check.Before(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("relay lab up, %d messages accepted by OLD, 3 deferred for %s: %s", len(s.sender.Accepted()), lab.RemoteDomain, time.Since(start).Round(time.Millisecond))
 	return s
-}
-
-// session logs in as user at addr and selects the INBOX.
-func (s *relayScenario) session(ctx context.Context, addr netip.AddrPort, user string) (*lab.IMAPClient, lab.Mailbox) {
-	t := s.t
-	c, err := lab.DialIMAP(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(user+"@"+lab.RelayDomain, s.old.Password); err != nil {
-		t.Fatal(err)
-	}
-	mb, err := c.Select("INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, mb
-}
-
-// messages lists the selected mailbox, without \Recent (a session's view, not the mailbox's).
-func (s *relayScenario) messages(c *lab.IMAPClient) []lab.IMAPMessage {
-	msgs, err := c.Messages()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	for i := range msgs {
-		msgs[i].Flags = slices.DeleteFunc(msgs[i].Flags, func(f string) bool { return f == `\Recent` })
-	}
-	return msgs
-}
-
-// actAsIMAPClient waits until OLD stored at least 4 messages per user, then per user marks the
-// first read, flags the second and expunges the third, and records what is left.
-func (s *relayScenario) actAsIMAPClient(ctx context.Context) {
-	t := s.t
-	for _, u := range relayUsers {
-		c, _ := s.session(ctx, s.old.IMAP, u)
-		msgs := s.messages(c)
-		for deadline := time.Now().Add(30 * time.Second); len(msgs) < 4; msgs = s.messages(c) {
-			if time.Now().After(deadline) {
-				t.Fatalf("OLD: %s has %d messages after 30 s, want 4", u, len(msgs))
-			}
-			time.Sleep(200 * time.Millisecond)
-			if _, err := c.Select("INBOX"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i, f := range []string{`\Seen`, `\Flagged`, `\Deleted`} {
-			if err := c.Store(msgs[i].UID, "+FLAGS", f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := c.Expunge(); err != nil {
-			t.Fatal(err)
-		}
-		s.expunged[msgs[2].MessageID] = true
-		mb, err := c.Select("INBOX")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.before[u], s.kept[u] = mb, s.messages(c)
-		if err := c.Logout(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// deferOnOld has OLD's own users send n messages to remote.test, whose server is down: they
-// wait in OLD's deferred queue.
-func (s *relayScenario) deferOnOld(ctx context.Context, n int) {
-	t := s.t
-	for i := range n {
-		id := fmt.Sprintf("<queued-%d@example.org>", i)
-		msg := fmt.Sprintf("From: user05@example.org\r\nTo: friend@remote.test\r\nMessage-ID: %s\r\nSubject: queued %d\r\n\r\nwaiting\r\n", id, i)
-		if err := lab.SendMail(ctx, s.old.SMTP, "user05@example.org", []string{"friend@remote.test"}, []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		s.queued = append(s.queued, id)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := s.pair.Old.Exec(ctx, "find /var/spool/postfix/deferred -type f | wc -l")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.TrimSpace(string(out)) == fmt.Sprint(n) {
-			return
-		}
-		if time.Now().After(deadline) {
-			q, _ := s.pair.Old.Exec(ctx, "postqueue -p")
-			t.Fatalf("OLD: %s deferred messages after 30 s, want %d; queue:\n%s", strings.TrimSpace(string(out)), n, q)
-		}
-	}
 }
 
 // writeRelayConfig writes the config with the relay's hooks, cutover_at = now + lead.
@@ -233,19 +138,9 @@ func (s *relayScenario) checkRelayMigrated() {
 	s.checkMailboxes(ctx, s.new)
 	// The remote domain's server comes up: NEW delivers OLD's deferred queue, each message once.
 	s.checkQueueDelivered(ctx, s.new)
-
 	// NEW signs with the moved key, and the signature verifies against the zone's TXT record.
-	id := "<dkim-after@example.org>"
-	msg := "From: user02@example.org\r\nTo: user03@example.org\r\nMessage-ID: " + id + "\r\nSubject: signed by NEW\r\n\r\nhello\r\n"
-	if err := lab.SendMail(ctx, s.new.SMTP, "user02@example.org", []string{"user03@example.org"}, []byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-	stored, err := s.new.WaitMessage(ctx, "user03", id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.VerifyDKIM(ctx, s.dns.Caches[0].Addr, stored); err != nil {
-		t.Errorf("NEW's signature: %v", err)
+	if d := s.check.CheckDKIM(ctx, s.new); d.Err != nil {
+		t.Errorf("NEW's signature: %v", d.Err)
 	}
 	s.checkRelayClean(s.new.Host, s.old.Host) // no leftovers: on NEW only the relay, on OLD only OpenDKIM
 	s.checkSecret()
@@ -265,85 +160,19 @@ func TestMigrationRelay(t *testing.T) {
 // checkMailboxes asserts what a client finds on r over IMAP: per user the UIDVALIDITY, UIDs and
 // flags it left on OLD, what it expunged gone, and every accepted message exactly once.
 func (s *relayScenario) checkMailboxes(ctx context.Context, r *lab.Relay) {
-	t := s.t
-	imap := r.IMAP
-	accepted := map[string][]string{} // user -> Message-IDs
-	for _, d := range s.sender.Deliveries() {
-		accepted[d.User] = append(accepted[d.User], lab.SenderMessageID(d.ID))
+	res := s.check.CheckIMAP(ctx, r)
+	for _, p := range res.Problems {
+		s.t.Error(p)
 	}
-	// A message whose acknowledgement the sender never saw (the relay stopped right after
-	// queueing it) is sent again: SMTP delivers at least once, so it may be there twice.
-	unconfirmed := s.sender.Unconfirmed()
-	total, extra := 0, 0
-	for _, u := range relayUsers {
-		var mb lab.Mailbox
-		var msgs []lab.IMAPMessage
-		// Messages a relay's Postfix took over in its queue reach the Maildir shortly after it starts.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			c, m := s.session(ctx, imap, u)
-			mb, msgs = m, s.messages(c)
-			_ = c.Logout()
-			if len(msgs) >= len(accepted[u])-1 || time.Now().After(deadline) {
-				break
-			}
-		}
-		if mb.UIDValidity != s.before[u].UIDValidity {
-			t.Errorf("%s: UIDVALIDITY %d on %s, %d before", u, mb.UIDValidity, r.Host.Name, s.before[u].UIDValidity)
-		}
-		byID := map[string][]lab.IMAPMessage{}
-		for _, m := range msgs {
-			byID[m.MessageID] = append(byID[m.MessageID], m)
-		}
-		for _, k := range s.kept[u] {
-			if got := byID[k.MessageID]; len(got) != 1 || got[0].UID != k.UID || !slices.Equal(got[0].Flags, k.Flags) {
-				t.Errorf("%s: %s was UID %d flags %v on OLD; on %s: %v", u, k.MessageID, k.UID, k.Flags, r.Host.Name, got)
-			}
-		}
-		for _, id := range accepted[u] {
-			n := len(byID[id])
-			switch {
-			case s.expunged[id] && n != 0:
-				t.Errorf("%s: %s expunged on OLD is back on %s", u, id, r.Host.Name)
-			case !s.expunged[id] && n > 1 && n <= 1+unconfirmed[senderID(id)]:
-				extra += n - 1
-			case !s.expunged[id] && n != 1:
-				t.Errorf("%s: accepted message %s is on %s %d times, want once; Postfix's log:\n%s", u, id, r.Host.Name, n, s.maillog(id))
-			}
-			total++
-		}
-		for id, ms := range byID {
-			if len(ms) > 1+unconfirmed[senderID(id)] && !slices.Contains(accepted[u], id) {
-				t.Errorf("%s: unacknowledged message %s is on %s %d times", u, id, r.Host.Name, len(ms))
-			}
-		}
-	}
-	t.Logf("IMAP on %s: %d accepted messages checked (%d expunged on OLD, %d there twice after a lost acknowledgement), UIDVALIDITY, UIDs and flags of %d users", r.Host.Name, total, len(s.expunged), extra, len(relayUsers))
+	s.t.Logf("IMAP on %s: %d accepted messages checked (%d expunged on OLD, %d there twice after a lost acknowledgement), UIDVALIDITY, UIDs and flags of %d users",
+		r.Host.Name, res.Accepted, res.Expunged, res.Resent, res.Mailboxes)
 }
 
 // checkQueueDelivered starts the remote domain's server and asserts that r delivers what
 // waited in OLD's deferred queue, each message once, and its queue empties.
 func (s *relayScenario) checkQueueDelivered(ctx context.Context, r *lab.Relay) {
-	t := s.t
-	sink, err := lab.StartSMTPSink(s.sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Stop()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := r.Host.Exec(ctx, "postqueue -p")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(out), "Mail queue is empty") && len(sink.MessageIDs()) >= len(s.queued) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's queue after 60 s with the remote server up:\n%s\nremote received %q", r.Host.Name, out, sink.MessageIDs())
-		}
-	}
-	got := slices.Sorted(slices.Values(sink.MessageIDs()))
-	if !slices.Equal(got, s.queued) {
-		t.Errorf("remote.test received %q, want each of %q once", got, s.queued)
+	for _, p := range s.check.CheckQueue(ctx, r).Problems {
+		s.t.Error(p)
 	}
 }
 
@@ -421,37 +250,6 @@ func TestRollbackRelay(t *testing.T) {
 	}
 	s.checkRelayClean(s.old.Host, nil) // no leftovers: on OLD only the relay, on NEW nothing
 	s.checkSecret()
-}
-
-// maillog returns the lines of both relays' Postfix logs about the message with Message-ID id.
-func (s *relayScenario) maillog(id string) string {
-	var out []string
-	for _, r := range []*lab.Relay{s.old, s.new} {
-		b, _ := os.ReadFile(filepath.Join(r.Dir, "maillog"))
-		lines := strings.Split(string(b), "\n")
-		var qids []string
-		for _, l := range lines {
-			if strings.Contains(l, "message-id="+id) {
-				if f := strings.Fields(l); len(f) > 5 {
-					qids = append(qids, strings.TrimSuffix(f[5], ":"))
-				}
-			}
-		}
-		for _, l := range lines {
-			for _, q := range qids {
-				if strings.Contains(l, q) {
-					out = append(out, r.Host.Name+": "+l)
-					break
-				}
-			}
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-// senderID returns the sender's message id in its Message-ID (lab.SenderMessageID).
-func senderID(messageID string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(messageID, "<"), "@remote.test>")
 }
 
 // flipByte changes one byte of the file at p, keeping its size and mtime: only verify =

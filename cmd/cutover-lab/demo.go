@@ -26,11 +26,12 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	cutover := fs.String("cutover", "", "")
 	labmail := fs.String("labmail", "", "")
 	messages := fs.Int("messages", 0, "")
+	standIn := fs.Bool("stand-in", false, "")
 	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Sprintf("demo: %v", err), "cutover-lab demo [--cutover PATH]"}
+		return usageError{fmt.Sprintf("demo: %v", err), "cutover-lab demo [--cutover PATH] [--stand-in]"}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0)), "cutover-lab demo [--cutover PATH]"}
+		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0)), "cutover-lab demo [--cutover PATH] [--stand-in]"}
 	}
 	bin, err := findCutover(*cutover)
 	if err != nil {
@@ -50,29 +51,64 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	// The hosts' files are under dir/tmp, where the relay's Postfix writes its log as postfix.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return err
 	}
 	os.Setenv("TMPDIR", filepath.Join(dir, "tmp"))
 	fmt.Fprintln(stdout, "== standing the lab up (its own network namespace; nothing of this machine's is touched)")
+	logf := func(f string, a ...any) { fmt.Fprintf(stdout, "   "+f+"\n", a...) }
 	c, err := lab.StartChatmail(filepath.Join(dir, "lab"), lab.ChatmailOptions{
-		Labmail: labmailBinary(*labmail), Traffic: true, Messages: *messages,
-		Logf: func(f string, a ...any) { fmt.Fprintf(stdout, "   "+f+"\n", a...) },
+		StandIn: useStandIn(*standIn, logf), Labmail: labmailBinary(*labmail), Traffic: true, Messages: *messages, Logf: logf,
 	})
 	if err != nil {
 		return err
 	}
 	runErr := ctx.Err()
+	check := c.RelayCheck()
+	if runErr == nil && check != nil {
+		runErr = demoBefore(ctx, c, check, logf)
+	}
 	if runErr == nil {
-		runErr = demoRun(ctx, c, bin, dir, stdout)
+		runErr = demoRun(ctx, c, check, bin, dir, stdout)
 	}
 	serr := c.Stop()
 	fmt.Fprintln(stdout, "\n== the lab is down")
 	return errors.Join(runErr, serr)
 }
 
-// demoRun runs cutover on the lab and prints the summary.
-func demoRun(ctx context.Context, c *lab.Chatmail, bin, home string, stdout io.Writer) error {
+// useStandIn is whether the lab runs the stand-in service: when asked, or when the real
+// relay is not installed (said in a line).
+func useStandIn(asked bool, logf func(string, ...any)) bool {
+	if asked {
+		return true
+	}
+	if err := lab.RelayInstalled(); err != nil {
+		logf("%v: the stand-in service instead", err)
+		return true
+	}
+	return false
+}
+
+// demoBefore has the relay's users act before the window (an IMAP client changes their
+// mailboxes, mail for another domain waits in old's queue) and moves cutover_at to
+// lab.ChatmailLead from now again.
+func demoBefore(ctx context.Context, c *lab.Chatmail, check *lab.RelayCheck, logf func(string, ...any)) error {
+	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := check.Before(bctx); err != nil {
+		return err
+	}
+	logf("clients: an IMAP client marked, flagged and expunged messages in %d mailboxes on old; %d messages for %s wait in old's deferred queue (its server is down)", len(check.Users), check.Deferred, lab.RemoteDomain)
+	return c.WriteConfig(time.Time{})
+}
+
+// demoRun runs cutover on the lab and prints the summary; with the relay (check not nil) also
+// the checks of its migration.
+func demoRun(ctx context.Context, c *lab.Chatmail, check *lab.RelayCheck, bin, home string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	fmt.Fprintf(stdout, "\n== $ cutover run %s --yes   (the window opens at %s)\n", c.Config, time.Now().Add(lab.ChatmailLead).Format(time.TimeOnly))
@@ -87,7 +123,8 @@ func demoRun(ctx context.Context, c *lab.Chatmail, bin, home string, stdout io.W
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var watched bytes.Buffer
-	watch := command(wctx, "watch", "--config", c.Config, "--json")
+	// Its timeout: past the end of the run (the config's converge_timeout counts from the start).
+	watch := command(wctx, "watch", "--config", c.Config, "--json", "--timeout", "10m")
 	watch.Stdout = &watched
 	if err := watch.Start(); err != nil {
 		return fmt.Errorf("cutover watch: %w", err)
@@ -106,14 +143,24 @@ func demoRun(ctx context.Context, c *lab.Chatmail, bin, home string, stdout io.W
 	}
 	stopWatch()
 	watch.Wait()
+	var checked *lab.RelayResult
+	if check != nil && runErr == nil {
+		r := check.After(ctx, c.NewRelay)
+		checked = &r
+	}
 	var sum bytes.Buffer
-	lost, twice, err := summary(&sum, c, dnsMoves(&watched))
+	lost, twice, err := summary(&sum, c, dnsMoves(&watched), checked)
 	fmt.Fprintf(stdout, "\n== summary\n%s", sum.String())
 	if runErr != nil {
 		return fmt.Errorf("cutover run: %w", runErr)
 	}
 	if err != nil {
 		return err
+	}
+	if checked != nil {
+		if err := checked.Err(); err != nil {
+			return err
+		}
 	}
 	if lost > 0 || twice > 0 {
 		return fmt.Errorf("%d accepted messages lost, %d there twice", lost, twice)
@@ -122,8 +169,9 @@ func demoRun(ctx context.Context, c *lab.Chatmail, bin, home string, stdout io.W
 }
 
 // summary writes the window as a timeline (steps, DNS moves, the sender's first message to
-// new), the downtime seen by the sender and the fate of every accepted message on new.
-func summary(w io.Writer, c *lab.Chatmail, moves []dnsMove) (lost, twice int, _ error) {
+// new), the downtime seen by the sender and the fate of every accepted message on new: with
+// the relay as its IMAP check found them, followed by the relay's checks (checked).
+func summary(w io.Writer, c *lab.Chatmail, moves []dnsMove, checked *lab.RelayResult) (lost, twice int, _ error) {
 	j, err := scheduler.LoadJournal(c.StateDir)
 	if err != nil {
 		return 0, 0, err
@@ -136,20 +184,38 @@ func summary(w io.Writer, c *lab.Chatmail, moves []dnsMove) (lost, twice int, _ 
 	} else {
 		fmt.Fprintf(w, "downtime seen by the sender: unknown (no message reached new)\n")
 	}
-	ids, err := lab.MailIDs(c.Pair.New)
-	if err != nil {
-		return 0, 0, err
-	}
 	accepted := c.Sender.Accepted()
-	for _, id := range accepted {
-		switch n := len(ids[id]); {
-		case n == 0:
-			lost++
+	resent := ""
+	switch {
+	case checked != nil:
+		lost, twice = checked.IMAP.Lost, checked.IMAP.Twice
+		switch n := checked.IMAP.Resent; {
+		case n == 1:
+			resent = " (and 1 extra copy of a message whose acknowledgement was lost, as SMTP allows)"
 		case n > 1:
-			twice++
+			resent = fmt.Sprintf(" (and %d extra copies of messages whose acknowledgement was lost, as SMTP allows)", n)
+		}
+	case c.NewMail == nil:
+		fmt.Fprintf(w, "messages: %d accepted during the demo, not checked (the run did not finish)\n", len(accepted))
+		return 0, 0, nil
+	default:
+		ids, err := lab.MailIDs(c.Pair.New)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, id := range accepted {
+			switch n := len(ids[id]); {
+			case n == 0:
+				lost++
+			case n > 1:
+				twice++
+			}
 		}
 	}
-	fmt.Fprintf(w, "messages: %d accepted during the demo, %d lost, %d twice on new\n", len(accepted), lost, twice)
+	fmt.Fprintf(w, "messages: %d accepted during the demo, %d lost, %d twice on new%s\n", len(accepted), lost, twice, resent)
+	if checked != nil {
+		relaySummary(w, *checked)
+	}
 	return lost, twice, nil
 }
 

@@ -1,14 +1,15 @@
 // Command cutover-lab stands up cutover's lab, a whole chatmail-style migration on this machine
-// (two sshd hosts, BIND primary and secondary, two Unbound caches, the stand-in mail service,
-// optionally live traffic), in a network namespace of its own: nothing binds the machine's
+// (two sshd hosts running the real relay, Postfix, Dovecot and OpenDKIM, or with --stand-in a
+// stand-in mail service; BIND primary and secondary, two Unbound caches, optionally live
+// traffic), in a network namespace of its own: nothing binds the machine's
 // addresses or ports and none of its services is touched. It is test support, not product:
 // cutover does not link it.
 //
-//	cutover-lab up [--dir DIR] [--traffic]   stand the lab up, write DIR/cutover.toml
+//	cutover-lab up [--dir DIR] [--traffic] [--stand-in]   stand the lab up, write DIR/cutover.toml
 //	cutover-lab exec [--dir DIR] -- CMD...   run CMD inside the lab's network
 //	cutover-lab shell [--dir DIR]            a shell inside the lab's network
 //	cutover-lab down [--dir DIR]             take everything down (also after a crash of up)
-//	cutover-lab demo [--cutover PATH]        up, a real `cutover run --yes` under traffic, a summary, down
+//	cutover-lab demo [--cutover PATH] [--stand-in]   up, a real `cutover run --yes` under traffic, a summary, down
 //
 // Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted; exec and shell exit with
 // their command's code.
@@ -66,12 +67,15 @@ func (e hintError) Unwrap() error { return e.err }
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 const usage = `usage:
-  cutover-lab up [--dir DIR] [--traffic]   stand the lab up in its own network namespace
+  cutover-lab up [--dir DIR] [--traffic] [--stand-in]
+                                           stand the lab up in its own network namespace
   cutover-lab exec [--dir DIR] -- CMD...   run CMD inside the lab's network
   cutover-lab shell [--dir DIR]            open a shell inside the lab's network
   cutover-lab down [--dir DIR]             take the lab down, also after a crash of up
-  cutover-lab demo [--cutover PATH]        up, cutover run under traffic, a summary, down
-DIR defaults to ` + defaultDir + `.
+  cutover-lab demo [--cutover PATH] [--stand-in]
+                                           up, cutover run under traffic, a summary, down
+DIR defaults to ` + defaultDir + `. The lab's hosts run the real relay (Postfix, Dovecot,
+OpenDKIM) when it is installed; --stand-in runs a stand-in mail service instead.
 `
 
 // run is main without os.Exit.
@@ -197,11 +201,12 @@ func inNetns(name string, argv []string) (*exec.Cmd, error) {
 }
 
 func cmdUp(args []string, stdout io.Writer) error {
-	var traffic bool
+	var traffic, standIn bool
 	var messages int
 	var labmail string
 	dir, rest, err := flags("up", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&traffic, "traffic", false, "")
+		fs.BoolVar(&standIn, "stand-in", false, "")
 		fs.IntVar(&messages, "messages", 0, "")
 		fs.StringVar(&labmail, "labmail", "", "")
 	})
@@ -209,7 +214,7 @@ func cmdUp(args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(rest) > 0 {
-		return usageError{fmt.Sprintf("up: unexpected argument %q", rest[0]), "cutover-lab up [--dir DIR] [--traffic]"}
+		return usageError{fmt.Sprintf("up: unexpected argument %q", rest[0]), "cutover-lab up [--dir DIR] [--traffic] [--stand-in]"}
 	}
 	if err := needRoot("up"); err != nil {
 		return err
@@ -223,7 +228,12 @@ func cmdUp(args []string, stdout io.Writer) error {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return hintError{fmt.Errorf("%q is not empty", dir), "cutover-lab up --dir NEW-DIR"}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// The hosts' files are under DIR/tmp, where the relay's Postfix writes its log as postfix:
+	// other users may pass through DIR, not list it.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
 		return err
 	}
 	name := netnsName(dir)
@@ -243,6 +253,9 @@ func cmdUp(args []string, stdout io.Writer) error {
 	argv := []string{self, "serve", "--dir", dir, "--messages", strconv.Itoa(messages), "--labmail", labmailBinary(labmail), "--self", os.Args[0]}
 	if traffic {
 		argv = append(argv, "--traffic")
+	}
+	if standIn {
+		argv = append(argv, "--stand-in")
 	}
 	cmd, err := inNetns(name, argv)
 	if err != nil {
@@ -286,13 +299,14 @@ func cmdUp(args []string, stdout io.Writer) error {
 // cmdServe is the lab process that `up` starts in the named namespace: it stands the lab up,
 // writes DIR/ready (what up prints), and stops everything on SIGTERM or SIGINT.
 func cmdServe(args []string, stdout io.Writer) error {
-	var traffic bool
+	var traffic, standIn bool
 	var messages int
 	var labmail string
 	selfName := "cutover-lab"
 	dir, _, err := flags("serve", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&selfName, "self", selfName, "")
 		fs.BoolVar(&traffic, "traffic", false, "")
+		fs.BoolVar(&standIn, "stand-in", false, "")
 		fs.IntVar(&messages, "messages", 0, "")
 		fs.StringVar(&labmail, "labmail", "", "")
 	})
@@ -320,7 +334,7 @@ func cmdServe(args []string, stdout io.Writer) error {
 	logf := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	// Time to look around first: plan, dns show, the hosts.
 	at := time.Now().Add(upLead).Truncate(time.Second)
-	c, err := lab.StartChatmail(dir, lab.ChatmailOptions{Labmail: labmail, Traffic: traffic, Messages: messages, CutoverAt: at, Logf: logf})
+	c, err := lab.StartChatmail(dir, lab.ChatmailOptions{StandIn: useStandIn(standIn, logf), Labmail: labmail, Traffic: traffic, Messages: messages, CutoverAt: at, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -350,8 +364,13 @@ func upSummary(self, dir string, c *lab.Chatmail, at time.Time) string {
 	}
 	cfg := shellArg(c.Config)
 	fmt.Fprintf(&b, "The lab is up in its own network namespace (files in %s):\n", dir)
-	fmt.Fprintf(&b, "  old  %s  sshd, the mail service (port %d), %d seeded message files\n", c.Net.IP(10), lab.MailPort, c.Seeded)
-	fmt.Fprintf(&b, "  new  %s  sshd, the mail service installed but disabled\n", c.Net.IP(20))
+	if c.OldRelay != nil {
+		fmt.Fprintf(&b, "  old  %s  sshd, the relay (Postfix, Dovecot, OpenDKIM) running, %d seeded message files\n", c.Net.IP(10), c.Seeded)
+		fmt.Fprintf(&b, "  new  %s  sshd, the relay installed: the config's prepare hook configures it, activate starts it\n", c.Net.IP(20))
+	} else {
+		fmt.Fprintf(&b, "  old  %s  sshd, the stand-in mail service (port %d), %d seeded message files\n", c.Net.IP(10), lab.MailPort, c.Seeded)
+		fmt.Fprintf(&b, "  new  %s  sshd, the stand-in mail service installed but disabled\n", c.Net.IP(20))
+	}
 	fmt.Fprintf(&b, "  DNS  %s (BIND primary), %s (secondary): %s A %s\n", c.Net.IP(31), c.Net.IP(32), strings.TrimSuffix(lab.ChatmailName, "."), c.Net.IP(10))
 	fmt.Fprintf(&b, "  caches  %s, %s (Unbound)\n", c.Net.IP(41), c.Net.IP(42))
 	if c.Sender != nil {
@@ -362,13 +381,20 @@ func upSummary(self, dir string, c *lab.Chatmail, at time.Time) string {
 		fmt.Sprintf("watch %s --expect %s --resolver %s --resolver %s", lab.ChatmailName, c.Net.IP(20), c.Net.IP(41), c.Net.IP(42))} {
 		fmt.Fprintf(&b, "  %s %s %s\n", x, cutover, a)
 	}
-	fmt.Fprintf(&b, "\nThe hosts:\n  %s ssh -i %s -o UserKnownHostsFile=%s root@%s   (old; new is %s)\n",
-		x, shellArg(c.Pair.Identity.KeyFile), shellArg(c.Pair.KnownHosts), c.Net.IP(10), c.Net.IP(20))
+	ssh := fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s", shellArg(c.Pair.Identity.KeyFile), shellArg(c.Pair.KnownHosts))
+	fmt.Fprintf(&b, "\nThe hosts:\n  %s %s root@%s   (old; new is %s)\n", x, ssh, c.Net.IP(10), c.Net.IP(20))
 	shell, down := self+" shell", self+" down"
 	if dir != defaultDir {
 		shell, down = shell+" --dir "+d, down+" --dir "+d
 	}
-	fmt.Fprintf(&b, "  %s   (a shell inside the lab's network)\n\nWhen done: %s\n", shell, down)
+	fmt.Fprintf(&b, "  %s   (a shell inside the lab's network)\n", shell)
+	if r := c.OldRelay; r != nil {
+		fmt.Fprintf(&b, "\nThe relay, inside the lab's network: SMTP %s, IMAP %s on old (%s and %s on new once activated);\nany user@%s logs in with the password %s:\n",
+			r.SMTP, r.IMAP, c.NewRelay.SMTP, c.NewRelay.IMAP, r.Domain, r.Password)
+		fmt.Fprintf(&b, "  %s curl -u user00@%s:%s imap://%s/INBOX -X 'EXAMINE INBOX'\n", x, r.Domain, r.Password, r.IMAP.Addr())
+		fmt.Fprintf(&b, "  %s %s root@%s relay-ctl status   (prepare|start|stop|status: what the hooks run)\n", x, ssh, c.Net.IP(10))
+	}
+	fmt.Fprintf(&b, "\nWhen done: %s\n", down)
 	return b.String()
 }
 

@@ -35,7 +35,7 @@ func TestScripts(t *testing.T) {
 }
 
 func TestLabScripts(t *testing.T) {
-	lab.Require(t, "root", "ip", "sshd", "ssh", "unshare", "nsenter", "named", "unbound")
+	lab.Require(t, "root", "ip", "sshd", "ssh", "unshare", "nsenter", "named", "unbound", "postfix", "dovecot", "opendkim")
 	labmail := lab.BuildLabmail(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/lab",
@@ -43,6 +43,9 @@ func TestLabScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			d, err := os.MkdirTemp("/var/tmp", "cutover-lab-test-")
 			if err != nil {
+				return err
+			}
+			if err := os.Chmod(d, 0o711); err != nil { // the relay's Postfix passes through (lab.StartChatmail)
 				return err
 			}
 			env.Defer(func() { os.RemoveAll(d) })

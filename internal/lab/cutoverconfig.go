@@ -22,8 +22,8 @@ type Migration struct {
 	LoweredTTL time.Duration
 	SecretEnv  string // the environment variable holding the TSIG secret
 	SecretFile string // or, when SecretEnv is empty, the file holding it
-	// Relay: the hooks stop and start the real relay (relay-ctl, InstallRelay) instead of the
-	// stand-in service (labmail-ctl).
+	// Relay: the hooks configure (prepare, on new), stop and start the real relay (relay-ctl,
+	// InstallRelay with ByHook on new) instead of the stand-in service (labmail-ctl).
 	Relay bool
 }
 
@@ -43,9 +43,11 @@ func (m Migration) Config() string {
 		secret = "file:" + m.SecretFile
 	}
 	fmt.Fprintf(&b, "[providers.lab]\ntype = \"rfc2136\"\nserver = \"%s:53\"\nkey_name = %q\nkey_alg = %q\nkey = %q\n\n", n.IP(31), m.DNS.Key.Name, m.DNS.Key.Algorithm, secret)
-	start, stop := "labmail-ctl enable", "labmail-ctl disable"
+	start, stop, timeout := "labmail-ctl enable", "labmail-ctl disable", "30s"
 	if m.Relay {
-		start, stop = "relay-ctl start", "relay-ctl stop"
+		// relay-ctl stop drains Postfix (up to 10 s) and waits for each daemon's processes to
+		// go (up to 30 s each): on a loaded machine it passed 30 s.
+		start, stop, timeout = "relay-ctl start", "relay-ctl stop", "2m"
 	}
 	b.WriteString(`[[sync]]
 path = "/home/vmail/mail"
@@ -66,8 +68,12 @@ verify = "content"
 path = "/var/spool/postfix"
 
 `)
-	fmt.Fprintf(&b, "[hooks]\ndisable  = { on = \"old\", run = %q, timeout = \"2m\" }\n", stop)
-	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = \"2m\" }\n", start)
-	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = \"2m\" }\n", start)
+	b.WriteString("[hooks]\n")
+	if m.Relay {
+		b.WriteString("prepare  = { on = \"new\", run = \"relay-ctl prepare\", timeout = \"60s\" }\n")
+	}
+	fmt.Fprintf(&b, "disable  = { on = \"old\", run = %q, timeout = %q }\n", stop, timeout)
+	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = %q }\n", start, timeout)
+	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = %q }\n", start, timeout)
 	return b.String()
 }

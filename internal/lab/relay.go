@@ -24,7 +24,7 @@ const (
 	// RelayMailRoot is where Dovecot stores a user's Maildir: RelayMailRoot/<domain>/<user>/.
 	RelayMailRoot = "/home/vmail/mail"
 	// RelayCtl is the relay's control command inside a host (on root's PATH there, also over
-	// ssh): `relay-ctl start|stop|status`. On the real fs it is a placeholder that fails.
+	// ssh): `relay-ctl prepare|start|stop|status`. On the real fs it is a placeholder that fails.
 	RelayCtl = "/usr/local/sbin/relay-ctl"
 	// DKIMSelector is the selector OpenDKIM signs with; the key is /etc/dkimkeys/<selector>.private.
 	DKIMSelector = "opendkim"
@@ -60,6 +60,10 @@ type RelayOptions struct {
 	// GenerateKey makes a DKIM key with opendkim-genkey (the first deployment of a relay).
 	// Without it /etc/dkimkeys stays as it is: NEW gets OLD's key by the migration.
 	GenerateKey bool
+	// ByHook leaves the configuration to `relay-ctl prepare`, as a migration's prepare hook
+	// runs it on NEW (cmdeploy's install,configure): InstallRelay then only installs, that is
+	// stages the configuration and puts relay-ctl and Postfix's setgid programs in place.
+	ByHook bool
 }
 
 // Relay is the relay installed on a host.
@@ -72,9 +76,11 @@ type Relay struct {
 	Dir      string // the control script and the logs of Dovecot and the control script (same path on the real fs and in the host)
 }
 
-// InstallRelay configures Postfix, Dovecot and OpenDKIM in h (which must have been started
-// with RelayMounts and RelayAccounts), creates Postfix's queue, optionally generates the DKIM
-// key, and bind-mounts the control script over RelayCtl inside the host. Nothing is started.
+// InstallRelay installs the relay in h (which must have been started with RelayMounts and
+// RelayAccounts): the configuration of Postfix, Dovecot and OpenDKIM staged in Dir/conf, the
+// control script bind-mounted over RelayCtl inside the host, Postfix's setgid programs. Unless
+// opts.ByHook it then configures the relay (`relay-ctl prepare`: the staged files in place,
+// Postfix's queue created and checked) and optionally generates the DKIM key. Nothing is started.
 func InstallRelay(ctx context.Context, h *Host, opts RelayOptions) (*Relay, error) {
 	if opts.Password == "" {
 		opts.Password = "lab"
@@ -97,34 +103,26 @@ func InstallRelay(ctx context.Context, h *Host, opts RelayOptions) (*Relay, erro
 			return fail(err)
 		}
 	}
-	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
-		return fail(err)
-	}
 	// Debian's files of /etc/postfix besides the configuration (postfix-files, postfix-script,
 	// dynamicmaps.cf, ...): what `postfix check` and `postfix start` read.
-	if err := copyTree("/etc/postfix", h.Path("/etc/postfix")); err != nil {
+	if err := copyTree("/etc/postfix", filepath.Join(r.stage(), "etc/postfix")); err != nil {
 		return fail(err)
 	}
 	files := map[string]string{
-		"/etc/postfix/main.cf":            r.postfixMain(),
-		"/etc/postfix/master.cf":          postfixMaster,
-		"/etc/postfix/transport":          transportMap(opts.Transports),
-		"/etc/dovecot/dovecot.conf":       r.dovecotConf(),
-		"/etc/opendkim/opendkim.conf":     r.opendkimConf(),
-		filepath.Join(r.Dir, "relay-ctl"): r.ctlScript(),
+		"etc/postfix/main.cf":        r.postfixMain(),
+		"etc/postfix/master.cf":      postfixMaster,
+		"etc/postfix/transport":      transportMap(opts.Transports),
+		"etc/dovecot/dovecot.conf":   r.dovecotConf(),
+		"etc/opendkim/opendkim.conf": r.opendkimConf(),
 	}
 	for p, content := range files {
-		real := p
-		if !strings.HasPrefix(p, r.Dir) {
-			real = h.Path(p)
-		}
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(p, "relay-ctl") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(real, []byte(content), mode); err != nil {
+		p = filepath.Join(r.stage(), p)
+		if err := errors.Join(os.MkdirAll(filepath.Dir(p), 0o755), os.WriteFile(p, []byte(content), 0o644)); err != nil {
 			return fail(err)
 		}
+	}
+	if err := os.WriteFile(filepath.Join(r.Dir, "relay-ctl"), []byte(r.ctlScript()), 0o755); err != nil {
+		return fail(err)
 	}
 	if err := ensurePlaceholder(RelayCtl, "relay-ctl"); err != nil {
 		return fail(err)
@@ -138,20 +136,13 @@ func InstallRelay(ctx context.Context, h *Host, opts RelayOptions) (*Relay, erro
 		cp := shellQuote(filepath.Join(r.Dir, filepath.Base(b)))
 		setup = append(setup, fmt.Sprintf("cp %s %s && chgrp postdrop %s && chmod 2555 %s && mount --bind %s %s", b, cp, cp, cp, cp, b))
 	}
-	setup = append(setup,
-		"mkdir -p /home/vmail/mail && chown vmail:vmail /home/vmail /home/vmail/mail",
-		"chown opendkim:opendkim /run/opendkim",
-		"chown postfix:postfix /var/lib/postfix",
-		// Postfix's own programs write the log after dropping to postfix: it must exist.
-		fmt.Sprintf("touch %s && chown postfix:postfix %s", shellQuote(filepath.Join(r.Dir, "maillog")), shellQuote(filepath.Join(r.Dir, "maillog"))),
-		"chmod 755 /etc/dkimkeys",
-		// Creates the queue's directories with their owners and modes, and reports what is wrong.
-		"postfix check",
-	)
+	if !opts.ByHook {
+		setup = append(setup, RelayCtl+" prepare")
+	}
 	if opts.GenerateKey {
 		setup = append(setup,
-			"opendkim-genkey -D /etc/dkimkeys -d "+RelayDomain+" -s "+DKIMSelector,
-			"chown -R opendkim:opendkim /etc/dkimkeys && chmod 600 "+DKIMKeyFile)
+			"mkdir -p /etc/dkimkeys && opendkim-genkey -D /etc/dkimkeys -d "+RelayDomain+" -s "+DKIMSelector,
+			"chown -R opendkim:opendkim /etc/dkimkeys && chmod 755 /etc/dkimkeys && chmod 600 "+DKIMKeyFile)
 	}
 	for _, c := range setup {
 		if _, err := h.Exec(ctx, c); err != nil {
@@ -160,6 +151,10 @@ func InstallRelay(ctx context.Context, h *Host, opts RelayOptions) (*Relay, erro
 	}
 	return r, nil
 }
+
+// stage is where InstallRelay puts the relay's configuration (etc/postfix, etc/dovecot,
+// etc/opendkim) for `relay-ctl prepare` to copy into place.
+func (r *Relay) stage() string { return filepath.Join(r.Dir, "conf") }
 
 // copyTree copies the regular files and directories under src to dst (created if missing).
 func copyTree(src, dst string) error {
@@ -311,7 +306,9 @@ func (r *Relay) opendkimConf() string {
 	}, "\n") + "\n"
 }
 
-// ctlScript is relay-ctl: start (OpenDKIM unless it runs, Dovecot, Postfix; cmdeploy's
+// ctlScript is relay-ctl: prepare (cmdeploy's install,configure: the staged configuration in
+// place, the directories of the service users, Postfix's queue created by `postfix check`;
+// nothing started), start (OpenDKIM unless it runs, Dovecot, Postfix; cmdeploy's
 // activate), stop (Postfix drained: it stops listening, delivers its incoming and active
 // queues, then stops; then Dovecot; each waiting until every process of its master's session
 // is gone; --disable-mail) and
@@ -319,6 +316,7 @@ func (r *Relay) opendkimConf() string {
 // Daemons are found by their pid files (and their processes by session id), never by name.
 func (r *Relay) ctlScript() string {
 	log := shellQuote(filepath.Join(r.Dir, "relay-ctl.log"))
+	maillog, stage := shellQuote(filepath.Join(r.Dir, "maillog")), shellQuote(r.stage())
 	return `#!/bin/sh
 # relay-ctl of lab host ` + r.Host.Name + `
 set -u
@@ -334,6 +332,22 @@ waitgone() { end=$(($(date +%s) + 30)); while ps -e -o sid= | grep -qx " *$1"; d
 pending() { postqueue -j 2>/dev/null | grep -v '"queue_name": *"\(deferred\|hold\)"' | grep -c '"address": *"[^"]*@` + strings.ReplaceAll(r.Domain, ".", `\.`) + `"'; }
 PF=/var/spool/postfix/pid/master.pid DC=/run/dovecot/master.pid DK=/run/opendkim/opendkim.pid
 case "${1:-}" in
+prepare)
+	(
+		set -e
+		cp -R ` + stage + `/etc/postfix/. /etc/postfix/
+		cp ` + stage + `/etc/dovecot/dovecot.conf /etc/dovecot/
+		cp ` + stage + `/etc/opendkim/opendkim.conf /etc/opendkim/
+		mkdir -p /home/vmail/mail && chown vmail:vmail /home/vmail /home/vmail/mail
+		chown opendkim:opendkim /run/opendkim
+		chown postfix:postfix /var/lib/postfix
+		# Postfix's own programs write the log after dropping to postfix: it must exist.
+		touch ` + maillog + ` && chown postfix:postfix ` + maillog + `
+		mkdir -p /etc/dkimkeys && chmod 755 /etc/dkimkeys
+		# Creates the queue's directories with their owners and modes, and reports what is wrong.
+		postfix check
+	) || { echo "relay-ctl: prepare failed" >&2; exit 1; }
+	;;
 start)
 	if ! alive $DK; then opendkim -x /etc/opendkim/opendkim.conf </dev/null >&3 2>&3 || failed opendkim; fi
 	if ! alive $DC; then dovecot </dev/null >&3 2>&3 || failed dovecot; fi
@@ -364,7 +378,7 @@ status)
 	elif ! alive $PF && ! alive $DC; then echo stopped
 	else echo partial; fi
 	;;
-*) echo 'usage: relay-ctl start|stop|status' >&2; exit 2 ;;
+*) echo 'usage: relay-ctl prepare|start|stop|status' >&2; exit 2 ;;
 esac
 `
 }
