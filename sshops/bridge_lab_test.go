@@ -79,8 +79,13 @@ func TestBridgeOnOld(t *testing.T) {
 	if got := bridge.Conns(log); len(got) != 1 || got[port] != 1 {
 		t.Errorf("carried %v, want 1 on port %d; log:\n%s", got, port, log)
 	}
-	if !strings.Contains(log, fmt.Sprintf("bridge: stopped port=%d conns=2", port)) {
-		t.Errorf("no stopped line with both connections:\n%s", log)
+	// The forwarder's own check at start is not a connection at all; the
+	// two checks from old's shell (adopting, CheckBridge) are, but marked.
+	if !strings.Contains(log, fmt.Sprintf("bridge: stopped port=%d conns=3", port)) {
+		t.Errorf("no stopped line with the three connections:\n%s", log)
+	}
+	if !strings.Contains(log, fmt.Sprintf(" reaches %s", netip.AddrPortFrom(e.lab.New.Addr, port))) {
+		t.Errorf("no line of the forwarder's own check:\n%s", log)
 	}
 	if pid, err := old.bridgePid(ctx, spec); err != nil || pid != 0 {
 		t.Errorf("a forwarder still runs after StopBridge: %d, %v", pid, err)
@@ -128,16 +133,25 @@ func TestBridgeOnOldFailures(t *testing.T) {
 	port := netip.MustParseAddrPort(free.Addr().String()).Port()
 	free.Close()
 	spec.Listen = []netip.AddrPort{netip.AddrPortFrom(e.lab.Old.Addr, port)}
-	if _, err := old.StartBridge(ctx, spec); err != nil {
-		t.Fatal(err)
+	// The forwarder checks its port itself before it says it is ready.
+	_, err = old.StartBridge(ctx, spec)
+	want = fmt.Sprintf("sshops: the forwarder on old: bridge: check: %s does not reach new: dial tcp %s: connect: connection refused",
+		spec.Listen[0], netip.AddrPortFrom(e.lab.New.Addr, port))
+	if err == nil || err.Error() != want {
+		t.Fatalf("StartBridge with nothing on new: %v\nwant %s", err, want)
+	}
+	// It runs (the rollback stops it); adopting it checks again, from old's shell.
+	adopted, err := old.StartBridge(ctx, spec)
+	want = fmt.Sprintf("sshops: bridge check: %s does not reach new: failed port=%d from=%s:", spec.Listen[0], port, e.lab.Old.Addr)
+	if !adopted || err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("StartBridge again with nothing on new: adopted %v, %v\nwant it to start with %s", adopted, err, want)
 	}
 	err = old.CheckBridge(ctx, spec)
-	want = fmt.Sprintf("sshops: bridge check: %s does not reach new: failed port=%d from=%s:", spec.Listen[0], port, e.lab.Old.Addr)
-	if got := bridge.Conns(mustExec(t, e.lab.Old, "cat "+bridgeDir+"/bridge.log")); len(got) != 0 {
-		t.Errorf("a failed check counted as a connection: %v", got)
-	}
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("CheckBridge with nothing on new: %v\nwant it to start with %s", err, want)
+	}
+	if got := bridge.Conns(mustExec(t, e.lab.Old, "cat "+bridgeDir+"/bridge.log")); len(got) != 0 {
+		t.Errorf("a failed check counted as a connection: %v", got)
 	}
 }
 
