@@ -10,7 +10,9 @@
 // are refused (accepted and closed at once). With PROXY protocol on, each
 // connection to new starts with a PROXY v2 header that carries the client's
 // address. It logs one line per connection and, when it stops, one line per
-// port with the connections it carried: the scheduler reads those.
+// port with the connections it carried: the scheduler reads those. Check
+// makes a connection of its own through each listen address and sees it
+// reach new, before the forwarder says it is ready; those are not counted.
 package bridge
 
 import (
@@ -197,7 +199,7 @@ func (f *Forwarder) forward(ctx context.Context, client net.Conn, port uint16) {
 	defer client.Close()
 	target := netip.AddrPortFrom(f.to, port).String()
 	if result := f.checkFor(ctx, client); result != nil {
-		result <- f.checkConn(ctx, target)
+		result <- f.checkConn(ctx, client, target)
 		return
 	}
 	d := net.Dialer{Timeout: 10 * time.Second}
@@ -303,16 +305,16 @@ func (f *Forwarder) checkFor(ctx context.Context, client net.Conn) chan error {
 }
 
 // checkConn is the forwarder's side of one of Check's connections: the
-// dial to new, closed at once.
-func (f *Forwarder) checkConn(ctx context.Context, target string) error {
+// dial to new, closed at once. It logs "checked via LISTEN: reaches NEW".
+func (f *Forwarder) checkConn(ctx context.Context, client net.Conn, target string) error {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	up, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
-		f.log.printf("check failed: %s: %v", target, err)
+		f.log.printf("check failed via %s: %v", client.LocalAddr(), err)
 		return err
 	}
 	up.Close()
-	f.log.printf("checked: %s reaches %s", up.LocalAddr(), target)
+	f.log.printf("checked via %s: reaches %s", client.LocalAddr(), target)
 	return nil
 }
 

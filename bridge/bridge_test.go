@@ -153,7 +153,7 @@ func TestCheck(t *testing.T) {
 			if fmt.Sprint(stats) != fmt.Sprint(want) {
 				t.Errorf("stats %v, want %v (the check's connection not counted)\n%s", stats, want, log.String())
 			}
-			if tc.wantErr == "" && !strings.Contains(log.String(), fmt.Sprintf(" reaches 127.0.0.3:%d\n", tc.port)) {
+			if tc.wantErr == "" && !strings.Contains(log.String(), fmt.Sprintf(" bridge: checked via 127.0.0.2:%d: reaches 127.0.0.3:%d\n", tc.port, tc.port)) {
 				t.Errorf("no checked line in the log:\n%s", log.String())
 			}
 		})

@@ -157,7 +157,9 @@ if [ "$(sha256sum <%[2]s 2>/dev/null | cut -d' ' -f1)" = %[3]s ]; then %[4]s && 
 		return fmt.Errorf("sshops: forwarder binary: %w", err)
 	}
 	defer f.Close()
-	copyIn := fmt.Sprintf(`umask 077 && cat >%[1]s.tmp && chmod 700 %[1]s.tmp && [ "$(sha256sum <%[1]s.tmp | cut -d' ' -f1)" = %[2]s ] && mv -f %[1]s.tmp %[1]s && %[3]s`, exe, q, record)
+	copyIn := fmt.Sprintf(`umask 077 && cat >%[1]s.tmp && chmod 700 %[1]s.tmp || exit 1
+[ "$(sha256sum <%[1]s.tmp | cut -d' ' -f1)" = %[2]s ] || { echo "the copy's sha256 is not the binary's" >&2; exit 1; }
+mv -f %[1]s.tmp %[1]s && %[3]s`, exe, q, record)
 	if _, err := c.output(ctx, copyIn, "copy cutover to "+spec.Dir+" on old", f); err != nil {
 		return fmt.Errorf("sshops: copy the forwarder to old: %w", err)
 	}
