@@ -10,7 +10,9 @@
 // are refused (accepted and closed at once). With PROXY protocol on, each
 // connection to new starts with a PROXY v2 header that carries the client's
 // address. It logs one line per connection and, when it stops, one line per
-// port with the connections it carried: the scheduler reads those.
+// port with the connections it carried: the scheduler reads those. Check
+// makes a connection of its own through each listen address and sees it
+// reach new, before the forwarder says it is ready; those are not counted.
 package bridge
 
 import (
@@ -59,6 +61,7 @@ type Forwarder struct {
 	mu        sync.Mutex
 	stats     map[uint16]*PortStats
 	conns     map[net.Conn]struct{}
+	checks    *checks // Check's connections, once it has started
 }
 
 // Listen checks the options and binds every listen address. A port that
@@ -195,6 +198,10 @@ func (f *Forwarder) count(port uint16, fn func(*PortStats)) {
 func (f *Forwarder) forward(ctx context.Context, client net.Conn, port uint16) {
 	defer client.Close()
 	target := netip.AddrPortFrom(f.to, port).String()
+	if result := f.checkFor(ctx, client); result != nil {
+		result <- f.checkConn(ctx, client, target)
+		return
+	}
 	d := net.Dialer{Timeout: 10 * time.Second}
 	up, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
@@ -223,6 +230,92 @@ func (f *Forwarder) forward(ctx context.Context, client net.Conn, port uint16) {
 	<-done
 	<-done
 	f.count(port, func(s *PortStats) { s.BytesIn += in; s.BytesOut += out })
+}
+
+// checks are the connections Check made, by their local address (the
+// accepted connection's remote one).
+type checks struct {
+	dialled chan struct{} // closed once every check connection is in result
+	result  map[netip.AddrPort]chan error
+}
+
+// Check connects to each listen address, as a client would, and waits
+// until the forwarder has dialled new for each of those connections: every
+// port reaches new through old's address. Its connections go no further
+// than that dial (closed at once) and are not counted; each is logged as
+// a "checked" line. It returns one problem per address that failed. Call
+// it once, while Serve runs.
+func (f *Forwarder) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c := &checks{dialled: make(chan struct{}), result: map[netip.AddrPort]chan error{}}
+	f.mu.Lock()
+	f.checks = c
+	f.mu.Unlock()
+	var problems []string
+	type wait struct {
+		listen net.Addr
+		result chan error
+	}
+	var waits []wait
+	d := net.Dialer{Timeout: 5 * time.Second}
+	for _, l := range f.listeners {
+		conn, err := d.DialContext(ctx, "tcp", l.Addr().String())
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", l.Addr(), err))
+			continue
+		}
+		defer conn.Close()
+		w := wait{listen: l.Addr(), result: make(chan error, 1)}
+		c.result[unmapped(conn.LocalAddr())] = w.result
+		waits = append(waits, w)
+	}
+	close(c.dialled)
+	for _, w := range waits {
+		select {
+		case err := <-w.result:
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s does not reach new: %v", w.listen, err))
+			}
+		case <-ctx.Done():
+			problems = append(problems, fmt.Sprintf("%s: no answer from the forwarder within 15 s", w.listen))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New("bridge: check: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// checkFor is where to send the outcome of client when it is one of
+// Check's connections, else nil.
+func (f *Forwarder) checkFor(ctx context.Context, client net.Conn) chan error {
+	f.mu.Lock()
+	c := f.checks
+	f.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.dialled:
+	case <-ctx.Done():
+		return nil
+	}
+	return c.result[unmapped(client.RemoteAddr())]
+}
+
+// checkConn is the forwarder's side of one of Check's connections: the
+// dial to new, closed at once. It logs "checked via LISTEN: reaches NEW".
+func (f *Forwarder) checkConn(ctx context.Context, client net.Conn, target string) error {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	up, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		f.log.printf("check failed via %s: %v", client.LocalAddr(), err)
+		return err
+	}
+	up.Close()
+	f.log.printf("checked via %s: reaches %s", client.LocalAddr(), target)
+	return nil
 }
 
 // pipe copies src to dst until src ends, then half-closes dst. An error
@@ -310,6 +403,13 @@ func ProxyHeader(src, dst net.Addr) []byte {
 }
 
 var proxySignature = []byte("\r\n\r\n\x00\r\nQUIT\n")
+
+// unmapped is a's address and port, an IPv4-mapped address as IPv4: the
+// same connection seen from either end.
+func unmapped(a net.Addr) netip.AddrPort {
+	ap := addrPort(a)
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
 
 func addrPort(a net.Addr) netip.AddrPort {
 	if t, ok := a.(*net.TCPAddr); ok {

@@ -102,6 +102,64 @@ func TestBytesBothWays(t *testing.T) {
 	}
 }
 
+// TestCheck: the forwarder's own check connects through each listen
+// address and sees the dial to new; its connections are not counted, and
+// a port with nothing on new fails, naming the address.
+func TestCheck(t *testing.T) {
+	up := backend(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	free, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := netip.MustParseAddrPort(free.Addr().String()).Port()
+	free.Close()
+	for _, tc := range []struct {
+		desc    string
+		port    uint16
+		wantErr string
+	}{
+		{desc: "new listens", port: up},
+		{desc: "nothing on new", port: down, wantErr: fmt.Sprintf("bridge: check: 127.0.0.2:%d does not reach new: dial tcp 127.0.0.3:%d: connect: connection refused", down, down)},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var log bridgetest.Buffer
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			f, err := Listen(ctx, Options{Listen: []string{fmt.Sprintf("127.0.0.2:%d", tc.port)}, To: "127.0.0.3", Log: &log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan []PortStats, 1)
+			go func() { done <- f.Serve(ctx) }()
+			err = f.Check(ctx)
+			if got := fmt.Sprint(err); (tc.wantErr == "" && err != nil) || (tc.wantErr != "" && got != tc.wantErr) {
+				t.Errorf("Check: %v, want %q", err, tc.wantErr)
+			}
+			// A client after the check is counted as usual.
+			c := dial(t, tc.port)
+			from := "from=" + c.LocalAddr().String()
+			for deadline := time.Now().Add(30 * time.Second); !strings.Contains(log.String(), from); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) { // a bound on a broken test
+					t.Fatalf("the client's connection is not in the log:\n%s", log.String())
+				}
+			}
+			c.Close()
+			cancel()
+			stats := <-done
+			want := []PortStats{{Port: tc.port, Conns: 1}}
+			if tc.wantErr != "" {
+				want[0] = PortStats{Port: tc.port, Failed: 1}
+			}
+			if fmt.Sprint(stats) != fmt.Sprint(want) {
+				t.Errorf("stats %v, want %v (the check's connection not counted)\n%s", stats, want, log.String())
+			}
+			if tc.wantErr == "" && !strings.Contains(log.String(), fmt.Sprintf(" bridge: checked via 127.0.0.2:%d: reaches 127.0.0.3:%d\n", tc.port, tc.port)) {
+				t.Errorf("no checked line in the log:\n%s", log.String())
+			}
+		})
+	}
+}
+
 func TestHalfClose(t *testing.T) {
 	// The client says everything and half-closes; new reads to the end and
 	// only then answers: the answer must still come back.

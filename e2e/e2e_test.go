@@ -887,8 +887,9 @@ func (s *scenario) logDowntime() {
 }
 
 // lead is how far ahead cutover_at is: the 30 s TTL served today + the 10 s margin before the
-// window, plus time for preflight and lower-ttl.
-const lead = origTTL*time.Second + 10*time.Second + 6*time.Second
+// window, plus time for preflight, lower-ttl and the initial copy, which must be done before the
+// client acts (actAsClient) on a loaded CI machine too.
+const lead = origTTL*time.Second + 10*time.Second + 20*time.Second
 
 // killed requires a run started with a CUTOVER_FAULT (what: "after swap-dns", say) to have
 // been killed by it (SIGKILL), as a crash would.

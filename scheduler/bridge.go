@@ -93,9 +93,9 @@ func planBridge(pl *planner, ps *PlannedStep) {
 		proxy = ", each connection with a PROXY v2 header"
 	}
 	ps.Action = []string{
-		fmt.Sprintf("copy %s to old and start it there: cutover bridge serve", binary),
+		fmt.Sprintf("on old: start cutover bridge serve: %s, copied to old in preflight", binary),
 		fmt.Sprintf("on old: forward %s port(s) %s to %s%s", listen, portList(b.Ports), cfg.New.Address, proxy),
-		"check each port through old's address reaches new; a port still held on old fails the step, naming the process",
+		"the forwarder checks each port through old's address reaches new before it says it is ready; a port still held on old fails the step, naming the process",
 	}
 }
 

@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cutover-dev/cutover/bridge"
@@ -83,40 +85,81 @@ exit 0`, shellQuote(spec.pidfile()))
 	return strconv.Atoi(s)
 }
 
+// binarySum is the sha256 (hex) of the forwarder's binary here, computed
+// once per file: preflight hashes it, the window only compares.
+func binarySum(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("sshops: forwarder binary: %w", err)
+	}
+	key := fmt.Sprintf("%s\x00%d\x00%d", path, fi.Size(), fi.ModTime().UnixNano())
+	if sum, ok := binarySums.Load(key); ok {
+		return sum.(string), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("sshops: forwarder binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("sshops: forwarder binary: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	binarySums.Store(key, sum)
+	return sum, nil
+}
+
+var binarySums sync.Map // path, size, mtime -> sha256
+
+// localBinary is the path of the forwarder's binary here, as UploadBridge
+// chose it (without asking old again).
+func localBinary(spec BridgeSpec) (string, error) {
+	if spec.Binary != "" {
+		return spec.Binary, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("sshops: this executable: %w", err)
+	}
+	return exe, nil
+}
+
 // UploadBridge copies the forwarder's binary to spec.Dir on c (old),
-// unless the same file (sha256) is there already: preflight does it, so
-// that the window does not wait for the copy.
+// unless the same file (sha256) is there already, and records its sha256
+// beside it (cutover.sha256): preflight does it, so that the window only
+// compares that record instead of waiting for a copy or a hash.
 func (c *Client) UploadBridge(ctx context.Context, spec BridgeSpec) error {
 	binary, err := c.checkBinary(ctx, spec)
 	if err != nil {
 		return err
+	}
+	sum, err := binarySum(binary)
+	if err != nil {
+		return err
+	}
+	dir, exe, q := shellQuote(spec.Dir), shellQuote(spec.Dir+"/cutover"), shellQuote(sum)
+	record := fmt.Sprintf("printf '%%s\\n' %s >%s", q, shellQuote(spec.Dir+"/cutover.sha256"))
+	// The dir must be this user's own and not a symlink: nobody else may
+	// swap the binary before it starts.
+	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && [ ! -L %[1]s ] && [ "$(stat -c %%u %[1]s)" = "$(id -u)" ] || { echo "%[1]s is a symlink or not owned by $(id -un)" >&2; exit 1; }
+chmod 700 %[1]s || exit 1
+if [ "$(sha256sum <%[2]s 2>/dev/null | cut -d' ' -f1)" = %[3]s ]; then %[4]s && echo same; fi`, dir, exe, q, record)
+	have, err := c.output(ctx, script, "check "+spec.Dir+" on old", nil)
+	if err != nil {
+		return fmt.Errorf("sshops: the forwarder's dir on old: %w", err)
+	}
+	if strings.TrimSpace(string(have)) == "same" {
+		return nil
 	}
 	f, err := os.Open(binary)
 	if err != nil {
 		return fmt.Errorf("sshops: forwarder binary: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("sshops: forwarder binary: %w", err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("sshops: forwarder binary: %w", err)
-	}
-	dir, exe := shellQuote(spec.Dir), shellQuote(spec.Dir+"/cutover")
-	// The dir must be this user's own and not a symlink: nobody else may
-	// swap the binary before it starts.
-	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && [ ! -L %[1]s ] && [ "$(stat -c %%u %[1]s)" = "$(id -u)" ] || { echo "%[1]s is a symlink or not owned by $(id -un)" >&2; exit 1; }
-chmod 700 %[1]s && { sha256sum <%[2]s 2>/dev/null || true; }`, dir, exe)
-	have, err := c.output(ctx, script, "check "+spec.Dir+" on old", nil)
-	if err != nil {
-		return fmt.Errorf("sshops: the forwarder's dir on old: %w", err)
-	}
-	if strings.HasPrefix(strings.TrimSpace(string(have)), sum) {
-		return nil
-	}
-	copyIn := fmt.Sprintf("umask 077 && cat >%[1]s.tmp && chmod 700 %[1]s.tmp && mv -f %[1]s.tmp %[1]s", exe)
+	copyIn := fmt.Sprintf(`umask 077 && cat >%[1]s.tmp && chmod 700 %[1]s.tmp || exit 1
+[ "$(sha256sum <%[1]s.tmp | cut -d' ' -f1)" = %[2]s ] || { echo "the copy's sha256 is not the binary's" >&2; exit 1; }
+mv -f %[1]s.tmp %[1]s && %[3]s`, exe, q, record)
 	if _, err := c.output(ctx, copyIn, "copy cutover to "+spec.Dir+" on old", f); err != nil {
 		return fmt.Errorf("sshops: copy the forwarder to old: %w", err)
 	}
@@ -124,60 +167,227 @@ chmod 700 %[1]s && { sha256sum <%[2]s 2>/dev/null || true; }`, dir, exe)
 }
 
 // StartBridge starts the forwarder on c (old), or adopts the one that runs
-// under spec's pid file: there is never a second one. It returns whether it
-// adopted one. A port held by another process fails, naming it.
+// under spec's pid file (there is never a second one), and checks that
+// each listen address reaches new. It returns whether it adopted one. A
+// port held by another process fails, naming it.
+//
+// It is one session on old: a forwarder it starts checks its ports itself
+// and says so on a pipe (--ready-fd) that the shell there waits on, so no
+// round trip from here polls for it; an adopted one is checked by
+// CheckBridge's script in the same session. Only when the binary that
+// preflight put on old is missing or not this one does it copy it first.
 func (c *Client) StartBridge(ctx context.Context, spec BridgeSpec) (adopted bool, err error) {
-	if pid, err := c.bridgePid(ctx, spec); err != nil {
-		return false, err
-	} else if pid > 0 {
-		return true, nil
-	}
-	if err := c.UploadBridge(ctx, spec); err != nil {
+	binary, err := localBinary(spec)
+	if err != nil {
 		return false, err
 	}
-	exe := shellQuote(spec.Dir + "/cutover")
+	sum, err := binarySum(binary)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	script := startScript(spec, sum)
+	for uploaded := false; ; uploaded = true {
+		out, err := c.output(ctx, script, "start the forwarder on old", nil)
+		if err != nil {
+			return false, fmt.Errorf("sshops: start the forwarder: %w", err)
+		}
+		lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+		status, rest, _ := strings.Cut(lines[0], " ")
+		switch status {
+		case "adopted":
+			return true, checkResult(spec, lines[1:])
+		case "started":
+			return false, nil
+		case "failed:":
+			return false, fmt.Errorf("sshops: the forwarder on old: %s", rest)
+		case "stale":
+			if uploaded {
+				return false, fmt.Errorf("sshops: start the forwarder: %s/cutover is not the binary just copied there", spec.Dir)
+			}
+			if err := c.UploadBridge(ctx, spec); err != nil {
+				return false, err
+			}
+		case "exited":
+			var log, printed []string
+			for _, l := range lines[1:] {
+				if rest, ok := strings.CutPrefix(l, "log "); ok {
+					log = append(log, rest)
+				} else if rest, ok := strings.CutPrefix(l, "out "); ok {
+					printed = append(printed, rest)
+				}
+			}
+			return false, c.startFailed(ctx, spec, lastLine(log, printed))
+		default:
+			return false, fmt.Errorf("sshops: start the forwarder: unexpected output %q", lines[0])
+		}
+	}
+}
+
+// lastLine is the forwarder's last word: its log's last line, or what it
+// printed when it never got to its log.
+func lastLine(log, printed []string) string {
+	for _, ls := range [][]string{log, printed} {
+		if len(ls) > 0 {
+			return strings.TrimSpace(ls[len(ls)-1])
+		}
+	}
+	return ""
+}
+
+// bridgeShell is what every script on old about the forwarder starts
+// with: its files; running, true when the pid file names a live forwarder
+// (its pid then in $p); logsize, the size of its log.
+func bridgeShell(spec BridgeSpec) string {
+	return fmt.Sprintf(`pidf=%s log=%s out=%s exe=%s
+running() { p=$(cat "$pidf" 2>/dev/null) || return 1; case "$p" in ''|*[!0-9]*) return 1;; esac; tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | grep -q ' bridge serve '; }
+logsize() { { wc -c <"$log"; } 2>/dev/null || echo 0; }
+`, shellQuote(spec.pidfile()), shellQuote(spec.logfile()), shellQuote(spec.Dir+"/bridge.out"), shellQuote(spec.Dir+"/cutover"))
+}
+
+// startScript adopts the forwarder that runs and checks it
+// (checkScript), or starts it, detached (a session of its own, no
+// terminal, output to a file), and reads the one line it writes on a FIFO
+// once it listens and has checked every address. Its first line is
+// "adopted PID", "started PID", "failed: WHY" (the forwarder's check),
+// "stale" (the binary there is not sum) or "exited", then for an exited
+// one its new log lines ("log ...") and output ("out ...").
+func startScript(spec BridgeSpec, sum string) string {
 	listen := make([]string, len(spec.Listen))
 	for i, l := range spec.Listen {
 		listen[i] = l.String()
 	}
-	args := []string{exe, "bridge", "serve", "--listen", shellQuote(strings.Join(listen, ",")), "--to", shellQuote(spec.To.String()),
-		"--pidfile", shellQuote(spec.pidfile()), "--log", shellQuote(spec.logfile())}
+	args := []string{`"$exe"`, "bridge", "serve", "--listen", shellQuote(strings.Join(listen, ",")), "--to", shellQuote(spec.To.String()),
+		"--pidfile", `"$pidf"`, "--log", `"$log"`, "--ready-fd", "3"}
 	if spec.ProxyProtocol {
 		args = append(args, "--proxy-protocol")
 	}
-	before, err := c.BridgeLog(ctx, spec)
-	if err != nil {
-		return false, err
+	return bridgeShell(spec) + fmt.Sprintf(`if running; then
+echo "adopted $p"
+%[1]s
+exit 0
+fi
+[ -x "$exe" ] && [ "$(cat "$exe.sha256" 2>/dev/null)" = %[2]s ] || { echo stale; exit 0; }
+from=$(($(logsize) + 1)) fifo=%[3]s
+cd / && rm -f "$fifo" && mkfifo -m 600 "$fifo" && : >"$out" || exit 1
+setsid %[4]s </dev/null >>"$out" 2>&1 3>"$fifo" &
+read -r line <"$fifo" || line=
+rm -f "$fifo"
+case "$line" in
+ready) echo "started $!";;
+failed:*) echo "$line";;
+*) echo exited; tail -c +$from "$log" 2>/dev/null | sed 's/^/log /'; tail -n 3 "$out" | sed 's/^/out /';;
+esac`, checkScript(spec), shellQuote(sum), shellQuote(spec.Dir+"/ready"), strings.Join(args, " "))
+}
+
+// checkScript connects to each listen address from old itself, all at
+// once, and waits until the forwarder's log has, for each port, a "conn"
+// line per address (the connection went through to new) or a "failed"
+// line, for at most 10 s. It marks each port that passed in the log as a
+// check (bridge.CheckLine), so that those connections are not counted as
+// clients'. It prints "noconnect I" for each address it could not connect
+// to, then the log lines the checks added ("log ...").
+func checkScript(spec BridgeSpec) string {
+	var b strings.Builder
+	b.WriteString("from=$(($(logsize) + 1))\n")
+	for i, l := range spec.Listen {
+		// bash opens the connection and closes it at once.
+		fmt.Fprintf(&b, "timeout 10 bash -c 'exec 3<>/dev/tcp/\"$1\"/\"$2\"' _ %s %d 2>/dev/null & c%d=$!\n", shellQuote(l.Addr().String()), l.Port(), i)
 	}
-	// Detached: a session of its own, no terminal, output to a file.
-	out := shellQuote(spec.Dir + "/bridge.out")
-	start := fmt.Sprintf("cd / && : >%s && setsid %s </dev/null >>%s 2>&1 &", out, strings.Join(args, " "), out)
-	if _, err := c.output(ctx, start, "start the forwarder on old", nil); err != nil {
-		return false, fmt.Errorf("sshops: start the forwarder: %w", err)
+	for i := range spec.Listen {
+		fmt.Fprintf(&b, "wait $c%d || echo 'noconnect %d'\n", i, i)
 	}
-	// Wait until it listens on every address, or has exited.
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		log, err := c.BridgeLog(ctx, spec)
-		if err != nil {
-			return false, err
+	b.WriteString(`passed() { [ "$(printf '%s\n' "$added" | grep -c " bridge: conn port=$1 ")" -ge "$2" ]; }
+settled() { passed "$1" "$2" || printf '%s\n' "$added" | grep -q " bridge: failed port=$1 "; }
+end=$(($(date +%s) + 10))
+while added=$(tail -c +$from "$log" 2>/dev/null); do
+	`)
+	ports := checkedPorts(spec)
+	var all []string
+	for _, p := range ports {
+		all = append(all, fmt.Sprintf("settled %d %d", p.port, p.addrs))
+	}
+	fmt.Fprintf(&b, "%s && break\n\t[ \"$(date +%%s)\" -lt \"$end\" ] || break\n\tsleep 0.01\ndone\n", strings.Join(all, " && "))
+	for _, p := range ports {
+		mark := fmt.Sprintf(`printf '%%s %%s\n' "$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)" %s >>"$log"`, shellQuote(bridge.CheckLine(p.port)))
+		fmt.Fprintf(&b, "if passed %d %d; then", p.port, p.addrs)
+		for range p.addrs {
+			b.WriteString(" " + mark + ";")
 		}
-		added := strings.TrimPrefix(log, before)
-		if strings.Count(added, " bridge: listening on ") >= len(spec.Listen) {
-			return false, nil
+		b.WriteString(" fi\n")
+	}
+	b.WriteString(`printf '%s\n' "$added" | sed 's/^/log /'`)
+	return b.String()
+}
+
+// portCheck is one port the check connects to, through this many of old's
+// addresses.
+type portCheck struct {
+	port  uint16
+	addrs int
+}
+
+func checkedPorts(spec BridgeSpec) []portCheck {
+	var out []portCheck
+	for _, l := range spec.Listen {
+		i := slices.IndexFunc(out, func(p portCheck) bool { return p.port == l.Port() })
+		if i < 0 {
+			out = append(out, portCheck{port: l.Port()})
+			i = len(out) - 1
 		}
-		pid, err := c.bridgePid(ctx, spec)
-		if err != nil {
-			return false, err
-		}
-		if pid == 0 && (strings.Contains(added, " bridge: ") || time.Now().After(deadline)) {
-			return false, c.startFailed(ctx, spec, added)
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		out[i].addrs++
+	}
+	return out
+}
+
+// checkResult reads checkScript's output: each port passed when the log
+// has a "conn" line per address, as the script judged it.
+func checkResult(spec BridgeSpec, lines []string) error {
+	var problems []string
+	var log []string
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "log "); ok {
+			log = append(log, rest)
+		} else if rest, ok := strings.CutPrefix(l, "noconnect "); ok {
+			if i, err := strconv.Atoi(rest); err == nil && i < len(spec.Listen) {
+				problems = append(problems, fmt.Sprintf("%s: cannot connect", spec.Listen[i]))
+			}
 		}
 	}
+	for _, p := range checkedPorts(spec) {
+		ok, failed := fmt.Sprintf(" bridge: conn port=%d ", p.port), fmt.Sprintf(" bridge: failed port=%d ", p.port)
+		n, fail := 0, ""
+		for _, l := range log {
+			if strings.Contains(l, ok) {
+				n++
+			} else if _, rest, found := strings.Cut(l, failed); found && fail == "" {
+				fail = fmt.Sprintf("failed port=%d %s", p.port, rest)
+			}
+		}
+		switch {
+		case n >= p.addrs:
+		case fail != "":
+			problems = append(problems, fmt.Sprintf("%s does not reach new: %s", portAddrs(spec, p.port), fail))
+		default:
+			problems = append(problems, fmt.Sprintf("%s: the forwarder did not log the check's connection", portAddrs(spec, p.port)))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New("sshops: bridge check: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// portAddrs is the listen addresses of port, "192.0.2.1:25 and [2001:db8::1]:25".
+func portAddrs(spec BridgeSpec, port uint16) string {
+	var out []string
+	for _, l := range spec.Listen {
+		if l.Port() == port {
+			out = append(out, l.String())
+		}
+	}
+	return strings.Join(out, " and ")
 }
 
 // startFailed explains a forwarder that exited at once: its log, and the
@@ -264,80 +474,35 @@ func (c *Client) BridgeLog(ctx context.Context, spec BridgeSpec) (string, error)
 // CheckBridge connects to each listen address from old itself and checks,
 // in the forwarder's log, that the connection went through to new; it
 // marks each such connection in the log as a check (bridge.CheckLine), so
-// that it is not counted as a client's.
+// that it is not counted as a client's. One session: see checkScript.
 func (c *Client) CheckBridge(ctx context.Context, spec BridgeSpec) error {
-	var problems []string
-	for _, l := range spec.Listen {
-		before, err := c.BridgeLog(ctx, spec)
-		if err != nil {
-			return err
-		}
-		// bash opens the connection and closes it at once.
-		connect := fmt.Sprintf("timeout 10 bash -c %s", shellQuote(fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", l.Addr(), l.Port())))
-		if _, err := c.output(ctx, connect, "connect to "+l.String()+" on old", nil); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: cannot connect: %v", l, err))
-			continue
-		}
-		ok, failed := fmt.Sprintf(" bridge: conn port=%d ", l.Port()), fmt.Sprintf(" bridge: failed port=%d ", l.Port())
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			log, err := c.BridgeLog(ctx, spec)
-			if err != nil {
-				return err
-			}
-			added := strings.TrimPrefix(log, before)
-			if strings.Contains(added, ok) {
-				mark := fmt.Sprintf(`printf '%%s %%s\n' "$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)" %s >>%s`, shellQuote(bridge.CheckLine(l.Port())), shellQuote(spec.logfile()))
-				if _, err := c.output(ctx, mark, "mark the check in the forwarder's log", nil); err != nil {
-					return fmt.Errorf("sshops: bridge check: %w", err)
-				}
-				break
-			}
-			if i := strings.Index(added, failed); i >= 0 {
-				line, _, _ := strings.Cut(added[i:], "\n")
-				problems = append(problems, fmt.Sprintf("%s does not reach new:%s", l, strings.TrimPrefix(line, " bridge:")))
-				break
-			}
-			if time.Now().After(deadline) {
-				problems = append(problems, fmt.Sprintf("%s: the forwarder did not log the check's connection", l))
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+	out, err := c.output(ctx, bridgeShell(spec)+checkScript(spec), "check the forwarder's ports on old", nil)
+	if err != nil {
+		return fmt.Errorf("sshops: bridge check: %w", err)
 	}
-	if len(problems) > 0 {
-		return errors.New("sshops: bridge check: " + strings.Join(problems, "; "))
-	}
-	return nil
+	return checkResult(spec, strings.Split(string(out), "\n"))
 }
 
 // StopBridge stops the forwarder on old if one runs (SIGTERM, then waits
-// until it is gone), removes its binary and returns its log.
+// until it is gone), removes its binary and returns its log, in one
+// session.
 func (c *Client) StopBridge(ctx context.Context, spec BridgeSpec) (string, error) {
-	for {
-		pid, err := c.bridgePid(ctx, spec)
-		if err != nil {
-			return "", err
-		}
-		if pid == 0 {
-			// Its copy of cutover goes; the log stays for the operator.
-			if _, err := c.output(ctx, fmt.Sprintf("rm -f %s", shellQuote(spec.Dir+"/cutover")), "remove the forwarder's binary", nil); err != nil {
-				return "", fmt.Errorf("sshops: forwarder: %w", err)
-			}
-			return c.BridgeLog(ctx, spec)
-		}
-		if _, err := c.output(ctx, fmt.Sprintf("kill -TERM %d 2>/dev/null; exit 0", pid), "stop the forwarder", nil); err != nil {
-			return "", fmt.Errorf("sshops: stop the forwarder: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	script := bridgeShell(spec) + `if running; then
+	kill -TERM "$p" 2>/dev/null
+	end=$(($(date +%s) + 30))
+	while kill -0 "$p" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$end" ] || { echo "forwarder pid $p still runs 30 s after SIGTERM" >&2; exit 1; }
+		sleep 0.02
+	done
+fi
+# Its copy of cutover goes; the log stays for the operator.
+rm -f "$exe" "$exe.sha256" || exit 1
+cat "$log" 2>/dev/null; exit 0`
+	out, err := c.output(ctx, script, "stop the forwarder", nil)
+	if err != nil {
+		return "", fmt.Errorf("sshops: stop the forwarder: %w", err)
 	}
+	return string(out), nil
 }
 
 // Forwarder is the bridge of a handover through old on Hosts' old host,
@@ -379,13 +544,10 @@ func (f *Forwarder) Start(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	adopted, err := c.StartBridge(ctx, f.Spec)
-	if err != nil {
-		return err
-	}
 	if adopted {
 		fmt.Fprintf(out, "the forwarder already runs on old (%s): adopted\n", f.Spec.pidfile())
 	}
-	return c.CheckBridge(ctx, f.Spec)
+	return err
 }
 
 // Carried is what the forwarder carried so far, checks left out.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cutover-dev/cutover/bridge"
 	"github.com/cutover-dev/cutover/bridge/bridgetest"
+	"github.com/cutover-dev/cutover/internal/lab"
 )
 
 // cutoverBinary builds cmd/cutover for a test that runs it on a lab host.
@@ -29,12 +30,16 @@ func cutoverBinary(t *testing.T) string {
 // private mounts, so nothing lands on the machine's own /run.
 const bridgeDir = "/run/echobot/cutover-bridge"
 
+// TestBridgeOnOld: the forwarder on old listens on old's address and
+// address6 (an IPv6 address on the lab's lo), forwards both to new's
+// address, is adopted rather than started twice, and is gone at the end.
 func TestBridgeOnOld(t *testing.T) {
 	e := newEnv(t, ModeDirect)
 	old := e.pair.Old
 	port := bridgetest.Backend(t, e.lab.New.Addr, bridgetest.Echo)
+	old6 := lab.AddIP6(t, e.lab.Old.Addr)
 	spec := BridgeSpec{Binary: cutoverBinary(t), Dir: bridgeDir,
-		Listen: []netip.AddrPort{netip.AddrPortFrom(e.lab.Old.Addr, port)}, To: e.lab.New.Addr}
+		Listen: []netip.AddrPort{netip.AddrPortFrom(e.lab.Old.Addr, port), netip.AddrPortFrom(old6, port)}, To: e.lab.New.Addr}
 	ctx := t.Context()
 	t.Cleanup(func() { old.StopBridge(context.Background(), spec) })
 
@@ -58,29 +63,43 @@ func TestBridgeOnOld(t *testing.T) {
 	if err := old.CheckBridge(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	// A client (not on old's address) reaches new through old.
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
-	c, err := d.DialContext(ctx, "tcp", spec.Listen[0].String())
-	if err != nil {
-		t.Fatal(err)
+	// A client (not on old's address) reaches new through old, over IPv4
+	// and over IPv6.
+	for _, via := range []struct {
+		listen netip.AddrPort
+		local  net.IP
+	}{{spec.Listen[0], net.IPv4(127, 0, 0, 1)}, {spec.Listen[1], net.IPv6loopback}} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: via.local}}
+		c, err := d.DialContext(ctx, "tcp", via.listen.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "EHLO")
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "EHLO" {
+			t.Fatalf("through old's %s: %q, %v", via.listen, b, err)
+		}
+		c.Close()
 	}
-	io.WriteString(c, "EHLO")
-	b := make([]byte, 4)
-	if _, err := io.ReadFull(c, b); err != nil || string(b) != "EHLO" {
-		t.Fatalf("through old: %q, %v", b, err)
-	}
-	c.Close()
 
 	log, err := old.StopBridge(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The check is marked in the log and not counted.
-	if got := bridge.Conns(log); len(got) != 1 || got[port] != 1 {
-		t.Errorf("carried %v, want 1 on port %d; log:\n%s", got, port, log)
+	// The checks are marked in the log and not counted: the clients' two are.
+	if got := bridge.Conns(log); len(got) != 1 || got[port] != 2 {
+		t.Errorf("carried %v, want 2 on port %d; log:\n%s", got, port, log)
 	}
-	if !strings.Contains(log, fmt.Sprintf("bridge: stopped port=%d conns=2", port)) {
-		t.Errorf("no stopped line with both connections:\n%s", log)
+	// The forwarder's own checks at start (one per address) are not
+	// connections at all; the checks from old's shell (adopting,
+	// CheckBridge: two addresses each) are, but marked.
+	if !strings.Contains(log, fmt.Sprintf("bridge: stopped port=%d conns=6", port)) {
+		t.Errorf("no stopped line with the six connections:\n%s", log)
+	}
+	for _, l := range spec.Listen {
+		if want := fmt.Sprintf(" bridge: checked via %s: reaches %s\n", l, netip.AddrPortFrom(e.lab.New.Addr, port)); !strings.Contains(log, want) {
+			t.Errorf("no line%s in the log:\n%s", want, log)
+		}
 	}
 	if pid, err := old.bridgePid(ctx, spec); err != nil || pid != 0 {
 		t.Errorf("a forwarder still runs after StopBridge: %d, %v", pid, err)
@@ -128,16 +147,25 @@ func TestBridgeOnOldFailures(t *testing.T) {
 	port := netip.MustParseAddrPort(free.Addr().String()).Port()
 	free.Close()
 	spec.Listen = []netip.AddrPort{netip.AddrPortFrom(e.lab.Old.Addr, port)}
-	if _, err := old.StartBridge(ctx, spec); err != nil {
-		t.Fatal(err)
+	// The forwarder checks its port itself before it says it is ready.
+	_, err = old.StartBridge(ctx, spec)
+	want = fmt.Sprintf("sshops: the forwarder on old: bridge: check: %s does not reach new: dial tcp %s: connect: connection refused",
+		spec.Listen[0], netip.AddrPortFrom(e.lab.New.Addr, port))
+	if err == nil || err.Error() != want {
+		t.Fatalf("StartBridge with nothing on new: %v\nwant %s", err, want)
+	}
+	// It runs (the rollback stops it); adopting it checks again, from old's shell.
+	adopted, err := old.StartBridge(ctx, spec)
+	want = fmt.Sprintf("sshops: bridge check: %s does not reach new: failed port=%d from=%s:", spec.Listen[0], port, e.lab.Old.Addr)
+	if !adopted || err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("StartBridge again with nothing on new: adopted %v, %v\nwant it to start with %s", adopted, err, want)
 	}
 	err = old.CheckBridge(ctx, spec)
-	want = fmt.Sprintf("sshops: bridge check: %s does not reach new: failed port=%d from=%s:", spec.Listen[0], port, e.lab.Old.Addr)
-	if got := bridge.Conns(mustExec(t, e.lab.Old, "cat "+bridgeDir+"/bridge.log")); len(got) != 0 {
-		t.Errorf("a failed check counted as a connection: %v", got)
-	}
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("CheckBridge with nothing on new: %v\nwant it to start with %s", err, want)
+	}
+	if got := bridge.Conns(mustExec(t, e.lab.Old, "cat "+bridgeDir+"/bridge.log")); len(got) != 0 {
+		t.Errorf("a failed check counted as a connection: %v", got)
 	}
 }
 

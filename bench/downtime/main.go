@@ -25,10 +25,21 @@
 //	    that NEW is activated only once DNS points at it everywhere (cutover's rule).
 //	(c) the older English guide (older-window.sh): at the window, disable OLD, copy everything
 //	    with tar over ssh, chown on NEW, nsupdate, enable NEW.
+//	(d) cutover with [bridge] (a handover through old): the same as (a), but NEW is activated
+//	    right after fixup and OLD forwards the mail port to NEW while DNS moves; the downtime no
+//	    longer waits for the caches. The lab's hosts have no IPv6 address for the forwarder to
+//	    listen on, so here the zone has no AAAA and the config no address6.
+//	(e) the same at TTL 30 s with nothing lowered (lowered_ttl = 30 s: lower-ttl is skipped and
+//	    the window may open at once): the downtime is (d)'s, whatever the TTL.
 //
 // It prints the downtimes, the ratios of (a) to the others, the phases of each, and the physical
 // floor: final-sync time + lowered TTL + activation time, with final-sync and activation taken
 // from cutover's journal (`cutover status --json`) in (a).
+//
+// For (d) and (e) the downtime is the sender's longest gap between accepted messages (through
+// the forwarder, both sides of the gap are accepted at OLD's address), printed beside the
+// window from the journal: disable -> bridge up, and how long after bridge up the first message
+// was accepted (the sender's backoff, up to 200 ms, plus one delivery).
 //
 // It also prints the floor with the guide's single final rsync in place of cutover's final-sync.
 // One run per scenario: (b) and (c) activate NEW right after the DNS change, so their downtime
@@ -36,8 +47,8 @@
 // by up to the TTL; (a) and (b') wait for the caches and vary little. The sender's backoff (up to
 // 200 ms) bounds the resolution.
 //
-// Run it as root from the module root: go run ./bench/downtime [-only a,b,b',c] [-v]
-// (or bench/downtime.sh). A full run takes about 3 minutes.
+// Run it as root from the module root: go run ./bench/downtime [-only a,b,b',c,d,e] [-v]
+// (or bench/downtime.sh). A full run takes about 8 minutes.
 package main
 
 import (
@@ -57,6 +68,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -98,7 +110,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/downtime:", err)
 		os.Exit(1)
 	}
-	only := flag.String("only", "a,b,b',c", "scenarios to run, comma-separated")
+	only := flag.String("only", "a,b,b',c,d,e", "scenarios to run, comma-separated")
 	flag.BoolVar(&verbose, "v", false, "print cutover's output and the guide scripts' phase marks")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -115,8 +127,11 @@ type result struct {
 	downtime           time.Duration
 	lastOld, firstNew  time.Time
 	phases             []phase
-	finalSync, activat time.Duration // (a) only, from the journal
+	finalSync, activat time.Duration // (a), (d), (e), from the journal
 	accepted, failures int
+	// (d), (e): a handover through old, from the journal: when disable started and the
+	// bridge step ended (the forwarder up and checked).
+	disabled, bridged time.Time
 }
 
 type phase struct {
@@ -176,17 +191,22 @@ func run(ctx context.Context, only []string) error {
 		var r *result
 		var err error
 		fmt.Printf("--- scenario %s ---\n", name)
+		noAAAA := name == "d" || name == "e"
 		switch name {
 		case "a":
-			r, err = scenario(ctx, labmail, func(e *labEnv) (*result, error) { return runCutover(ctx, e, cutoverBin) })
+			r, err = scenario(ctx, labmail, false, func(e *labEnv) (*result, error) { return runCutover(ctx, e, cutoverBin, false, loweredS) })
+		case "d":
+			r, err = scenario(ctx, labmail, noAAAA, func(e *labEnv) (*result, error) { return runCutover(ctx, e, cutoverBin, true, loweredS) })
+		case "e":
+			r, err = scenario(ctx, labmail, noAAAA, func(e *labEnv) (*result, error) { return runCutover(ctx, e, cutoverBin, true, origTTL) })
 		case "b":
-			r, err = scenario(ctx, labmail, func(e *labEnv) (*result, error) { return runGuide(ctx, e, scriptDir, "b", false) })
+			r, err = scenario(ctx, labmail, false, func(e *labEnv) (*result, error) { return runGuide(ctx, e, scriptDir, "b", false) })
 		case "b'":
-			r, err = scenario(ctx, labmail, func(e *labEnv) (*result, error) { return runGuide(ctx, e, scriptDir, "b'", true) })
+			r, err = scenario(ctx, labmail, false, func(e *labEnv) (*result, error) { return runGuide(ctx, e, scriptDir, "b'", true) })
 		case "c":
-			r, err = scenario(ctx, labmail, func(e *labEnv) (*result, error) { return runGuide(ctx, e, scriptDir, "c", false) })
+			r, err = scenario(ctx, labmail, false, func(e *labEnv) (*result, error) { return runGuide(ctx, e, scriptDir, "c", false) })
 		default:
-			return fmt.Errorf("unknown scenario %q (want a, b, b', c)", name)
+			return fmt.Errorf("unknown scenario %q (want a, b, b', c, d, e)", name)
 		}
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", name, err)
@@ -210,11 +230,12 @@ type labEnv struct {
 	dir              string
 }
 
-// scenario stands up a lab, runs f on it and takes everything down again.
-func scenario(ctx context.Context, labmail string, f func(*labEnv) (*result, error)) (*result, error) {
+// scenario stands up a lab (with noAAAA, a zone without AAAA records), runs f on it and takes
+// everything down again.
+func scenario(ctx context.Context, labmail string, noAAAA bool, f func(*labEnv) (*result, error)) (*result, error) {
 	e := &labEnv{}
 	defer e.stop()
-	if err := e.start(ctx, labmail); err != nil {
+	if err := e.start(ctx, labmail, noAAAA); err != nil {
 		return nil, err
 	}
 	r, err := f(e)
@@ -227,7 +248,7 @@ func scenario(ctx context.Context, labmail string, f func(*labEnv) (*result, err
 	return r, nil
 }
 
-func (e *labEnv) start(ctx context.Context, labmail string) error {
+func (e *labEnv) start(ctx context.Context, labmail string, noAAAA bool) error {
 	t0 := time.Now()
 	var err error
 	if e.net, err = lab.ReserveNet(); err != nil {
@@ -239,10 +260,10 @@ func (e *labEnv) start(ctx context.Context, labmail string) error {
 	if e.pair, err = startPair(e.net, e.dir); err != nil {
 		return err
 	}
-	z := lab.Zone{Origin: zone, TTL: origTTL, Minimum: 2, Records: []string{
-		fmt.Sprintf("mail %d IN A %s", origTTL, e.net.IP(10)),
-		fmt.Sprintf("mail %d IN AAAA %s", origTTL, old6),
-	}}
+	z := lab.Zone{Origin: zone, TTL: origTTL, Minimum: 2, Records: []string{fmt.Sprintf("mail %d IN A %s", origTTL, e.net.IP(10))}}
+	if !noAAAA {
+		z.Records = append(z.Records, fmt.Sprintf("mail %d IN AAAA %s", origTTL, old6))
+	}
 	if e.dns, err = lab.StartDNSLab(e.net, z); err != nil {
 		return err
 	}
@@ -340,14 +361,37 @@ func (e *labEnv) measure(ctx context.Context, r *result) error {
 		}
 	}
 	r.downtime = r.firstNew.Sub(r.lastOld)
+	if !r.bridged.IsZero() {
+		// Through the forwarder, messages are accepted at OLD's address until DNS moves: the
+		// downtime is the longest gap between accepted messages.
+		r.downtime, r.lastOld = longestGap(ds)
+		r.firstNew = r.lastOld.Add(r.downtime)
+	}
 	r.accepted = len(ds)
 	r.failures, _ = e.sender.Failures()
 	return nil
 }
 
-// --- (a) cutover ---
+// longestGap is the longest time between two accepted messages, and when it began.
+func longestGap(ds []lab.Delivery) (gap time.Duration, from time.Time) {
+	at := make([]time.Time, len(ds))
+	for i, d := range ds {
+		at[i] = d.At
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	for i := 1; i < len(at); i++ {
+		if d := at[i].Sub(at[i-1]); d > gap {
+			gap, from = d, at[i-1]
+		}
+	}
+	return gap, from
+}
 
-func runCutover(ctx context.Context, e *labEnv, bin string) (*result, error) {
+// --- (a), (d), (e) cutover ---
+
+// runCutover runs cutover, with bridge a handover through old of the mail port, at lowered_ttl
+// lowered seconds.
+func runCutover(ctx context.Context, e *labEnv, bin string, bridge bool, lowered int) (*result, error) {
 	home := filepath.Join(e.dir, "home")
 	stateDir := filepath.Join(e.dir, "state")
 	if err := os.MkdirAll(home, 0o700); err != nil {
@@ -355,7 +399,7 @@ func runCutover(ctx context.Context, e *labEnv, bin string) (*result, error) {
 	}
 	cfg := filepath.Join(home, "cutover.toml")
 	at := time.Now().Add(lead).Truncate(time.Second)
-	if err := os.WriteFile(cfg, []byte(cutoverConfig(e, at, stateDir)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(cutoverConfig(e, at, stateDir, bridge, lowered)), 0o600); err != nil {
 		return nil, err
 	}
 	cutover := func(ctx context.Context, args ...string) ([]byte, error) {
@@ -398,18 +442,31 @@ func runCutover(ctx context.Context, e *labEnv, bin string) (*result, error) {
 		return nil, fmt.Errorf("cutover: outcome %q, want done", j.Outcome)
 	}
 	r := &result{what: "cutover run --yes"}
+	if bridge {
+		r.what = fmt.Sprintf("cutover [bridge], TTL %d s", lowered)
+		if lowered == origTTL {
+			r.what += ", nothing lowered"
+		}
+	}
 	for _, st := range j.Steps {
 		d := st.Ended.Sub(st.Started)
-		if st.State != scheduler.Done || st.Started.Before(at.Add(-time.Second)) || st.Name == scheduler.RestoreTTL {
-			continue // not part of the window
+		if st.State != scheduler.Done || st.Started.Before(at.Add(-time.Second)) || st.Name == scheduler.RestoreTTL || !r.bridged.IsZero() {
+			continue // not part of the window (with [bridge]: it ends at bridge)
 		}
 		r.phases = append(r.phases, phase{string(st.Name), d})
 		switch st.Name {
+		case scheduler.Disable:
+			r.disabled = st.Started
 		case scheduler.FinalSync:
 			r.finalSync = d
 		case scheduler.Activate:
 			r.activat = d
+		case scheduler.Bridge:
+			r.bridged = st.Ended
 		}
+	}
+	if bridge && (r.disabled.IsZero() || r.bridged.IsZero()) {
+		return nil, fmt.Errorf("cutover journal: disable started %s, bridge ended %s: want both done", r.disabled, r.bridged)
 	}
 	if r.finalSync == 0 || r.activat == 0 {
 		return nil, fmt.Errorf("cutover journal: final-sync %s, activate %s: want both done", r.finalSync, r.activat)
@@ -417,9 +474,15 @@ func runCutover(ctx context.Context, e *labEnv, bin string) (*result, error) {
 	return r, nil
 }
 
-func cutoverConfig(e *labEnv, at time.Time, stateDir string) string {
-	return lab.Migration{Net: e.net, Pair: e.pair, DNS: e.dns, CutoverAt: at, StateDir: stateDir,
-		Zone: zone, Name: mailName, Old6: old6, New6: new6, LoweredTTL: loweredS * time.Second, SecretEnv: secretEnv}.Config()
+// cutoverConfig is the config of (a), or with bridge of (d) and (e): [bridge] of the mail port,
+// no address6 (the lab's hosts have no IPv6 address to listen on).
+func cutoverConfig(e *labEnv, at time.Time, stateDir string, bridge bool, lowered int) string {
+	m := lab.Migration{Net: e.net, Pair: e.pair, DNS: e.dns, CutoverAt: at, StateDir: stateDir,
+		Zone: zone, Name: mailName, Old6: old6, New6: new6, LoweredTTL: time.Duration(lowered) * time.Second, SecretEnv: secretEnv}
+	if bridge {
+		m.Old6, m.New6, m.Bridge = netip.Addr{}, netip.Addr{}, []uint16{lab.MailPort}
+	}
+	return m.Config()
 }
 
 // --- (b), (b'), (c): the guides as shell scripts ---
@@ -621,8 +684,19 @@ func report(rs []*result, total time.Duration) {
 		fmt.Printf("%-4s %-45s %9.2fs  %s\n", "("+r.name+")", r.what, r.downtime.Seconds(), strings.Join(ps, ", "))
 	}
 	fmt.Println()
+	for _, name := range []string{"d", "e"} {
+		if r := by[name]; r != nil {
+			window := r.bridged.Sub(r.disabled)
+			fmt.Printf("(%s): disable -> bridge up %.2fs (journal); downtime %.2fs = that %+.2fs; first message accepted %.2fs after bridge up\n",
+				name, window.Seconds(), r.downtime.Seconds(), (r.downtime - window).Seconds(), r.firstNew.Sub(r.bridged).Seconds())
+		}
+	}
+	if d, e := by["d"], by["e"]; d != nil && e != nil {
+		fmt.Printf("(e) - (d) = %+.2fs; over their windows: %+.2fs\n", (e.downtime - d.downtime).Seconds(),
+			((e.downtime - e.bridged.Sub(e.disabled)) - (d.downtime - d.bridged.Sub(d.disabled))).Seconds())
+	}
 	if a := by["a"]; a != nil {
-		for _, o := range []string{"b", "b'", "c"} {
+		for _, o := range []string{"b", "b'", "c", "d", "e"} {
 			if r := by[o]; r != nil {
 				fmt.Printf("ratio (a)/(%s) = %.2f\n", o, a.downtime.Seconds()/r.downtime.Seconds())
 			}

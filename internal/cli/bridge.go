@@ -25,6 +25,9 @@ You do not normally run it yourself.
   --proxy-protocol        start each forwarded connection with a PROXY v2 header (the client's address)
   --max-conns N           connections open at once over all ports; more are refused (default 1000)
   --idle D                close a connection with no traffic either way for D (default 10m)
+  --ready-fd N            once it listens on every address, check each (a connection of its own
+                          through it reaches new's port), then write one line to file descriptor N
+                          and close it: "ready", or "failed: " and what the check found
 
 It stops on SIGTERM or SIGINT: it closes every connection, logs the counts and removes F.`
 
@@ -41,6 +44,7 @@ func cmdBridge(ctx context.Context, e *env, c *command, args []string) error {
 	proxy := fs.Bool("proxy-protocol", false, "")
 	maxConns := fs.Int("max-conns", 1000, "")
 	idle := fs.Duration("idle", 10*time.Minute, "")
+	readyFd := fs.Int("ready-fd", 0, "")
 	if _, err := parse(c, fs, args[1:], 0, 0); err != nil {
 		return err
 	}
@@ -74,6 +78,20 @@ func cmdBridge(ctx context.Context, e *env, c *command, args []string) error {
 		fmt.Fprintf(logf, "%s %v\n", time.Now().UTC().Format(time.RFC3339), err)
 		return err
 	}
-	f.Serve(ctx)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		f.Serve(ctx)
+	}()
+	if *readyFd > 0 {
+		ready := os.NewFile(uintptr(*readyFd), "ready-fd")
+		line := "ready"
+		if err := f.Check(ctx); err != nil {
+			line = "failed: " + err.Error()
+		}
+		fmt.Fprintln(ready, line)
+		ready.Close()
+	}
+	<-served
 	return nil
 }

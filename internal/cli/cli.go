@@ -187,7 +187,7 @@ refuses to touch a record that holds neither the value expected before nor after
                show there. Whatever happens (a failure, SIGINT), what it created is removed.
                Uses documentation addresses only (192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32).
                --json prints the report as JSON. Exit 0 when every operation passed.`},
-		{name: "bridge", args: "serve --listen ADDR:PORT,... --to ADDR --pidfile F --log F [--proxy-protocol] [--max-conns N] [--idle D]",
+		{name: "bridge", args: "serve --listen ADDR:PORT,... --to ADDR --pidfile F --log F [--proxy-protocol] [--max-conns N] [--idle D] [--ready-fd N]",
 			summary: "the forwarder old runs during a handover through old ([bridge])", run: cmdBridge, help: bridgeHelp},
 		{name: "providers", args: "[--json]", summary: "list the DNS provider types and their settings", run: cmdProviders, help: providersHelp},
 		{name: "version", summary: "print the version", help: "Prints cutover's version.", run: cmdVersion},

@@ -25,6 +25,9 @@ type Migration struct {
 	// Relay: the hooks configure (prepare, on new), stop and start the real relay (relay-ctl,
 	// InstallRelay with ByHook on new) instead of the stand-in service (labmail-ctl).
 	Relay bool
+	// Bridge: a handover through old ([bridge]) of these ports, with the deactivate hook; the
+	// forwarder's dir is /tmp/forwarder (the hosts' private /tmp).
+	Bridge []uint16
 }
 
 // Config returns the cutover config file: the four chatmail paths, the
@@ -34,7 +37,17 @@ func (m Migration) Config() string {
 	n := m.Net
 	var b strings.Builder
 	fmt.Fprintf(&b, "cutover_at = %s\nstate_dir = %q\non_failure = \"rollback\"\n\n", m.CutoverAt.UTC().Format(time.RFC3339), m.StateDir)
-	fmt.Fprintf(&b, "[old]\naddress = %q\naddress6 = %q\n\n[new]\naddress = %q\naddress6 = %q\n\n", n.IP(10), m.Old6, n.IP(20), m.New6)
+	for _, h := range []struct {
+		name     string
+		ip       netip.Addr
+		address6 netip.Addr
+	}{{"old", n.IP(10), m.Old6}, {"new", n.IP(20), m.New6}} {
+		fmt.Fprintf(&b, "[%s]\naddress = %q\n", h.name, h.ip)
+		if h.address6.IsValid() {
+			fmt.Fprintf(&b, "address6 = %q\n", h.address6)
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "[ssh]\nidentity_file = %q\nknown_hosts = %q\ntransfer = \"direct\"\n\n", m.Pair.Identity.KeyFile, m.Pair.KnownHosts)
 	fmt.Fprintf(&b, "[dns]\nprovider = \"lab\"\nzone = %q\nnames = [%q]\nlowered_ttl = \"%ds\"\nrestore_ttl_after = \"2s\"\n", m.Zone, m.Name, int(m.LoweredTTL/time.Second))
 	fmt.Fprintf(&b, "authoritative = [%q, %q]\nresolvers = [%q, %q]\nquorum = \"all\"\nconverge_timeout = \"60s\"\n\n", n.IP(31), n.IP(32), n.IP(41), n.IP(42))
@@ -70,10 +83,18 @@ path = "/var/spool/postfix"
 `)
 	b.WriteString("[hooks]\n")
 	if m.Relay {
-		b.WriteString("prepare  = { on = \"new\", run = \"relay-ctl prepare\", timeout = \"60s\" }\n")
+		fmt.Fprintf(&b, "prepare  = { on = \"new\", run = \"relay-ctl prepare\", timeout = %q }\n", timeout)
 	}
 	fmt.Fprintf(&b, "disable  = { on = \"old\", run = %q, timeout = %q }\n", stop, timeout)
 	fmt.Fprintf(&b, "activate = { on = \"new\", run = %q, timeout = %q }\n", start, timeout)
 	fmt.Fprintf(&b, "reenable = { on = \"old\", run = %q, timeout = %q }\n", start, timeout)
+	if len(m.Bridge) > 0 {
+		fmt.Fprintf(&b, "deactivate = { on = \"new\", run = %q, timeout = %q }\n", stop, timeout)
+		ports := make([]string, len(m.Bridge))
+		for i, p := range m.Bridge {
+			ports[i] = fmt.Sprint(p)
+		}
+		fmt.Fprintf(&b, "\n[bridge]\nports = [%s]\ndir = \"/tmp/forwarder\"\n", strings.Join(ports, ", "))
+	}
 	return b.String()
 }
