@@ -350,6 +350,12 @@ prepare)
 	;;
 start)
 	if ! alive $DK; then opendkim -x /etc/opendkim/opendkim.conf </dev/null >&3 2>&3 || failed opendkim; fi
+	# OpenDKIM forks before it listens: Postfix started before that answers 451 4.7.1.
+	end=$(($(date +%s) + 30))
+	until ss -Hltn "src ` + fmt.Sprintf("%s:%d", r.Host.Addr, opendkimPort) + `" | grep -q .; do
+		[ "$(date +%s)" -lt $end ] || { echo "relay-ctl: opendkim does not listen" >&2; exit 1; }
+		sleep 0.05
+	done
 	if ! alive $DC; then dovecot </dev/null >&3 2>&3 || failed dovecot; fi
 	if ! alive $PF; then postfix start </dev/null >&3 2>&3 || failed postfix; fi
 	;;
