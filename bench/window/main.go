@@ -5,7 +5,8 @@
 // For each size it starts three lab hosts (internal/lab): OLD seeded with lab.Seed (Maildirs with
 // hard links, ACME, DKIM keys, a Postfix spool) and two empty NEW hosts, NEW-C for cutover and
 // NEW-G for the guide. The initial copy goes to NEW-C with cutover's initial sync and to NEW-G
-// with `tar c | ssh tar x` (both timed). Then the delta lands on OLD (lab.SimulateClient: 1% of
+// with `tar c | ssh tar x` (both timed; cutover streams into the empty directory with tar and
+// reports progress with an ETA). Then the delta lands on OLD (lab.SimulateClient: 1% of
 // the messages move from new/ to cur/, 0.5% are deleted, 1% arrive) and OLD is frozen, as after
 // disable. The guide's window, run on OLD as the guide's operator would, is
 //
@@ -39,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,6 +61,11 @@ var snapshotRoots = []string{"/home/vmail/mail", "/var/lib/acme", "/etc/dkimkeys
 var verbose bool
 
 func main() {
+	// The lab's hosts live in a network namespace of this program's own (the child inherits it).
+	if err := lab.Isolate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/window:", err)
+		os.Exit(1)
+	}
 	million := flag.Bool("million", false, "also run 1,000,000 files (about 8 GB of disk and half an hour)")
 	sizes := flag.String("sizes", "10000,100000", "message counts, comma-separated")
 	child := flag.String("child", "", "internal: run cutover's side (initial or window) with the JSON job on stdin")
@@ -113,7 +120,7 @@ func runChild(ctx context.Context, what string) error {
 	}
 	var log io.Writer = io.Discard
 	if verbose {
-		log = os.Stderr
+		log = &stampWriter{w: os.Stderr, start: time.Now()}
 	}
 	auth := sshops.Auth{IdentityFile: j.KeyFile, KnownHosts: j.KnownHosts}
 	oldc, err := sshops.Dial(ctx, sshops.Endpoint{Role: "old", Addr: j.Old}, auth, log)
@@ -167,6 +174,25 @@ func runChild(ctx context.Context, what string) error {
 		return fmt.Errorf("unknown child job %q", what)
 	}
 	return json.NewEncoder(os.Stdout).Encode(ts)
+}
+
+// stampWriter prefixes each line of sshops' log with the time since the child started, so
+// that -v shows where a step's time goes.
+type stampWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func (s *stampWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range strings.SplitAfter(string(p), "\n") {
+		if l != "" {
+			fmt.Fprintf(s.w, "%7.3f %s", time.Since(s.start).Seconds(), l)
+		}
+	}
+	return len(p), nil
 }
 
 // result is one size's measurement.
@@ -310,7 +336,8 @@ func measure(ctx context.Context, base, self string, n int) (*result, error) {
 		return nil, err
 	}
 	r.initialG = time.Since(t0)
-	fmt.Printf("initial copy: cutover %s (peak RSS %d MB), tar c | ssh tar x %s\n", r.initialC.Round(time.Millisecond), r.initialRSS>>10, r.initialG.Round(time.Millisecond))
+	fmt.Printf("initial copy: cutover %s (peak RSS %d MB), tar c | ssh tar x %s; ratio %.2f\n", r.initialC.Round(time.Millisecond), r.initialRSS>>10,
+		r.initialG.Round(time.Millisecond), float64(r.initialC)/float64(r.initialG))
 
 	a, err := lab.SimulateClient(l.pair.Old, lab.ClientOptions{Read: n / 100, Delete: n / 200, Arrive: n / 100})
 	if err != nil {
@@ -424,15 +451,15 @@ func stepList(ts []timing) string {
 
 func report(rs []*result) {
 	fmt.Println()
-	fmt.Println("| messages | cutover window | final-sync | verify | fixup | guide (tar + rsync -azH + chown -R) | ratio | cutover peak RSS | initial: cutover / tar c \\| ssh tar x |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| messages | cutover window | final-sync | verify | fixup | guide (tar + rsync -azH + chown -R) | ratio | cutover peak RSS | initial: cutover / tar c \\| ssh tar x | initial ratio |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		d := func(t time.Duration) string { return fmt.Sprintf("%.2f s", t.Seconds()) }
 		var cells []string
 		for _, s := range r.steps {
 			cells = append(cells, d(s.Took))
 		}
-		fmt.Printf("| %d | %s | %s | %s | %.2f | %d MB | %s / %s |\n", r.files, d(r.window), strings.Join(cells, " | "), d(r.guide),
-			float64(r.window)/float64(r.guide), r.windowRSS>>10, d(r.initialC), d(r.initialG))
+		fmt.Printf("| %d | %s | %s | %s | %.2f | %d MB | %s / %s | %.2f |\n", r.files, d(r.window), strings.Join(cells, " | "), d(r.guide),
+			float64(r.window)/float64(r.guide), r.windowRSS>>10, d(r.initialC), d(r.initialG), float64(r.initialC)/float64(r.initialG))
 	}
 }
