@@ -424,24 +424,32 @@ func startAgent(t *testing.T, keyFile string) string {
 	return sock
 }
 
+// modeEnv is a lab pair and a Pair on it in mode; with ModeAgent the operator's auth goes
+// through the agent too.
+func modeEnv(t *testing.T, mode Mode) (*env, *Pair) {
+	t.Helper()
+	lab.Require(t, "root", "sshd", "ssh", "rsync", "ip", "unshare", "nsenter")
+	lp := lab.NewPair(t, lab.NewNet(t))
+	e := &env{lab: lp, log: &syncBuffer{}, auth: Auth{IdentityFile: lp.Identity.KeyFile, KnownHosts: lp.KnownHosts}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", e.log)
+		}
+	})
+	if mode == ModeAgent {
+		e.auth = Auth{AgentSocket: startAgent(t, lp.Identity.KeyFile), KnownHosts: lp.KnownHosts}
+	}
+	p := e.connect(t, mode)
+	p.AgentSocket = e.auth.AgentSocket
+	return e, p
+}
+
 func TestCopyModes(t *testing.T) {
 	for _, mode := range []Mode{ModeDirect, ModeAgent, ModeRelay} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			lab.Require(t, "root", "sshd", "ssh", "rsync", "ip", "unshare", "nsenter")
-			lp := lab.NewPair(t, lab.NewNet(t))
-			e := &env{lab: lp, log: &syncBuffer{}, auth: Auth{IdentityFile: lp.Identity.KeyFile, KnownHosts: lp.KnownHosts}}
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("log:\n%s", e.log)
-				}
-			})
-			if mode == ModeAgent {
-				// Operator auth through the agent too.
-				e.auth = Auth{AgentSocket: startAgent(t, lp.Identity.KeyFile), KnownHosts: lp.KnownHosts}
-			}
-			p := e.connect(t, mode)
-			p.AgentSocket = e.auth.AgentSocket
+			e, p := modeEnv(t, mode)
+			lp := e.lab
 			var progress []Progress
 			var pmu sync.Mutex
 			p.Progress = func(pr Progress) { pmu.Lock(); progress = append(progress, pr); pmu.Unlock() }

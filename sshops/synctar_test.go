@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/cutover-dev/cutover/internal/lab"
 )
 
 func TestParseTarLines(t *testing.T) {
@@ -111,19 +109,8 @@ func TestInitialTarStream(t *testing.T) {
 	for _, mode := range []Mode{ModeDirect, ModeAgent} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			lab.Require(t, "root", "sshd", "ssh", "rsync", "ip", "unshare", "nsenter")
-			lp := lab.NewPair(t, lab.NewNet(t))
-			e := &env{lab: lp, log: &syncBuffer{}, auth: Auth{IdentityFile: lp.Identity.KeyFile, KnownHosts: lp.KnownHosts}}
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("log:\n%s", e.log)
-				}
-			})
-			if mode == ModeAgent {
-				e.auth = Auth{AgentSocket: startAgent(t, lp.Identity.KeyFile), KnownHosts: lp.KnownHosts}
-			}
-			p := e.connect(t, mode)
-			p.AgentSocket = e.auth.AgentSocket
+			e, p := modeEnv(t, mode)
+			lp := e.lab
 			var progress []Progress
 			var pmu sync.Mutex
 			p.Progress = func(pr Progress) { pmu.Lock(); progress = append(progress, pr); pmu.Unlock() }
