@@ -15,7 +15,7 @@
 //	ssh root@NEW-G 'chown -R root: /var/lib/acme; chown -R opendkim: /etc/dkimkeys; chown -R vmail: /home/vmail/mail'
 //
 // and cutover's is sshops' Copy (final), Verify and Fixup on one Pair, as `cutover run` calls
-// them, in a child process (this program with -child) whose peak RSS is read from its rusage.
+// them, in a child process (this program with -child) whose peak RSS it reports itself (VmHWM).
 // The entries are the lab's migration config (lab.Migration.Config). The disable hook is left
 // out of both: it is the same command for both.
 //
@@ -173,7 +173,33 @@ func runChild(ctx context.Context, what string) error {
 	default:
 		return fmt.Errorf("unknown child job %q", what)
 	}
-	return json.NewEncoder(os.Stdout).Encode(ts)
+	peak, err := peakRSS()
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(childResult{Steps: ts, PeakRSS: peak})
+}
+
+// childResult is what the child prints: its step timings and its peak RSS in KiB.
+type childResult struct {
+	Steps   []timing
+	PeakRSS int64
+}
+
+// peakRSS is this process's peak resident set in KiB (VmHWM). Not the rusage of the child as its
+// parent sees it: Go starts children with vfork, and exec records the parent's peak as the
+// child's (the parent holds the seeded tree's manifest: hundreds of MB at 1,000,000 files).
+func peakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
 }
 
 // stampWriter prefixes each line of sshops' log with the time since the child started, so
@@ -429,16 +455,11 @@ func child(ctx context.Context, self, what string, j job) ([]timing, int64, erro
 	if err != nil {
 		return nil, 0, fmt.Errorf("cutover %s: %w", what, err)
 	}
-	var ts []timing
-	if err := json.Unmarshal(out, &ts); err != nil {
+	var res childResult
+	if err := json.Unmarshal(out, &res); err != nil {
 		return nil, 0, fmt.Errorf("cutover %s: output %q: %w", what, out, err)
 	}
-	ru, _ := c.ProcessState.SysUsage().(*syscall.Rusage)
-	var rss int64
-	if ru != nil {
-		rss = ru.Maxrss
-	}
-	return ts, rss, nil
+	return res.Steps, res.PeakRSS, nil
 }
 
 func stepList(ts []timing) string {
