@@ -12,8 +12,8 @@ import (
 
 // The initial pass copies an entry whose directory on new is still empty as one tar stream
 // from old straight to new (`tar c | ssh new tar x`, over the transfer's one-time key or agent),
-// not with rsync: into an empty directory there is nothing to compare, and rsync's exchange per
-// file makes a first copy of many small files (a Maildir store) several times slower than tar.
+// not with rsync: into an empty directory there is nothing to compare, and rsync's exchanges per
+// file make a first copy of many small files (a Maildir store) slower than tar.
 // The archive is POSIX (pax), so that mtimes keep their nanoseconds and the final rsync's quick
 // check (size and mtime, to the nanosecond) finds nothing to do for the files that did not
 // change. An entry with Xattrs, or a directory on new that is not empty (a resumed initial
