@@ -4,7 +4,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -109,11 +108,8 @@ func TestInitialTarStream(t *testing.T) {
 	for _, mode := range []Mode{ModeDirect, ModeAgent} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			e, p := modeEnv(t, mode)
+			e, p, progress := modeEnv(t, mode)
 			lp := e.lab
-			var progress []Progress
-			var pmu sync.Mutex
-			p.Progress = func(pr Progress) { pmu.Lock(); progress = append(progress, pr); pmu.Unlock() }
 			mustExec(t, lp.Old, tree+`
 touch -d '2024-05-06 07:08:09.123456789' /home/vmail/mail/example.org/alice/dovecot-uidlist
 head -c 3000000 /dev/zero > /home/vmail/mail/example.org/alice/cur/big:2,S
@@ -147,17 +143,9 @@ touch -d '2099-01-02 03:04:05' /home/vmail/mail/example.org/alice/cur/future:2,S
 			if strings.Contains(e.log.String(), "in the future") {
 				t.Errorf("log warns about an mtime in the future:\n%s", e.log)
 			}
-			pmu.Lock()
-			var last Progress
-			for _, pr := range progress {
-				if pr.Path == maildir {
-					last = pr
-				}
-			}
-			if !last.Done || last.Bytes < 3000000 || last.TotalBytes != last.Bytes || last.Files != names {
+			if last, _ := progress.lastOf(maildir); !last.Done || last.Bytes < 3000000 || last.TotalBytes != last.Bytes || last.Files != names {
 				t.Errorf("last progress of %s: %+v, want done, at least 3,000,000 bytes, %d names", maildir, last, names)
 			}
-			pmu.Unlock()
 			stat := `cd /home/vmail/mail/example.org/alice && stat -c '%U:%G %a %h %y %N' cur/1700000000.M1P1.host,S=5:2,S .Archive/cur/hardlinked:2,S dovecot-uidlist .Archive "$(printf 'cur/new\nline')" new/link-to-cur new/1700000001.M2P1.host && stat -c '%U:%G %a %n' /etc/dkimkeys/opendkim.private`
 			if o, n := mustExec(t, lp.Old, stat), mustExec(t, lp.New, stat); o != n {
 				t.Errorf("on new:\n%s\nwant (as on old)\n%s", n, o)
