@@ -137,24 +137,36 @@ func TestDirectCleanup(t *testing.T) {
 	mustExec(t, e.lab.Old, bigTree)
 	entries := []Entry{{Path: maildir}}
 	rsyncs := func() string {
-		// rsync of this test, found by its temp dir in the command line.
-		out, _ := e.lab.Old.Exec(context.Background(), "pgrep -f '^rsync .*"+e.pair.tempDir()+"' || true")
+		// rsync or the tar stream's ssh of this test, found by its temp dir in the command line.
+		out, _ := e.lab.Old.Exec(context.Background(), "pgrep -f '^(rsync|ssh) .*"+e.pair.tempDir()+"' || true")
 		return strings.TrimSpace(string(out))
 	}
 
-	t.Run("failure", func(t *testing.T) {
-		err := e.pair.Copy(t.Context(), []Entry{{Path: "/var/lib/acme/missing"}}, false)
-		var ee *ExitError
-		if !errors.As(err, &ee) || ee.Role != "old" || ee.Result.ExitStatus != 23 {
-			t.Fatalf("error %v, want an *ExitError of rsync on old with status 23", err)
-		}
-		if l := e.leftovers(t, e.pair); len(l) > 0 {
-			t.Errorf("left over after a failed copy: %q", l)
-		}
-		if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(e.log.String(), "PRIVATE KEY") {
-			t.Errorf("a private key shows in the error or the log")
-		}
-	})
+	for _, tc := range []struct {
+		desc   string
+		onNew  string // prepares new's copy of the missing directory
+		status int
+	}{
+		// An empty directory on new: the initial pass streams with tar, which cannot cd.
+		{desc: "failure of the tar stream", onNew: "rm -rf /var/lib/acme/missing", status: 2},
+		// A directory with files: rsync, which cannot read the source.
+		{desc: "failure", onNew: "mkdir -p /var/lib/acme/missing && touch /var/lib/acme/missing/f", status: 23},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			mustExec(t, e.lab.New, tc.onNew)
+			err := e.pair.Copy(t.Context(), []Entry{{Path: "/var/lib/acme/missing"}}, false)
+			var ee *ExitError
+			if !errors.As(err, &ee) || ee.Role != "old" || ee.Result.ExitStatus != tc.status {
+				t.Fatalf("error %v, want an *ExitError on old with status %d", err, tc.status)
+			}
+			if l := e.leftovers(t, e.pair); len(l) > 0 {
+				t.Errorf("left over after a failed copy: %q", l)
+			}
+			if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(e.log.String(), "PRIVATE KEY") {
+				t.Errorf("a private key shows in the error or the log")
+			}
+		})
+	}
 
 	t.Run("cancel", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
@@ -169,7 +181,7 @@ func TestDirectCleanup(t *testing.T) {
 			t.Errorf("left over after a cancelled copy: %q", l)
 		}
 		if r := rsyncs(); r != "" {
-			t.Errorf("rsync still running on old: %s", r)
+			t.Errorf("transfer still running on old: %s", r)
 		}
 	})
 

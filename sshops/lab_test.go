@@ -424,27 +424,54 @@ func startAgent(t *testing.T, keyFile string) string {
 	return sock
 }
 
+// progressLog records a Pair's progress reports.
+type progressLog struct {
+	mu   sync.Mutex
+	list []Progress
+}
+
+func (l *progressLog) add(pr Progress) { l.mu.Lock(); l.list = append(l.list, pr); l.mu.Unlock() }
+
+// lastOf returns the last report of path, and false if there is none.
+func (l *progressLog) lastOf(path string) (Progress, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.list) - 1; i >= 0; i-- {
+		if l.list[i].Path == path {
+			return l.list[i], true
+		}
+	}
+	return Progress{}, false
+}
+
+// modeEnv is a lab pair and a Pair on it in mode, recording its progress; with ModeAgent the
+// operator's auth goes through the agent too.
+func modeEnv(t *testing.T, mode Mode) (*env, *Pair, *progressLog) {
+	t.Helper()
+	lab.Require(t, "root", "sshd", "ssh", "rsync", "ip", "unshare", "nsenter")
+	lp := lab.NewPair(t, lab.NewNet(t))
+	e := &env{lab: lp, log: &syncBuffer{}, auth: Auth{IdentityFile: lp.Identity.KeyFile, KnownHosts: lp.KnownHosts}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", e.log)
+		}
+	})
+	if mode == ModeAgent {
+		e.auth = Auth{AgentSocket: startAgent(t, lp.Identity.KeyFile), KnownHosts: lp.KnownHosts}
+	}
+	p := e.connect(t, mode)
+	p.AgentSocket = e.auth.AgentSocket
+	progress := &progressLog{}
+	p.Progress = progress.add
+	return e, p, progress
+}
+
 func TestCopyModes(t *testing.T) {
 	for _, mode := range []Mode{ModeDirect, ModeAgent, ModeRelay} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
-			lab.Require(t, "root", "sshd", "ssh", "rsync", "ip", "unshare", "nsenter")
-			lp := lab.NewPair(t, lab.NewNet(t))
-			e := &env{lab: lp, log: &syncBuffer{}, auth: Auth{IdentityFile: lp.Identity.KeyFile, KnownHosts: lp.KnownHosts}}
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("log:\n%s", e.log)
-				}
-			})
-			if mode == ModeAgent {
-				// Operator auth through the agent too.
-				e.auth = Auth{AgentSocket: startAgent(t, lp.Identity.KeyFile), KnownHosts: lp.KnownHosts}
-			}
-			p := e.connect(t, mode)
-			p.AgentSocket = e.auth.AgentSocket
-			var progress []Progress
-			var pmu sync.Mutex
-			p.Progress = func(pr Progress) { pmu.Lock(); progress = append(progress, pr); pmu.Unlock() }
+			e, p, progress := modeEnv(t, mode)
+			lp := e.lab
 			mustExec(t, lp.Old, tree)
 			// new already has a stale file that the final pass with delete must remove, and a
 			// file in the no-delete entry that must stay.
@@ -461,20 +488,12 @@ func TestCopyModes(t *testing.T) {
 			if _, err := os.Stat(lp.New.Path("/home/vmail/mail/stale/gone")); err != nil {
 				t.Errorf("initial pass deleted: %v", err)
 			}
-			pmu.Lock()
 			// The entries are copied side by side: each must end with a Done report.
 			for _, e := range entries {
-				last := -1
-				for i, pr := range progress {
-					if pr.Path == e.Path {
-						last = i
-					}
-				}
-				if last < 0 || !progress[last].Done {
-					t.Errorf("progress %+v: want the reports for %s to end with Done", progress, e.Path)
+				if last, ok := progress.lastOf(e.Path); !ok || !last.Done {
+					t.Errorf("progress of %s ends with %+v (reported: %v), want Done", e.Path, last, ok)
 				}
 			}
-			pmu.Unlock()
 
 			// Changes on old between the passes: a message moves new -> cur and is read, one is
 			// deleted, one arrives.

@@ -45,7 +45,7 @@ type Progress struct {
 	Path       string  // the entry
 	Bytes      int64   // transferred so far (relay: tar stream bytes)
 	TotalBytes int64   // estimate; 0 when unknown
-	Files      int64   // files transferred so far (rsync), or the entry's files when Done (relay)
+	Files      int64   // files transferred so far (rsync), names archived so far (tar stream), or the entry's files when Done (relay)
 	Rate       float64 // bytes per second
 	ETA        time.Duration
 	Done       bool
@@ -124,13 +124,6 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 	if final {
 		pass = "final"
 	}
-	mkdir := "mkdir -p --"
-	for _, e := range entries {
-		mkdir += " " + shellQuote(e.Path)
-	}
-	if _, err := p.New.output(ctx, mkdir, mkdir, nil); err != nil {
-		return err
-	}
 	if err := p.removeOldManifests(ctx, p.window.reset()); err != nil {
 		return err
 	}
@@ -139,9 +132,23 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 		// runs, and Verify only has to walk new.
 		stop := p.takeOldManifests(ctx, entries)
 		defer func() { err = errors.Join(err, stop(err != nil)) }()
+		// Verify names owners from both hosts' user and group tables: read them now, so that
+		// Verify starts with its manifests (a failure here is Verify's to report).
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for _, c := range []*Client{p.Old, p.New} {
+			wg.Go(func() { _, _ = c.idNames(ctx) })
+		}
 	}
+	// The entries' directories are made on new (in the session that authorizes the one-time
+	// key: each session is a set-up in the window), which also names those that are empty:
+	// the initial pass streams those with tar (see tarPush).
+	mkdir := emptyDirsCmd(entries)
 	switch p.mode() {
 	case ModeRelay:
+		if _, err := p.New.output(ctx, mkdir, mkdir, nil); err != nil {
+			return err
+		}
 		for _, e := range entries {
 			if err := p.relay(ctx, e, final); err != nil {
 				return err
@@ -153,7 +160,7 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 			return err
 		}
 	}
-	t, err := p.setupTransfer(ctx)
+	t, out, err := p.setupTransfer(ctx, mkdir)
 	if t != nil && !p.testHookAbandon {
 		defer func() {
 			cctx, cancel := cleanupCtx(ctx)
@@ -164,6 +171,7 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 	if err != nil {
 		return err
 	}
+	empty := parseEmptyDirs(out)
 	// The entries are copied side by side: each rsync costs a connection
 	// set-up, and in the window the small paths (acme, dkimkeys, spool)
 	// would otherwise add theirs to the downtime one after another. The
@@ -186,8 +194,12 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 				return
 			}
 			start := time.Now()
-			p.logf("%s sync of %s (%s)", pass, e.Path, p.mode())
-			if err := p.rsync(cctx, t, e, final); err != nil {
+			push, how := p.rsync, string(p.mode())
+			if !final && empty[e.Path] && !e.Xattrs {
+				push, how = func(ctx context.Context, t *transfer, e Entry, _ bool) error { return p.tarPush(ctx, t, e) }, how+", tar stream"
+			}
+			p.logf("%s sync of %s (%s)", pass, e.Path, how)
+			if err := push(cctx, t, e, final); err != nil {
 				once.Do(func() { firstErr = err; cancel() })
 				return
 			}
@@ -213,39 +225,46 @@ type transfer struct {
 }
 
 // setupTransfer creates the temp dir on old with new's host key as known_hosts and, for
-// ModeDirect, a one-time key authorized on new for old's address only. On error the returned
-// transfer (if not nil) still needs removeTransfer.
-func (p *Pair) setupTransfer(ctx context.Context) (*transfer, error) {
+// ModeDirect, a one-time key authorized on new for old's address only; it runs newCmd on new
+// in the same session and returns its output. On error the returned transfer (if not nil) still
+// needs removeTransfer.
+func (p *Pair) setupTransfer(ctx context.Context, newCmd string) (t *transfer, newOut []byte, err error) {
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, fmt.Errorf("sshops: %w", err)
+		return nil, nil, fmt.Errorf("sshops: %w", err)
 	}
-	t := &transfer{marker: onetimeMarker + hex.EncodeToString(rnd[:])}
+	t = &transfer{marker: onetimeMarker + hex.EncodeToString(rnd[:])}
 	t.dir = p.tempDir() + "/" + t.marker
 	newEp := p.New.Endpoint()
 	khLine := knownhosts.Line([]string{knownhosts.Normalize(newEp.hostPort())}, p.New.HostKey())
 	kh := t.dir + "/known_hosts"
+	// new and old are set up side by side: each command is a session set-up in the window.
+	var newErr error
+	var wg sync.WaitGroup
 	if p.mode() == ModeAgent {
+		wg.Go(func() { newOut, newErr = p.New.output(ctx, newCmd, newCmd, nil) })
 		cmd := fmt.Sprintf("umask 077 && mkdir -m 700 -- %s && printf '%%s\\n' %s > %s",
 			shellQuote(t.dir), shellQuote(khLine), shellQuote(kh))
-		if _, err := p.Old.output(ctx, cmd, cmd, nil); err != nil {
-			return t, err
+		_, oldErr := p.Old.output(ctx, cmd, cmd, nil)
+		wg.Wait()
+		if err := errors.Join(newErr, oldErr); err != nil {
+			return t, nil, err
 		}
 		t.sshCmd = sshCommand(newEp.port(), "", kh, "")
-		return t, nil
+		return t, newOut, nil
 	}
 
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("sshops: one-time key: %w", err)
+		return nil, nil, fmt.Errorf("sshops: one-time key: %w", err)
 	}
 	block, err := ssh.MarshalPrivateKey(priv, t.marker)
 	if err != nil {
-		return nil, fmt.Errorf("sshops: one-time key: %w", err)
+		return nil, nil, fmt.Errorf("sshops: one-time key: %w", err)
 	}
 	sshPub, err := ssh.NewPublicKey(pub)
 	if err != nil {
-		return nil, fmt.Errorf("sshops: one-time key: %w", err)
+		return nil, nil, fmt.Errorf("sshops: one-time key: %w", err)
 	}
 	oldAddr := p.Old.Endpoint().Addr
 	authLine := fmt.Sprintf(`from="%s",restrict %s %s`, oldAddr, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))), t.marker)
@@ -256,18 +275,17 @@ func (p *Pair) setupTransfer(ctx context.Context) (*transfer, error) {
 	// binds to it, so that new sees the address its from= option names.
 	write := fmt.Sprintf("umask 077 && mkdir -m 700 -- %s && cat > %s && printf '%%s\\n' %s > %s && { ip -o addr show 2>/dev/null || true; }",
 		shellQuote(t.dir), shellQuote(id), shellQuote(khLine), shellQuote(kh))
-	// new and old are set up side by side: each command is a session set-up in the window.
-	var addErr error
-	var wg sync.WaitGroup
 	wg.Go(func() {
-		if _, addErr = p.New.output(ctx, addKey, addKey, nil); addErr == nil {
+		// The key is authorized first: newCmd's output is all the session prints.
+		cmd := addKey + " && " + newCmd
+		if newOut, newErr = p.New.output(ctx, cmd, cmd, nil); newErr == nil {
 			p.New.log.printf("authorized one-time key %s for %s", t.marker, oldAddr)
 		}
 	})
 	out, writeErr := p.Old.output(ctx, write, write, strings.NewReader(string(pem.EncodeToMemory(block))))
 	wg.Wait()
-	if err := errors.Join(addErr, writeErr); err != nil {
-		return t, err
+	if err := errors.Join(newErr, writeErr); err != nil {
+		return t, nil, err
 	}
 	p.Old.log.printf("wrote one-time key and known_hosts to %s", t.dir)
 	bind := ""
@@ -275,7 +293,7 @@ func (p *Pair) setupTransfer(ctx context.Context) (*transfer, error) {
 		bind = oldAddr.String()
 	}
 	t.sshCmd = sshCommand(newEp.port(), id, kh, bind)
-	return t, nil
+	return t, newOut, nil
 }
 
 // hasAddress reports whether the output of `ip -o addr show` lists addr on an interface.

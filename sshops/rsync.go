@@ -65,7 +65,10 @@ func shellJoin(args []string) string {
 // ir-chk means rsync is still listing the tree (incremental recursion): its counts are not final.
 var progressRE = regexp.MustCompile(`^\s*([\d,]+)\s+(\d+)%\s+([\d.]+)([kMGT]?B)/s\s+(\d+):(\d\d):(\d\d)(?:\s+\(xfr#(\d+),\s+(to|ir)-chk=(\d+)/(\d+)\))?\s*$`)
 
-func isProgressLine(s string) bool { return progressRE.MatchString(s) }
+// isProgressLine reports whether s is a progress line of rsync or of a tar push (tarPushCmd).
+func isProgressLine(s string) bool {
+	return progressRE.MatchString(s) || strings.HasPrefix(s, tarProgressMark) || strings.HasPrefix(s, tarDoneMark)
+}
 
 // parseProgress parses one rsync progress2 line. Rsync shows the ETA while running and the
 // elapsed time on the last line (when to-chk reaches 0); the caller marks Done.

@@ -34,7 +34,10 @@ func sortedManifestCmd(dir string) string {
 
 // idNames maps a host's uids and gids to names, as getpwuid and getgrgid would (the first
 // entry of a number wins); a number without a name stays a number, as find's %u prints it.
-type idNames struct{ users, groups map[string]string }
+type idNames struct {
+	users, groups map[string]string
+	loginGID      map[string]string // user name -> the number of its login group (the first entry wins)
+}
 
 const idsGroups = "cutover-groups"
 
@@ -55,11 +58,11 @@ func (c *Client) idNames(ctx context.Context) (*idNames, error) {
 }
 
 func parseIDNames(out string) *idNames {
-	ids := &idNames{users: map[string]string{}, groups: map[string]string{}}
-	m := ids.users
+	ids := &idNames{users: map[string]string{}, groups: map[string]string{}, loginGID: map[string]string{}}
+	m, inUsers := ids.users, true
 	for _, l := range strings.Split(out, "\n") {
 		if l == idsGroups {
-			m = ids.groups
+			m, inUsers = ids.groups, false
 			continue
 		}
 		f := strings.Split(l, ":")
@@ -69,8 +72,21 @@ func parseIDNames(out string) *idNames {
 		if _, ok := m[f[2]]; !ok {
 			m[f[2]] = f[0]
 		}
+		if _, ok := ids.loginGID[f[0]]; !ok && len(f) > 3 && inUsers {
+			ids.loginGID[f[0]] = f[3]
+		}
 	}
 	return ids
+}
+
+// loginGroup returns the name of user's login group, as `id -gn` prints it.
+func (ids *idNames) loginGroup(user string) (string, bool) {
+	gid, ok := ids.loginGID[user]
+	if !ok {
+		return "", false
+	}
+	g, ok := ids.groups[gid]
+	return g, ok
 }
 
 func (ids *idNames) name(m map[string]string, id []byte) string {

@@ -138,6 +138,28 @@ func TestParseIDNames(t *testing.T) {
 	}
 }
 
+func TestLoginGroup(t *testing.T) {
+	ids := parseIDNames("root:x:0:0:root:/root:/bin/bash\nvmail:x:5000:5000::/home/vmail:/usr/sbin/nologin\nvmail:x:5001:0::/:/bin/sh\n" +
+		"orphan:x:6000:6000::/:/bin/sh\n" + idsGroups + "\nroot:x:0:\nvmail:x:5000:\n")
+	for _, tc := range []struct {
+		desc  string
+		user  string
+		want  string
+		found bool
+	}{
+		{desc: "login group", user: "vmail", want: "vmail", found: true},
+		{desc: "root", user: "root", want: "root", found: true},
+		{desc: "group without a name", user: "orphan"},
+		{desc: "unknown user", user: "nobody"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got, ok := ids.loginGroup(tc.user); got != tc.want || ok != tc.found {
+				t.Errorf("loginGroup(%q) = %q, %v; want %q, %v", tc.user, got, ok, tc.want, tc.found)
+			}
+		})
+	}
+}
+
 // TestManifestLocal runs manifestCmd with the local shell on a tree with awkward names and
 // parses it.
 func TestManifestLocal(t *testing.T) {

@@ -195,6 +195,13 @@ func (p *Pair) wantOwner(ctx context.Context, e Entry) (user, group string, with
 		return "", "", false, fmt.Errorf("sshops: fixup %q: owner %q has no user", e.Path, e.Owner)
 	}
 	if withGroup && group == "" {
+		// From the names Verify reads anyway (the final Copy read them ahead); `id -gn` for a
+		// user the host does not list (a directory service that does not enumerate).
+		if ids, err := p.New.idNames(ctx); err == nil {
+			if g, ok := ids.loginGroup(user); ok {
+				return user, g, true, nil
+			}
+		}
 		cmd := "id -gn -- " + shellQuote(user)
 		out, err := p.New.output(ctx, cmd, cmd, nil)
 		if err != nil {

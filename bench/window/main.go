@@ -5,7 +5,8 @@
 // For each size it starts three lab hosts (internal/lab): OLD seeded with lab.Seed (Maildirs with
 // hard links, ACME, DKIM keys, a Postfix spool) and two empty NEW hosts, NEW-C for cutover and
 // NEW-G for the guide. The initial copy goes to NEW-C with cutover's initial sync and to NEW-G
-// with `tar c | ssh tar x` (both timed). Then the delta lands on OLD (lab.SimulateClient: 1% of
+// with `tar c | ssh tar x` (both timed; cutover streams into the empty directory with tar and
+// reports progress with an ETA). Then the delta lands on OLD (lab.SimulateClient: 1% of
 // the messages move from new/ to cur/, 0.5% are deleted, 1% arrive) and OLD is frozen, as after
 // disable. The guide's window, run on OLD as the guide's operator would, is
 //
@@ -14,7 +15,7 @@
 //	ssh root@NEW-G 'chown -R root: /var/lib/acme; chown -R opendkim: /etc/dkimkeys; chown -R vmail: /home/vmail/mail'
 //
 // and cutover's is sshops' Copy (final), Verify and Fixup on one Pair, as `cutover run` calls
-// them, in a child process (this program with -child) whose peak RSS is read from its rusage.
+// them, in a child process (this program with -child) whose peak RSS it reports itself (VmHWM).
 // The entries are the lab's migration config (lab.Migration.Config). The disable hook is left
 // out of both: it is the same command for both.
 //
@@ -39,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,6 +61,11 @@ var snapshotRoots = []string{"/home/vmail/mail", "/var/lib/acme", "/etc/dkimkeys
 var verbose bool
 
 func main() {
+	// The lab's hosts live in a network namespace of this program's own (the child inherits it).
+	if err := lab.Isolate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/window:", err)
+		os.Exit(1)
+	}
 	million := flag.Bool("million", false, "also run 1,000,000 files (about 8 GB of disk and half an hour)")
 	sizes := flag.String("sizes", "10000,100000", "message counts, comma-separated")
 	child := flag.String("child", "", "internal: run cutover's side (initial or window) with the JSON job on stdin")
@@ -113,7 +120,7 @@ func runChild(ctx context.Context, what string) error {
 	}
 	var log io.Writer = io.Discard
 	if verbose {
-		log = os.Stderr
+		log = &stampWriter{w: os.Stderr, start: time.Now()}
 	}
 	auth := sshops.Auth{IdentityFile: j.KeyFile, KnownHosts: j.KnownHosts}
 	oldc, err := sshops.Dial(ctx, sshops.Endpoint{Role: "old", Addr: j.Old}, auth, log)
@@ -166,7 +173,52 @@ func runChild(ctx context.Context, what string) error {
 	default:
 		return fmt.Errorf("unknown child job %q", what)
 	}
-	return json.NewEncoder(os.Stdout).Encode(ts)
+	peak, err := peakRSS()
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(childResult{Steps: ts, PeakRSS: peak})
+}
+
+// childResult is what the child prints: its step timings and its peak RSS in KiB.
+type childResult struct {
+	Steps   []timing
+	PeakRSS int64
+}
+
+// peakRSS is this process's peak resident set in KiB (VmHWM). Not the rusage of the child as its
+// parent sees it: Go starts children with vfork, and exec records the parent's peak as the
+// child's (the parent holds the seeded tree's manifest: hundreds of MB at 1,000,000 files).
+func peakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
+}
+
+// stampWriter prefixes each line of sshops' log with the time since the child started, so
+// that -v shows where a step's time goes.
+type stampWriter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func (s *stampWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range strings.SplitAfter(string(p), "\n") {
+		if l != "" {
+			fmt.Fprintf(s.w, "%7.3f %s", time.Since(s.start).Seconds(), l)
+		}
+	}
+	return len(p), nil
 }
 
 // result is one size's measurement.
@@ -310,7 +362,8 @@ func measure(ctx context.Context, base, self string, n int) (*result, error) {
 		return nil, err
 	}
 	r.initialG = time.Since(t0)
-	fmt.Printf("initial copy: cutover %s (peak RSS %d MB), tar c | ssh tar x %s\n", r.initialC.Round(time.Millisecond), r.initialRSS>>10, r.initialG.Round(time.Millisecond))
+	fmt.Printf("initial copy: cutover %s (peak RSS %d MB), tar c | ssh tar x %s; ratio %.2f\n", r.initialC.Round(time.Millisecond), r.initialRSS>>10,
+		r.initialG.Round(time.Millisecond), float64(r.initialC)/float64(r.initialG))
 
 	a, err := lab.SimulateClient(l.pair.Old, lab.ClientOptions{Read: n / 100, Delete: n / 200, Arrive: n / 100})
 	if err != nil {
@@ -402,16 +455,11 @@ func child(ctx context.Context, self, what string, j job) ([]timing, int64, erro
 	if err != nil {
 		return nil, 0, fmt.Errorf("cutover %s: %w", what, err)
 	}
-	var ts []timing
-	if err := json.Unmarshal(out, &ts); err != nil {
+	var res childResult
+	if err := json.Unmarshal(out, &res); err != nil {
 		return nil, 0, fmt.Errorf("cutover %s: output %q: %w", what, out, err)
 	}
-	ru, _ := c.ProcessState.SysUsage().(*syscall.Rusage)
-	var rss int64
-	if ru != nil {
-		rss = ru.Maxrss
-	}
-	return ts, rss, nil
+	return res.Steps, res.PeakRSS, nil
 }
 
 func stepList(ts []timing) string {
@@ -424,15 +472,15 @@ func stepList(ts []timing) string {
 
 func report(rs []*result) {
 	fmt.Println()
-	fmt.Println("| messages | cutover window | final-sync | verify | fixup | guide (tar + rsync -azH + chown -R) | ratio | cutover peak RSS | initial: cutover / tar c \\| ssh tar x |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| messages | cutover window | final-sync | verify | fixup | guide (tar + rsync -azH + chown -R) | ratio | cutover peak RSS | initial: cutover / tar c \\| ssh tar x | initial ratio |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		d := func(t time.Duration) string { return fmt.Sprintf("%.2f s", t.Seconds()) }
 		var cells []string
 		for _, s := range r.steps {
 			cells = append(cells, d(s.Took))
 		}
-		fmt.Printf("| %d | %s | %s | %s | %.2f | %d MB | %s / %s |\n", r.files, d(r.window), strings.Join(cells, " | "), d(r.guide),
-			float64(r.window)/float64(r.guide), r.windowRSS>>10, d(r.initialC), d(r.initialG))
+		fmt.Printf("| %d | %s | %s | %s | %.2f | %d MB | %s / %s | %.2f |\n", r.files, d(r.window), strings.Join(cells, " | "), d(r.guide),
+			float64(r.window)/float64(r.guide), r.windowRSS>>10, d(r.initialC), d(r.initialG), float64(r.initialC)/float64(r.initialG))
 	}
 }
