@@ -46,6 +46,19 @@ func (ep Endpoint) user() string {
 	return ep.User
 }
 
+// sshDest is ep as ssh's destination argument: user@address, an IPv6 address bare (ssh cannot
+// resolve "[::1]").
+func (ep Endpoint) sshDest() string { return ep.user() + "@" + ep.Addr.String() }
+
+// rsyncDest is ep as the host part of an rsync remote path ("DEST:dir"): user@address, an IPv6
+// address in brackets.
+func (ep Endpoint) rsyncDest() string {
+	if ep.Addr.Is6() {
+		return ep.user() + "@[" + ep.Addr.String() + "]"
+	}
+	return ep.sshDest()
+}
+
 // hostPort is "addr:port" (IPv6 in brackets), the form used to dial and to look up known_hosts.
 func (ep Endpoint) hostPort() string {
 	return net.JoinHostPort(ep.Addr.String(), strconv.Itoa(ep.port()))

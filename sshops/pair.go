@@ -51,6 +51,18 @@ type Progress struct {
 	Done       bool
 }
 
+// withRate sets pr's Rate from its Bytes over elapsed, and its ETA from what is left of
+// TotalBytes at that rate (none when done or the total is not known).
+func (pr Progress) withRate(elapsed time.Duration) Progress {
+	if s := elapsed.Seconds(); s > 0 {
+		pr.Rate = float64(pr.Bytes) / s
+	}
+	if !pr.Done && pr.Rate > 0 && pr.TotalBytes > pr.Bytes {
+		pr.ETA = time.Duration(float64(pr.TotalBytes-pr.Bytes) / pr.Rate * float64(time.Second))
+	}
+	return pr
+}
+
 // Pair is the two hosts of a migration.
 type Pair struct {
 	Old, New    *Client
@@ -379,12 +391,7 @@ func isVanished(line string) bool {
 
 // rsync runs rsync on old for one entry.
 func (p *Pair) rsync(ctx context.Context, t *transfer, e Entry, final bool) error {
-	newEp := p.New.Endpoint()
-	host := newEp.Addr.String()
-	if newEp.Addr.Is6() {
-		host = "[" + host + "]"
-	}
-	args := rsyncArgs(t.sshCmd, e, newEp.user()+"@"+host, final)
+	args := rsyncArgs(t.sshCmd, e, p.New.Endpoint().rsyncDest(), final)
 	cmd := "exec " + shellJoin(args)
 	var (
 		mu         sync.Mutex // onLine runs for stdout and stderr

@@ -235,7 +235,7 @@ func (p *Pair) reachProblem(ctx context.Context) string {
 		sshArgs = append(sshArgs, "-o", "PreferredAuthentications=publickey", "-o", "IdentitiesOnly=no")
 	}
 	cmd := fmt.Sprintf(`kh=$(mktemp -p %s cutover-onetime-reachXXXXXX) || exit 1; printf '%%s\n' %s > "$kh"; %s -o UserKnownHostsFile="$kh" %s true 2>&1; echo "rc $?"; rm -f -- "$kh"`,
-		shellQuote(p.tempDir()), shellQuote(khLine), shellJoin(sshArgs), shellQuote(newEp.user()+"@"+host))
+		shellQuote(p.tempDir()), shellQuote(khLine), shellJoin(sshArgs), shellQuote(newEp.sshDest()))
 	spec := runSpec{cmd: cmd, display: "ssh from old to new's " + target, o: RunOptions{Quiet: true}}
 	if p.mode() == ModeAgent {
 		if err := p.Old.forwardAgent(p.AgentSocket); err != nil {

@@ -132,13 +132,7 @@ func (p *Pair) stream(ctx context.Context, dir string, total, files int64) (int6
 		if p.Progress == nil {
 			return
 		}
-		pr := Progress{Path: dir, Bytes: cw.n.Load(), TotalBytes: total, Done: done}
-		if el := time.Since(start).Seconds(); el > 0 {
-			pr.Rate = float64(pr.Bytes) / el
-		}
-		if !done && pr.Rate > 0 && total > pr.Bytes {
-			pr.ETA = time.Duration(float64(total-pr.Bytes) / pr.Rate * float64(time.Second))
-		}
+		pr := Progress{Path: dir, Bytes: cw.n.Load(), TotalBytes: total, Done: done}.withRate(time.Since(start))
 		if done {
 			pr.Files = files
 		}

@@ -101,23 +101,12 @@ func tarProgress(path string, bytes, names, total int64, elapsed time.Duration) 
 	if total > 0 {
 		pr.TotalBytes = max(total, bytes)
 	}
-	if s := elapsed.Seconds(); s > 0 {
-		pr.Rate = float64(bytes) / s
-	}
-	if pr.Rate > 0 && pr.TotalBytes > bytes {
-		pr.ETA = time.Duration(float64(pr.TotalBytes-bytes) / pr.Rate * float64(time.Second))
-	}
-	return pr
+	return pr.withRate(elapsed)
 }
 
 // tarPush copies entry e into its empty directory on new as a tar stream from old.
 func (p *Pair) tarPush(ctx context.Context, t *transfer, e Entry) error {
-	newEp := p.New.Endpoint()
-	host := newEp.Addr.String()
-	if newEp.Addr.Is6() {
-		host = "[" + host + "]"
-	}
-	cmd := tarPushCmd(t.sshCmd, e.Path, newEp.user()+"@"+host)
+	cmd := tarPushCmd(t.sshCmd, e.Path, p.New.Endpoint().sshDest())
 
 	// The size of the archive, for the ETA, is counted alongside: the copy does not wait for it.
 	var total atomic.Int64

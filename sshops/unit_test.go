@@ -2,6 +2,7 @@ package sshops
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -442,5 +443,25 @@ touch -d @1700000000 "$1"/* "$1"/*/* "$2"/* "$2"/*/* "$1" "$2"`
 				t.Errorf("error %v, want %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestEndpointDest: ssh takes an IPv6 address bare (it cannot resolve "[::1]"), rsync's remote
+// path needs it in brackets before the ":dir".
+func TestEndpointDest(t *testing.T) {
+	for _, tc := range []struct {
+		desc            string
+		ep              Endpoint
+		wantSSH, wantRs string
+	}{
+		{desc: "IPv4, default user", ep: Endpoint{Addr: netip.MustParseAddr("192.0.2.20")}, wantSSH: "root@192.0.2.20", wantRs: "root@192.0.2.20"},
+		{desc: "IPv6, a user", ep: Endpoint{Addr: netip.MustParseAddr("2001:db8::20"), User: "admin"}, wantSSH: "admin@2001:db8::20", wantRs: "admin@[2001:db8::20]"},
+	} {
+		if got := tc.ep.sshDest(); got != tc.wantSSH {
+			t.Errorf("%s: sshDest %q, want %q", tc.desc, got, tc.wantSSH)
+		}
+		if got := tc.ep.rsyncDest(); got != tc.wantRs {
+			t.Errorf("%s: rsyncDest %q, want %q", tc.desc, got, tc.wantRs)
+		}
 	}
 }
