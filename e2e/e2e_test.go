@@ -599,23 +599,15 @@ func (s *scenario) checkClean() {
 	s.checkLeftovers(func(_ *lab.Host, _ int, comm string) bool { return comm == "labmail" })
 }
 
-// The pid files of the real relay's daemons, by which relay-ctl finds them: Postfix's master,
-// Dovecot's master and OpenDKIM. Each daemon's processes are in the session its pid leads.
-const (
-	postfixPIDFile  = "/var/spool/postfix/pid/master.pid"
-	dovecotPIDFile  = "/run/dovecot/master.pid"
-	opendkimPIDFile = "/run/opendkim/opendkim.pid"
-)
-
 // checkRelayClean is checkClean for the real relay, which runs on active: there only the
 // relay's daemons (every process in the session of Postfix's, Dovecot's or OpenDKIM's pid)
 // may run besides sshd; on disabled, the host whose relay the disable hook stopped (nil when
 // there is none), only OpenDKIM, which relay-ctl stop leaves running (README: the lab); on a
 // host that is neither, nothing but sshd.
 func (s *scenario) checkRelayClean(active, disabled *lab.Host) {
-	sessions := map[*lab.Host]map[int]bool{active: s.daemonSessions(active, postfixPIDFile, dovecotPIDFile, opendkimPIDFile)}
+	sessions := map[*lab.Host]map[int]bool{active: s.daemonSessions(active, lab.PostfixPIDFile, lab.DovecotPIDFile, lab.OpenDKIMPIDFile)}
 	if disabled != nil {
-		sessions[disabled] = s.daemonSessions(disabled, opendkimPIDFile)
+		sessions[disabled] = s.daemonSessions(disabled, lab.OpenDKIMPIDFile)
 	}
 	s.checkLeftovers(func(h *lab.Host, sid int, _ string) bool { return sessions[h][sid] })
 }

@@ -30,6 +30,11 @@ const (
 	DKIMSelector = "opendkim"
 	// DKIMKeyFile is the private key OpenDKIM signs with, as seen inside a host.
 	DKIMKeyFile = "/etc/dkimkeys/opendkim.private"
+	// The pid files of the relay's daemons, by which relay-ctl (and the tests) find them:
+	// Postfix's master, Dovecot's master and OpenDKIM. Each leads a session of its processes.
+	PostfixPIDFile  = "/var/spool/postfix/pid/master.pid"
+	DovecotPIDFile  = "/run/dovecot/master.pid"
+	OpenDKIMPIDFile = "/run/opendkim/opendkim.pid"
 
 	smtpPort     = 25
 	imapPort     = 143
@@ -298,7 +303,7 @@ func (r *Relay) opendkimConf() string {
 		"Selector " + DKIMSelector,
 		"KeyFile " + DKIMKeyFile,
 		fmt.Sprintf("Socket inet:%d@%s", opendkimPort, r.Host.Addr),
-		"PidFile /run/opendkim/opendkim.pid",
+		"PidFile " + OpenDKIMPIDFile,
 		"UserID opendkim",
 		"InternalHosts 127.0.0.0/8",
 		"Canonicalization relaxed/simple",
@@ -330,7 +335,7 @@ waitgone() { end=$(($(date +%s) + 30)); while ps -e -o sid= | grep -qx " *$1"; d
 # relay's own domain, i.e. wait for a delivery to Dovecot. Mail deferred for other domains is
 # not waited for: it moves with the spool and goes out from the new host.
 pending() { postqueue -j 2>/dev/null | grep -v '"queue_name": *"\(deferred\|hold\)"' | grep -c '"address": *"[^"]*@` + strings.ReplaceAll(r.Domain, ".", `\.`) + `"'; }
-PF=/var/spool/postfix/pid/master.pid DC=/run/dovecot/master.pid DK=/run/opendkim/opendkim.pid
+PF=` + PostfixPIDFile + ` DC=` + DovecotPIDFile + ` DK=` + OpenDKIMPIDFile + `
 case "${1:-}" in
 prepare)
 	(

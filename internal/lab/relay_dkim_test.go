@@ -157,7 +157,7 @@ func startWithoutOpenDKIM(ctx context.Context, t *testing.T, r *Relay) {
 // relay-ctl stop leaves it running, as --disable-mail does.
 func stopOpenDKIM(ctx context.Context, t *testing.T, h *Host) {
 	t.Helper()
-	if _, err := h.Exec(ctx, `p=$(cat /run/opendkim/opendkim.pid 2>/dev/null) || exit 0; kill "$p" 2>/dev/null || exit 0; while kill -0 "$p" 2>/dev/null; do sleep 0.1; done`); err != nil {
+	if _, err := h.Exec(ctx, `p=$(cat `+OpenDKIMPIDFile+` 2>/dev/null) || exit 0; kill "$p" 2>/dev/null || exit 0; while kill -0 "$p" 2>/dev/null; do sleep 0.1; done`); err != nil {
 		t.Fatal(err)
 	}
 }
