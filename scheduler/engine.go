@@ -32,6 +32,8 @@ type DNS interface {
 type Hosts interface {
 	Preflight(ctx context.Context, out io.Writer) error
 	Copy(ctx context.Context, out io.Writer, final bool) error
+	// CatchUp copies the initial entries again while the window is ahead (see catchUp).
+	CatchUp(ctx context.Context, out io.Writer) error
 	Verify(ctx context.Context, out io.Writer) error
 	Fixup(ctx context.Context, out io.Writer) error
 }
@@ -255,6 +257,9 @@ func (e *Engine) runStep(ctx context.Context, step Step, wait bool) error {
 	}
 	if wait {
 		if t := e.Earliest(step); !t.IsZero() {
+			if step.WhileWaiting != nil && e.Clock.Now().Before(t) {
+				step.WhileWaiting(e, ctx, t)
+			}
 			if err := e.waitUntil(ctx, step.Name, t); err != nil {
 				return err
 			}
@@ -549,11 +554,16 @@ func (e *Engine) event(ev Event) {
 // slices and rereads the clock each time, so a suspended machine or a clock
 // that jumps is noticed, and it never returns early.
 func (e *Engine) waitUntil(ctx context.Context, step StepName, t time.Time) error {
+	return e.waitShowing(ctx, step, t, t)
+}
+
+// waitShowing is waitUntil(wake) that shows the wait for step until t (wake is not later).
+func (e *Engine) waitShowing(ctx context.Context, step StepName, t, wake time.Time) error {
 	var lastLine time.Time
 	announced := false
 	for {
 		now := e.Clock.Now()
-		if !now.Before(t) {
+		if !now.Before(wake) {
 			return nil
 		}
 		if !announced {
@@ -569,7 +579,7 @@ func (e *Engine) waitUntil(ctx context.Context, step StepName, t time.Time) erro
 		select {
 		case <-ctx.Done():
 			return &InterruptedError{Step: step}
-		case <-e.Clock.After(min(t.Sub(now), time.Second)):
+		case <-e.Clock.After(min(wake.Sub(now), time.Second)):
 		}
 	}
 }

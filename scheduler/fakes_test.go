@@ -156,6 +156,9 @@ func (h *fakeHosts) Copy(ctx context.Context, out io.Writer, final bool) error {
 	}
 	return h.op(ctx, out, "initial-sync")
 }
+func (h *fakeHosts) CatchUp(ctx context.Context, out io.Writer) error {
+	return h.op(ctx, out, "catch-up")
+}
 func (h *fakeHosts) Verify(ctx context.Context, out io.Writer) error { return h.op(ctx, out, "verify") }
 func (h *fakeHosts) Fixup(ctx context.Context, out io.Writer) error  { return h.op(ctx, out, "fixup") }
 

@@ -67,6 +67,9 @@ type Step struct {
 	// NotBefore, if set, delays the step further, given what the journal
 	// says (the engine's view; the plan explains it in Why).
 	NotBefore func(cfg *config.Config, j *Journal) time.Time
+	// WhileWaiting, if set, is what the engine does while it waits for the
+	// step's time (until); it returns by then.
+	WhileWaiting func(e *Engine, ctx context.Context, until time.Time)
 	// Hook, if set, makes this a hook step: it runs the hook this returns,
 	// and is skipped when it returns nil.
 	Hook func(h *config.Hooks) *config.Hook
@@ -101,7 +104,7 @@ func table(cfg *config.Config) []Step {
 			Hook: func(h *config.Hooks) *config.Hook { return h.Prepare }},
 			"as early as allowed; the new host stays inactive", ""),
 		hookStep(Step{Name: Disable, Summary: "stop the service on the old host: the window opens", Start: AtCutover,
-			NotBefore: cachesHoldLoweredTTL, Hook: func(h *config.Hooks) *config.Hook { return h.Disable }},
+			NotBefore: cachesHoldLoweredTTL, WhileWaiting: (*Engine).catchUp, Hook: func(h *config.Hooks) *config.Hook { return h.Disable }},
 			"cutover_at: the window opens", "no [hooks] disable: the service keeps running on old during the final sync, and changes after it are lost"),
 		{Name: FinalSync, Idempotent: true, Summary: "copy everything again (the delta), with deletions",
 			Skip: skipUnless(func(config.Sync) bool { return true }, "no [[sync]] entries"),

@@ -100,6 +100,12 @@ func (h *Hosts) Copy(ctx context.Context, out io.Writer, final bool) error {
 	return p.Copy(ctx, entries, final)
 }
 
+// CatchUp copies the Initial entries again (what changed since the initial sync), while the
+// window is ahead: the final sync then copies only the last changes.
+func (h *Hosts) CatchUp(ctx context.Context, out io.Writer) error {
+	return h.Copy(ctx, out, false)
+}
+
 // Verify compares both hosts' copies of the entries. A run resumed at verify first cleans up
 // after the run that was killed (its manifests of old, a transfer still running).
 func (h *Hosts) Verify(ctx context.Context, out io.Writer) error {

@@ -140,10 +140,6 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 		return err
 	}
 	if final {
-		// Old is frozen once the service is stopped: its manifests are taken while the copy
-		// runs, and Verify only has to walk new.
-		stop := p.takeOldManifests(ctx, entries)
-		defer func() { err = errors.Join(err, stop(err != nil)) }()
 		// Verify names owners from both hosts' user and group tables: read them now, so that
 		// Verify starts with its manifests (a failure here is Verify's to report).
 		var wg sync.WaitGroup
@@ -152,6 +148,20 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 			wg.Go(func() { _, _ = c.idNames(ctx) })
 		}
 	}
+	// Old is frozen once the service is stopped: its manifests are taken while the copy runs
+	// (once the transfer is set up: that is on the window's path), and Verify only has to
+	// walk new.
+	var stopOld func(failed bool) error
+	takeOld := func() {
+		if final {
+			stopOld = p.takeOldManifests(ctx, entries)
+		}
+	}
+	defer func() {
+		if stopOld != nil {
+			err = errors.Join(err, stopOld(err != nil))
+		}
+	}()
 	// The entries' directories are made on new (in the session that authorizes the one-time
 	// key: each session is a set-up in the window), which also names those that are empty:
 	// the initial pass streams those with tar (see tarPush).
@@ -161,6 +171,7 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 		if _, err := p.New.output(ctx, mkdir, mkdir, nil); err != nil {
 			return err
 		}
+		takeOld()
 		for _, e := range entries {
 			if err := p.relay(ctx, e, final); err != nil {
 				return err
@@ -183,6 +194,7 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 	if err != nil {
 		return err
 	}
+	takeOld()
 	empty := parseEmptyDirs(out)
 	// The entries are copied side by side: each rsync costs a connection
 	// set-up, and in the window the small paths (acme, dkimkeys, spool)
@@ -233,7 +245,48 @@ const maxParallelCopies = 4
 type transfer struct {
 	marker string // "cutover-onetime-<hex>", the temp dir's base name and the key's comment
 	dir    string // temp dir on old
-	sshCmd string // ssh command for rsync -e
+	sshCmd string // ssh command for rsync -e and the tar stream
+}
+
+// controlSocket is the socket of the transfer's ssh master connection, in its temp dir.
+func (t *transfer) controlSocket() string { return t.dir + "/ctl" }
+
+// maxControlPath is the longest control socket path used (sun_path is 108 bytes, and ssh
+// appends a temporary suffix while it binds); with a longer TempDir each ssh connects on its own.
+const maxControlPath = 80
+
+// masterPersist is how long (seconds) the master connection outlives its last client when
+// nobody stops it (a killed run); removeTransfer and Cleanup stop it at once.
+const masterPersist = "30"
+
+// startMaster starts on old the ssh master connection through which every rsync and tar stream
+// of this Copy reaches new: one key exchange and authentication for all entries instead of one
+// per entry, each a cost in the window. base is the ssh command without a host. The master
+// goes to the background once authenticated (ControlPersist) and outlives this session.
+func (p *Pair) startMaster(ctx context.Context, t *transfer, base string) error {
+	t.sshCmd = base
+	if len(t.controlSocket()) > maxControlPath {
+		p.logf("temp dir %s is too long for an ssh control socket: each entry connects on its own", t.dir)
+		return nil
+	}
+	ctl, errFile := shellQuote(t.controlSocket()), shellQuote(t.dir+"/master.err")
+	cmd := fmt.Sprintf("%s -o ControlMaster=yes -o ControlPath=%s -o ControlPersist=%s -N -- %s </dev/null >/dev/null 2>%s || { cat -- %s >&2; exit 1; }",
+		base, ctl, masterPersist, shellQuote(p.New.Endpoint().sshDest()), errFile, errFile)
+	spec := runSpec{cmd: cmd, display: cmd, o: RunOptions{Quiet: true}, stdout: io.Discard}
+	if p.mode() == ModeAgent {
+		spec.prepare = p.Old.requestAgent
+	}
+	if _, err := p.Old.run(ctx, spec); err != nil {
+		return fmt.Errorf("sshops: connecting old to new: %w", err)
+	}
+	// ControlMaster=no: should the master be gone, ssh connects on its own.
+	t.sshCmd = base + " -o ControlMaster=no -o ControlPath=" + ctl
+	return nil
+}
+
+// stopMasterCmd stops the master connection of the transfer in dir, if it runs.
+func stopMasterCmd(dir string) string {
+	return fmt.Sprintf("if [ -S %[1]s ]; then ssh -F /dev/null -o ControlPath=%[1]s -O exit cutover-master >/dev/null 2>&1 || true; fi", shellQuote(dir+"/ctl"))
 }
 
 // setupTransfer creates the temp dir on old with new's host key as known_hosts and, for
@@ -262,8 +315,7 @@ func (p *Pair) setupTransfer(ctx context.Context, newCmd string) (t *transfer, n
 		if err := errors.Join(newErr, oldErr); err != nil {
 			return t, nil, err
 		}
-		t.sshCmd = sshCommand(newEp.port(), "", kh, "")
-		return t, newOut, nil
+		return t, newOut, p.startMaster(ctx, t, sshCommand(newEp.port(), "", kh, ""))
 	}
 
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -304,8 +356,7 @@ func (p *Pair) setupTransfer(ctx context.Context, newCmd string) (t *transfer, n
 	if hasAddress(out, oldAddr) {
 		bind = oldAddr.String()
 	}
-	t.sshCmd = sshCommand(newEp.port(), id, kh, bind)
-	return t, newOut, nil
+	return t, newOut, p.startMaster(ctx, t, sshCommand(newEp.port(), id, kh, bind))
 }
 
 // hasAddress reports whether the output of `ip -o addr show` lists addr on an interface.
@@ -338,7 +389,7 @@ func (p *Pair) removeTransfer(ctx context.Context, marker string) error {
 		})
 	}
 	dir := p.tempDir() + "/" + marker
-	rm := fmt.Sprintf("rm -rf -- %s && ! test -e %s", shellQuote(dir), shellQuote(dir))
+	rm := fmt.Sprintf("%s; rm -rf -- %s && ! test -e %s", stopMasterCmd(dir), shellQuote(dir), shellQuote(dir))
 	if _, err := p.Old.output(ctx, rm, rm, nil); err != nil {
 		dirErr = fmt.Errorf("sshops: removing %s from old: %w", dir, err)
 	} else {

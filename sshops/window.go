@@ -123,6 +123,10 @@ func (w *windowState) putOwners(dir string, s ownerScan) {
 	w.owners[dir] = s
 }
 
+// lowPriority starts a command that old runs beside the final copy at the lowest CPU
+// priority: the manifest has until the copy ends, the copy is the window's path.
+const lowPriority = "renice -n 19 -p $$ >/dev/null 2>&1;"
+
 // takeOldManifests reads old's manifest of every entry in the background. The returned stop
 // waits for them (a failed copy cancels them first) and keeps those that were read; after a
 // failed copy it removes the files it wrote on old.
@@ -141,7 +145,7 @@ func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func
 					return
 				}
 				f := p.tempDir() + "/" + onetimeMarker + "manifest-" + hex.EncodeToString(rnd[:])
-				cmd := fmt.Sprintf("umask 077 && ( %s ) > %s", sortedManifestCmd(e.Path), shellQuote(f))
+				cmd := fmt.Sprintf("%s umask 077 && ( %s ) > %s", lowPriority, sortedManifestCmd(e.Path), shellQuote(f))
 				if _, err := p.Old.output(ctx, cmd, "manifest of "+e.Path+" into "+f, nil); err != nil {
 					_ = p.removeOldManifests(ctx, []string{f}) // Verify walks old itself
 					return
@@ -149,7 +153,7 @@ func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func
 				got[i], ok[i] = oldManifest{file: f}, true
 				return
 			}
-			out, err := p.Old.output(ctx, manifestCmd(e.Path, e.Content), "manifest of "+e.Path, nil)
+			out, err := p.Old.output(ctx, lowPriority+" "+manifestCmd(e.Path, e.Content), "manifest of "+e.Path, nil)
 			if err != nil {
 				return
 			}

@@ -1,0 +1,76 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// The catch-up passes copy the initial entries again while the engine waits for the window, so
+// that the final sync, inside the window, copies only what changed in the last seconds instead
+// of everything since the initial sync (hours of mail, or the minutes of a lab's lead).
+const (
+	// catchUpFirst is how long before the window the first pass starts (at once when the
+	// window is nearer).
+	catchUpFirst = 10 * time.Minute
+	// catchUpMargin is the room the last pass leaves before the window, beyond half its
+	// expected duration again.
+	catchUpMargin = time.Second
+)
+
+// catchUp runs the catch-up passes before until (the window): a first pass catchUpFirst before
+// it, then, when there is room, a last pass timed from the first one's duration to end just
+// before the window. A pass still running when the window opens is stopped (the final sync
+// copies everything anyway); a failed pass only warns. It runs only after an initial sync, and
+// not when the run was interrupted (ctx).
+func (e *Engine) catchUp(ctx context.Context, until time.Time) {
+	if e.Hosts == nil || e.Journal.Step(InitialSync).State != Done || e.Journal.Step(FinalSync).State != Pending {
+		return
+	}
+	first := until.Add(-catchUpFirst)
+	if err := e.waitShowing(ctx, Disable, until, first); err != nil {
+		return
+	}
+	took, ok := e.catchUpPass(ctx, until, 1)
+	if !ok {
+		return
+	}
+	// The last pass copies the changes of the first one's duration and some: it should take
+	// no longer, and starts so that half as long again fits before the window.
+	start := until.Add(-(took + took/2 + catchUpMargin))
+	if !e.Clock.Now().Before(start) {
+		return
+	}
+	if err := e.waitShowing(ctx, Disable, until, start); err != nil {
+		return
+	}
+	e.catchUpPass(ctx, until, 2)
+}
+
+// catchUpPass runs one catch-up pass, stopped at until, and says whether it finished.
+func (e *Engine) catchUpPass(ctx context.Context, until time.Time, n int) (time.Duration, bool) {
+	// The pass stops at the window on the machine's timer, not on Clock: a test's fake Clock
+	// moves the wall clock at will. The engine then waits for the window on Clock as always.
+	pctx, cancel := context.WithTimeout(ctx, until.Sub(e.Clock.Now()))
+	defer cancel()
+	fmt.Fprintf(e.Out, "== catch-up %d: copy what changed since the initial sync, before the window opens at %s\n", n, until.UTC().Format("15:04:05"))
+	start := e.Clock.Now()
+	err := e.Hosts.CatchUp(pctx, e.Out)
+	took := e.Clock.Now().Sub(start)
+	if ctx.Err() == nil && pctx.Err() != nil {
+		fmt.Fprintf(e.Out, "== catch-up %d: stopped after %s: the window opens; the final sync copies the rest\n", n, took.Round(time.Millisecond))
+		e.event(Event{Kind: "catch-up-stopped", Step: Disable, Message: fmt.Sprintf("pass %d after %s", n, took.Round(time.Millisecond))})
+		return took, false
+	}
+	if ctx.Err() != nil {
+		return took, false
+	}
+	if err != nil {
+		fmt.Fprintf(e.Out, "== catch-up %d: failed after %s (the final sync copies everything): %v\n", n, took.Round(time.Millisecond), err)
+		e.event(Event{Kind: "catch-up-failed", Step: Disable, Error: err.Error()})
+		return took, false
+	}
+	fmt.Fprintf(e.Out, "== catch-up %d: done in %s\n", n, took.Round(time.Millisecond))
+	e.event(Event{Kind: "catch-up-done", Step: Disable, Message: fmt.Sprintf("pass %d in %s", n, took.Round(time.Millisecond))})
+	return took, true
+}
