@@ -16,7 +16,37 @@ const (
 	// catchUpMargin is the room the last pass leaves before the window, beyond half its
 	// expected duration again.
 	catchUpMargin = time.Second
+	// prepareLead is how long before the window, at the latest, the final sync's transfer is
+	// set up (PrepareFinalSync): right after the last catch-up pass, else this much ahead.
+	prepareLead = 5 * time.Second
 )
+
+// beforeWindow is what the engine does while it waits for the window (disable's WhileWaiting):
+// the catch-up passes, then the final sync's set-up on the hosts. Neither changes what the
+// cutover does: a failure only warns, and the final sync does the work itself.
+func (e *Engine) beforeWindow(ctx context.Context, until time.Time) {
+	if e.Hosts == nil || len(e.Config.Sync) == 0 || e.Journal.Step(FinalSync).State != Pending {
+		return
+	}
+	e.catchUp(ctx, until)
+	if err := e.waitShowing(ctx, Disable, until, until.Add(-prepareLead)); err != nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, until.Sub(e.Clock.Now()))
+	defer cancel()
+	start := e.Clock.Now()
+	err := e.Hosts.PrepareFinalSync(pctx, e.Out)
+	took := e.Clock.Now().Sub(start).Round(time.Millisecond)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		fmt.Fprintf(e.Out, "== final-sync set-up ahead of the window: failed after %s (the final sync sets up its own): %v\n", took, err)
+		e.event(Event{Kind: "final-sync-prepare-failed", Step: FinalSync, Error: err.Error()})
+	default:
+		fmt.Fprintf(e.Out, "== final-sync set-up ahead of the window: done in %s\n", took)
+		e.event(Event{Kind: "final-sync-prepared", Step: FinalSync, Message: "in " + took.String()})
+	}
+}
 
 // catchUp runs the catch-up passes before until (the window): a first pass catchUpFirst before
 // it, then, when there is room, a last pass timed from the first one's duration to end just
@@ -24,7 +54,7 @@ const (
 // copies everything anyway); a failed pass only warns. It runs only after an initial sync, and
 // not when the run was interrupted (ctx).
 func (e *Engine) catchUp(ctx context.Context, until time.Time) {
-	if e.Hosts == nil || e.Journal.Step(InitialSync).State != Done || e.Journal.Step(FinalSync).State != Pending {
+	if e.Journal.Step(InitialSync).State != Done {
 		return
 	}
 	first := until.Add(-catchUpFirst)

@@ -15,11 +15,17 @@ import (
 // they are stopped; it records when each pass started.
 type timedHosts struct {
 	*fakeHosts
-	clock  *FakeClock
-	took   time.Duration
-	fail   error
-	block  bool
-	starts []time.Duration // after t0
+	clock    *FakeClock
+	took     time.Duration
+	fail     error
+	block    bool
+	starts   []time.Duration // after t0
+	prepared time.Duration   // after t0
+}
+
+func (h *timedHosts) PrepareFinalSync(ctx context.Context, out io.Writer) error {
+	h.prepared = h.clock.Now().Sub(t0)
+	return h.fakeHosts.PrepareFinalSync(ctx, out)
 }
 
 func (h *timedHosts) CatchUp(ctx context.Context, out io.Writer) error {
@@ -84,6 +90,11 @@ func TestCatchUp(t *testing.T) {
 			if got := e.Journal.Step(Disable).Started.Sub(t0); got != max(tc.cutoverIn, 40*time.Second) {
 				t.Errorf("disable started at t0+%s, want at the window", got)
 			}
+			// The final sync's set-up follows the passes, however they went.
+			want := "== final-sync set-up ahead of the window: done in 0s"
+			if !slices.Contains(strings.Split(out.String(), "\n"), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
+			}
 		})
 	}
 }
@@ -111,7 +122,8 @@ func TestCatchUpStoppedAtTheWindow(t *testing.T) {
 	}
 }
 
-// No catch-up without an initial sync to catch up with.
+// No catch-up without an initial sync to catch up with; the final sync is still set up ahead,
+// prepareLead before the window.
 func TestCatchUpNeedsInitialSync(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, t0.Add(time.Hour), "")
@@ -121,8 +133,11 @@ func TestCatchUpNeedsInitialSync(t *testing.T) {
 	h := &timedHosts{fakeHosts: e.Hosts.(*fakeHosts), clock: clock}
 	e.Hosts = h
 	e.Journal.Step(InitialSync).State = Skipped
-	e.catchUp(context.Background(), t0.Add(time.Hour))
-	if len(h.starts) > 0 || out.Len() > 0 {
+	e.beforeWindow(context.Background(), t0.Add(time.Hour))
+	if len(h.starts) > 0 || strings.Contains(out.String(), "catch-up") {
 		t.Errorf("catch-up ran without an initial sync: passes at %v, output %q", h.starts, out.String())
+	}
+	if h.prepared != time.Hour-prepareLead {
+		t.Errorf("final sync set up at t0+%s, want t0+%s", h.prepared, time.Hour-prepareLead)
 	}
 }

@@ -34,6 +34,9 @@ type Hosts interface {
 	Copy(ctx context.Context, out io.Writer, final bool) error
 	// CatchUp copies the initial entries again while the window is ahead (see catchUp).
 	CatchUp(ctx context.Context, out io.Writer) error
+	// PrepareFinalSync sets up what the final sync needs on the hosts just before the window;
+	// the final sync uses it (and sets up its own when there is none).
+	PrepareFinalSync(ctx context.Context, out io.Writer) error
 	Verify(ctx context.Context, out io.Writer) error
 	Fixup(ctx context.Context, out io.Writer) error
 }

@@ -59,7 +59,7 @@ func TestRunTimeline(t *testing.T) {
 			if j.Outcome != OutcomeDone || j.DNS != DNSRestored {
 				t.Errorf("outcome %q dns %q, want done restored", j.Outcome, j.DNS)
 			}
-			assertLines(t, filepath.Join(dir, "hosts.log"), "preflight", "initial-sync", "catch-up", "catch-up", "final-sync", "verify", "fixup")
+			assertLines(t, filepath.Join(dir, "hosts.log"), "preflight", "initial-sync", "catch-up", "catch-up", "prepare-final-sync", "final-sync", "verify", "fixup")
 			assertLines(t, filepath.Join(dir, "hooks.log"), "prepare", "disable", "activate")
 			assertLines(t, filepath.Join(dir, "dns.log"), "lower-ttl", "swap", "restore-ttl")
 
@@ -203,7 +203,7 @@ func TestOnFailureStopThenResume(t *testing.T) {
 	if err := e.Run(context.Background()); err != nil {
 		t.Fatalf("second Run: %v", err)
 	}
-	assertLines(t, filepath.Join(dir, "hosts.log"), "preflight", "initial-sync", "catch-up", "catch-up", "final-sync", "verify", "fixup")
+	assertLines(t, filepath.Join(dir, "hosts.log"), "preflight", "initial-sync", "catch-up", "catch-up", "prepare-final-sync", "final-sync", "verify", "fixup")
 	assertLines(t, filepath.Join(dir, "hooks.log"), "prepare", "disable", "activate")
 	if n := e.Journal.Step(Verify).Attempts; n != 2 {
 		t.Errorf("verify attempts %d, want 2", n)

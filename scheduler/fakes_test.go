@@ -159,6 +159,9 @@ func (h *fakeHosts) Copy(ctx context.Context, out io.Writer, final bool) error {
 func (h *fakeHosts) CatchUp(ctx context.Context, out io.Writer) error {
 	return h.op(ctx, out, "catch-up")
 }
+func (h *fakeHosts) PrepareFinalSync(ctx context.Context, out io.Writer) error {
+	return h.op(ctx, out, "prepare-final-sync")
+}
 func (h *fakeHosts) Verify(ctx context.Context, out io.Writer) error { return h.op(ctx, out, "verify") }
 func (h *fakeHosts) Fixup(ctx context.Context, out io.Writer) error  { return h.op(ctx, out, "fixup") }
 

@@ -75,7 +75,7 @@ func TestInterruptAndResume(t *testing.T) {
 				t.Fatalf("resumed Run: %v", err)
 			}
 			assertLines(t, filepath.Join(dir, "hooks.log"), "prepare", "disable", "activate")
-			assertLines(t, filepath.Join(dir, "hosts.log"), "preflight", "initial-sync", "catch-up", "catch-up", "final-sync", "verify", "fixup")
+			assertLines(t, filepath.Join(dir, "hosts.log"), "preflight", "initial-sync", "catch-up", "catch-up", "prepare-final-sync", "final-sync", "verify", "fixup")
 		})
 	}
 }

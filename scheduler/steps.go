@@ -104,7 +104,7 @@ func table(cfg *config.Config) []Step {
 			Hook: func(h *config.Hooks) *config.Hook { return h.Prepare }},
 			"as early as allowed; the new host stays inactive", ""),
 		hookStep(Step{Name: Disable, Summary: "stop the service on the old host: the window opens", Start: AtCutover,
-			NotBefore: cachesHoldLoweredTTL, WhileWaiting: (*Engine).catchUp, Hook: func(h *config.Hooks) *config.Hook { return h.Disable }},
+			NotBefore: cachesHoldLoweredTTL, WhileWaiting: (*Engine).beforeWindow, Hook: func(h *config.Hooks) *config.Hook { return h.Disable }},
 			"cutover_at: the window opens", "no [hooks] disable: the service keeps running on old during the final sync, and changes after it are lost"),
 		{Name: FinalSync, Idempotent: true, Summary: "copy everything again (the delta), with deletions",
 			Skip: skipUnless(func(config.Sync) bool { return true }, "no [[sync]] entries"),

@@ -59,12 +59,14 @@ func (h *Hosts) cleanup(ctx context.Context, p *Pair) error {
 }
 
 // Close removes old's manifests that the final Copy took and no Verify read (a run stopped
-// in between), then ends the connections.
+// in between) and a transfer PrepareFinalSync set up for a final sync that did not come, then
+// ends the connections.
 func (h *Hosts) Close() error {
 	if h.pair == nil {
 		return nil
 	}
 	err := h.pair.removeOldManifests(context.Background(), h.pair.window.reset())
+	err = errors.Join(err, h.pair.DropPrepared(context.Background()))
 	return errors.Join(err, h.pair.Old.Close(), h.pair.New.Close())
 }
 
@@ -104,6 +106,19 @@ func (h *Hosts) Copy(ctx context.Context, out io.Writer, final bool) error {
 // window is ahead: the final sync then copies only the last changes.
 func (h *Hosts) CatchUp(ctx context.Context, out io.Writer) error {
 	return h.Copy(ctx, out, false)
+}
+
+// PrepareFinalSync sets up the final sync's transfer (one-time key, ssh master connection from
+// old to new) just before the window, so that the window starts with the copy.
+func (h *Hosts) PrepareFinalSync(ctx context.Context, out io.Writer) error {
+	p, err := h.connect(ctx, out)
+	if err != nil {
+		return err
+	}
+	if err := h.cleanup(ctx, p); err != nil {
+		return err
+	}
+	return p.Prepare(ctx, h.Entries)
 }
 
 // Verify compares both hosts' copies of the entries. A run resumed at verify first cleans up

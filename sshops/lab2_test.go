@@ -464,3 +464,93 @@ func TestOldManifestsRemoved(t *testing.T) {
 		})
 	}
 }
+
+// The final copy's transfer set up ahead of the window (Prepare): used by the final Copy,
+// dropped when no Copy comes, removed by Cleanup after a crash; a master connection that died
+// in between costs a handshake, not the copy.
+func TestPrepare(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeDirect)
+	mustExec(t, e.lab.Old, tree)
+	entries := []Entry{{Path: maildir, Delete: true, Owner: "vmail:"}, {Path: "/etc/dkimkeys", Owner: "opendkim:", Content: true}}
+	if err := e.pair.Copy(t.Context(), entries, false); err != nil {
+		t.Fatal(err)
+	}
+	master := func() string {
+		out, _ := e.lab.Old.Exec(context.Background(), "pgrep -f '^ssh .*ControlMaster=yes.*"+e.pair.tempDir()+"' || true")
+		return strings.TrimSpace(string(out))
+	}
+	prepared := func(t *testing.T, p *Pair) {
+		t.Helper()
+		if err := p.Prepare(t.Context(), entries); err != nil {
+			t.Fatal(err)
+		}
+		l := e.leftovers(t, p)
+		if len(l) != 2 || !strings.HasPrefix(l[0], "new authorized_keys: from=") || !strings.HasPrefix(l[1], "temp dir: "+onetimeMarker) {
+			t.Fatalf("after Prepare: %q, want the key on new and the temp dir", l)
+		}
+		if master() == "" {
+			t.Fatalf("after Prepare: no ssh master connection on old")
+		}
+	}
+	for _, tc := range []struct {
+		desc    string
+		between func(t *testing.T) *Pair // what happens between Prepare and the final copy; the pair that copies
+		copies  bool
+		wantLog string
+	}{
+		{desc: "the final copy uses it", copies: true, wantLog: "final sync through the transfer set up ahead"},
+		{desc: "the master connection died: the copy connects anew", copies: true, wantLog: "final sync through the transfer set up ahead",
+			between: func(t *testing.T) *Pair {
+				mustExec(t, e.lab.Old, "kill "+master())
+				return e.pair
+			}},
+		{desc: "no final copy comes: dropped",
+			between: func(t *testing.T) *Pair {
+				if err := e.pair.DropPrepared(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				return e.pair
+			}},
+		{desc: "a crash: the next run's Cleanup removes it, and sets up its own",
+			between: func(t *testing.T) *Pair {
+				e.pair.prepared = nil // this run is gone
+				p2 := e.connect(t, ModeDirect)
+				p2.TempDir = e.pair.TempDir
+				if err := p2.Cleanup(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if l := e.leftovers(t, p2); len(l) > 0 {
+					t.Errorf("left over after Cleanup: %q", l)
+				}
+				return p2
+			}, copies: true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			logFrom := len(e.log.String())
+			mustExec(t, e.lab.Old, `printf 'more' > /home/vmail/mail/example.org/alice/new/`+strings.ReplaceAll(tc.desc[:5], " ", "_"))
+			prepared(t, e.pair)
+			p := e.pair
+			if tc.between != nil {
+				p = tc.between(t)
+			}
+			if tc.copies {
+				if err := p.Copy(t.Context(), entries, true); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.Verify(t.Context(), entries); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if l := e.leftovers(t, p); len(l) > 0 {
+				t.Errorf("left over: %q", l)
+			}
+			if m := master(); m != "" {
+				t.Errorf("ssh master connection still running on old: pid %s", m)
+			}
+			if log := e.log.String()[logFrom:]; tc.wantLog != "" && !strings.Contains(log, tc.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tc.wantLog, log)
+			}
+		})
+	}
+}

@@ -74,6 +74,8 @@ type Pair struct {
 
 	// What one window's steps hand to the next on this Pair (see windowState).
 	window windowState
+	// prepared is the final Copy's transfer set up ahead of the window (Prepare).
+	prepared *transfer
 
 	// testHookAbandon, when set, makes Copy skip its cleanup (to simulate a crash).
 	testHookAbandon bool
@@ -183,7 +185,14 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 			return err
 		}
 	}
-	t, out, err := p.setupTransfer(ctx, mkdir)
+	var t *transfer
+	var out []byte
+	if final && p.prepared != nil {
+		t, p.prepared = p.prepared, nil
+		p.logf("final sync through the transfer set up ahead (%s)", t.marker)
+	} else {
+		t, out, err = p.setupTransfer(ctx, mkdir)
+	}
 	if t != nil && !p.testHookAbandon {
 		defer func() {
 			cctx, cancel := cleanupCtx(ctx)
@@ -255,9 +264,10 @@ func (t *transfer) controlSocket() string { return t.dir + "/ctl" }
 // appends a temporary suffix while it binds); with a longer TempDir each ssh connects on its own.
 const maxControlPath = 80
 
-// masterPersist is how long (seconds) the master connection outlives its last client when
-// nobody stops it (a killed run); removeTransfer and Cleanup stop it at once.
-const masterPersist = "30"
+// masterPersist is how long (seconds) the master connection waits for a client (Prepare sets it
+// up before the disable hook, which may take a while) and outlives its last one when nobody stops
+// it (a killed run); removeTransfer and Cleanup stop it at once. Without it ssh connects anew.
+const masterPersist = "120"
 
 // startMaster starts on old the ssh master connection through which every rsync and tar stream
 // of this Copy reaches new: one key exchange and authentication for all entries instead of one
@@ -531,6 +541,51 @@ func (c *Client) requestAgent(s *ssh.Session) error {
 	}
 	c.agentOn = true
 	return nil
+}
+
+// Prepare sets up the final Copy's transfer ahead of the window: new's directories, the
+// one-time key and old's ssh master connection to new (about half a second of SSH sessions and
+// key exchange that the window then does not wait for). The next final Copy uses it and removes
+// it; DropPrepared (Close) removes one that no Copy used, Cleanup one of a killed run. In relay
+// mode there is nothing to set up.
+func (p *Pair) Prepare(ctx context.Context, entries []Entry) error {
+	if err := p.check(entries); err != nil {
+		return err
+	}
+	if err := p.DropPrepared(ctx); err != nil {
+		return err
+	}
+	switch p.mode() {
+	case ModeRelay:
+		return nil
+	case ModeAgent:
+		if err := p.Old.forwardAgent(p.AgentSocket); err != nil {
+			return err
+		}
+	}
+	t, _, err := p.setupTransfer(ctx, emptyDirsCmd(entries))
+	if err != nil {
+		if t != nil {
+			cctx, cancel := cleanupCtx(ctx)
+			defer cancel()
+			err = errors.Join(err, p.removeTransfer(cctx, t.marker))
+		}
+		return err
+	}
+	p.prepared = t
+	return nil
+}
+
+// DropPrepared removes the transfer Prepare set up, if no Copy used it.
+func (p *Pair) DropPrepared(ctx context.Context) error {
+	t := p.prepared
+	if t == nil {
+		return nil
+	}
+	p.prepared = nil
+	cctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	return p.removeTransfer(cctx, t.marker)
 }
 
 // Cleanup removes what a crashed run left behind on both hosts: one-time keys in the SSH user's

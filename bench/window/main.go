@@ -157,6 +157,11 @@ func runChild(ctx context.Context, what string) error {
 		}
 		fmt.Fprintf(os.Stderr, "  last progress line: %s\n", last)
 	case "window":
+		// As cutover run does before the window opens (PrepareFinalSync): the final copy's
+		// one-time key and ssh connection from old to new are set up ahead.
+		if err := p.Prepare(ctx, entries); err != nil {
+			return err
+		}
 		if err := step("final-sync", func() error { return p.Copy(ctx, entries, true) }); err != nil {
 			return err
 		}
