@@ -32,6 +32,30 @@ func sortedManifestCmd(dir string) string {
 		shellQuote(dir), manifestMissing, findStatus)
 }
 
+// manifestFormat is find's -printf format of sortedManifestCmd's records.
+const manifestFormat = `%p\001%y\001%s\001%T@\001%m\001%U\001%G\001%n\001%l\0`
+
+// splitManifestCmd prints what sortedManifestCmd prints, with the walk split across two
+// cores: the paths above depth 2 and the non-directories at depth 2 in one find, the
+// directories at depth 2 (a Maildir store's users) shared between two finds that run side by
+// side, each part sorted, then merged (sort -m). Verify walks new with it right after the final
+// copy, when nothing else runs there. The parts live in a temp dir under tmp (cleaned up by
+// the shell, or by Cleanup after a kill).
+func splitManifestCmd(dir, tmp string) string {
+	f := shellQuote(manifestFormat)
+	part := shellQuote(`p=$(mktemp "$0/part.XXXXXXXX") || exit 1; find "$@" -printf ` + f + ` > "$p.u" || r=1; LC_ALL=C sort -z -o "$p" "$p.u" && rm -f -- "$p.u" || exit 1; exit ${r:-0}`)
+	return fmt.Sprintf(`cd -- %[1]s 2>/dev/null || { printf '%[2]s\0'; exit 0; }
+t=$(mktemp -d %[3]s/%[4]swalk-XXXXXXXX) || exit 1
+trap 'rm -rf -- "$t"' EXIT
+find . -mindepth 2 -maxdepth 2 -type d -print0 > "$t/dirs"; s1=$?
+n=$(tr -cd '\000' < "$t/dirs" | wc -c); k=$(( (n + 1) / 2 )); [ "$k" -gt 0 ] || k=1
+xargs -0 -r -P 2 -n "$k" sh -c %[5]s "$t" < "$t/dirs"; s2=$?
+{ find . -maxdepth 2 ! \( -path './*/*' -type d \) -printf %[6]s; s3=$?; st=0; [ "$s1$s2$s3" = 000 ] || st=1; printf '%[7]s%%d\0' "$st"; } | LC_ALL=C sort -z > "$t/top" || exit 1
+set -- "$t"/part.*; [ -e "$1" ] || set --
+LC_ALL=C sort -z -m -- "$t/top" "$@"`,
+		shellQuote(dir), manifestMissing, shellQuote(tmp), onetimeMarker, part, f, findStatus)
+}
+
 // idNames maps a host's uids and gids to names, as getpwuid and getgrgid would (the first
 // entry of a number wins); a number without a name stays a number, as find's %u prints it.
 type idNames struct {

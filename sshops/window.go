@@ -343,7 +343,7 @@ func (p *Pair) verifyEntry(ctx context.Context, e Entry) ([]Difference, int, err
 		if orr.missing {
 			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
 		}
-		return p.New.streamCmd(ctx, sortedManifestCmd(e.Path), "manifest of "+e.Path, func(nr io.Reader) error {
+		return p.New.streamCmd(ctx, splitManifestCmd(e.Path, p.tempDir()), "manifest of "+e.Path, func(nr io.Reader) error {
 			var err error
 			sd, err = compareStreams(e.Path, orr, newRecordReader(nr, newIDs), e.Delete, owner)
 			return err
