@@ -252,6 +252,13 @@ func (f *Forwarder) Check(ctx context.Context) error {
 	f.mu.Lock()
 	f.checks = c
 	f.mu.Unlock()
+	// Once Check returns, a client is a client, also one whose address and port a check
+	// connection used before (the sender's connections come from old's address too).
+	defer func() {
+		f.mu.Lock()
+		f.checks = nil
+		f.mu.Unlock()
+	}()
 	var problems []string
 	type wait struct {
 		listen net.Addr
@@ -301,7 +308,14 @@ func (f *Forwarder) checkFor(ctx context.Context, client net.Conn) chan error {
 	case <-ctx.Done():
 		return nil
 	}
-	return c.result[unmapped(client.RemoteAddr())]
+	// Each check connection's result is claimed once: its channel holds one result, and a
+	// second connection from the same address and port must not wait on it.
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	from := unmapped(client.RemoteAddr())
+	r := c.result[from]
+	delete(c.result, from)
+	return r
 }
 
 // checkConn is the forwarder's side of one of Check's connections: the

@@ -135,6 +135,11 @@ func TestCheck(t *testing.T) {
 			if got := fmt.Sprint(err); (tc.wantErr == "" && err != nil) || (tc.wantErr != "" && got != tc.wantErr) {
 				t.Errorf("Check: %v, want %q", err, tc.wantErr)
 			}
+			f.mu.Lock()
+			if f.checks != nil {
+				t.Errorf("Check left its checks behind: a later client from a check's address and port would be taken for it")
+			}
+			f.mu.Unlock()
 			// A client after the check is counted as usual.
 			c := dial(t, tc.port)
 			from := "from=" + c.LocalAddr().String()
@@ -445,5 +450,42 @@ func TestPidFile(t *testing.T) {
 	}
 	if _, err := os.Stat(pidfile); err != nil {
 		t.Fatalf("pid file of another process removed: %v", err)
+	}
+}
+
+// remoteConn is a connection with a given remote address.
+type remoteConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c remoteConn) RemoteAddr() net.Addr { return c.remote }
+
+// A check connection's result is claimed once: a later connection from the same address and
+// port (a sender's, once the port is free again) is forwarded, and its forwarding never waits
+// on a result nobody reads (which kept Serve from stopping on SIGTERM).
+func TestCheckResultClaimedOnce(t *testing.T) {
+	from := netip.MustParseAddrPort("127.0.0.2:40000")
+	for _, tc := range []struct {
+		desc    string
+		checks  bool // Check is still running
+		wantHit []bool
+	}{
+		{desc: "while Check runs: the first connection is the check, the second a client", checks: true, wantHit: []bool{true, false}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			f := &Forwarder{}
+			if tc.checks {
+				c := &checks{dialled: make(chan struct{}), result: map[netip.AddrPort]chan error{from: make(chan error, 1)}}
+				close(c.dialled)
+				f.checks = c
+			}
+			conn := remoteConn{remote: net.TCPAddrFromAddrPort(from)}
+			for i, want := range tc.wantHit {
+				if got := f.checkFor(t.Context(), conn) != nil; got != want {
+					t.Errorf("connection %d: a check's = %v, want %v", i+1, got, want)
+				}
+			}
+		})
 	}
 }
