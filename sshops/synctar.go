@@ -114,7 +114,8 @@ func (p *Pair) tarPush(ctx context.Context, t *transfer, e Entry) error {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	wg.Go(func() {
-		out, err := p.Old.output(cctx, tarSizeCmd(e.Path), "size of "+e.Path, nil)
+		// At the lowest priority: the count only feeds the ETA, the stream is the copy.
+		out, err := p.Old.output(cctx, lowPriority+" "+tarSizeCmd(e.Path), "size of "+e.Path, nil)
 		if b, _, ok := parseTarSize(string(out)); err == nil && ok {
 			total.Store(b)
 		}
