@@ -554,3 +554,43 @@ func TestPrepare(t *testing.T) {
 		})
 	}
 }
+
+// Verify with new walked in parts (splitManifestCmd) finds differences in each part: above
+// depth 2, a file at depth 2, inside the directories at depth 2.
+func TestVerifySplitWalk(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ModeDirect)
+	e.pair.testSplitWalk = true
+	mustExec(t, e.lab.Old, `set -e; cd /home/vmail/mail; printf top > top; mkdir -p example.org/alice/cur example.org/bob/cur other/x/y
+printf a > example.org/alice/cur/1; printf b > example.org/bob/cur/2; printf two > example.org/at-depth-2; printf deep > other/x/y/z`)
+	entry := Entry{Path: maildir, Delete: true}
+	for round, tamper := range []string{"", `set -e; cd /home/vmail/mail
+t=$(stat -c %Y .); printf extra > extra; touch -d @$t .
+t=$(stat -c %Y example.org); rm example.org/at-depth-2; touch -d @$t example.org
+t=$(stat -c %Y example.org/bob/cur/2); printf bigger > example.org/bob/cur/2; touch -d @$t example.org/bob/cur/2
+t=$(stat -c %Y other/x/y); rm other/x/y/z; touch -d @$t other/x/y`} {
+		// The final copy takes old's manifest; new is changed behind its back in each part
+		// (directory times restored) before Verify walks it.
+		if err := e.pair.Copy(t.Context(), []Entry{entry}, true); err != nil {
+			t.Fatal(err)
+		}
+		if tamper != "" {
+			mustExec(t, e.lab.New, tamper)
+		}
+		err := e.pair.Verify(t.Context(), []Entry{entry})
+		want := "<nil>"
+		if round == 1 {
+			want = "sshops: verify: 4 difference(s) between old and new" +
+				"\n\t/home/vmail/mail/example.org/at-depth-2: missing on new" +
+				"\n\t/home/vmail/mail/example.org/bob/cur/2: size 1 on old, 6 on new" +
+				"\n\t/home/vmail/mail/extra: only on new" +
+				"\n\t/home/vmail/mail/other/x/y/z: missing on new"
+		}
+		if fmt.Sprint(err) != want {
+			t.Fatalf("round %d: error\n%v\nwant\n%s", round, err, want)
+		}
+	}
+	if l := e.leftovers(t, e.pair); len(l) > 0 {
+		t.Errorf("left over: %q", l)
+	}
+}

@@ -77,6 +77,8 @@ type Pair struct {
 	// prepared is the final Copy's transfer set up ahead of the window (Prepare).
 	prepared *transfer
 
+	// testSplitWalk, when set, makes Verify walk new with splitManifestCmd whatever the size.
+	testSplitWalk bool
 	// testHookAbandon, when set, makes Copy skip its cleanup (to simulate a crash).
 	testHookAbandon bool
 	// testReachPort, when set, is the port of new that preflight checks old reaches.

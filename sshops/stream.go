@@ -39,7 +39,7 @@ const manifestFormat = `%p\001%y\001%s\001%T@\001%m\001%U\001%G\001%n\001%l\0`
 // cores: the paths above depth 2 and the non-directories at depth 2 in one find, the
 // directories at depth 2 (a Maildir store's users) shared between two finds that run side by
 // side, each part sorted, then merged (sort -m). Verify walks new with it right after the final
-// copy, when nothing else runs there. The parts live in a temp dir under tmp (cleaned up by
+// copy, when nothing else runs there, for an entry whose manifest on old has splitWalkBytes. The parts live in a temp dir under tmp (cleaned up by
 // the shell, or by Cleanup after a kill).
 func splitManifestCmd(dir, tmp string) string {
 	f := shellQuote(manifestFormat)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -28,7 +29,12 @@ type oldManifest struct {
 	content bool // with sha256 sums
 	m       manifest
 	file    string
+	size    int64 // of file, in bytes
 }
+
+// splitWalkBytes is the size of old's manifest (about 100 bytes a path) from which Verify walks
+// new with splitManifestCmd: below it, the processes of the split cost more than they save.
+const splitWalkBytes = 2 << 20
 
 // ownerScan is what Verify found about an entry's owners on new.
 type ownerScan struct {
@@ -145,12 +151,14 @@ func (p *Pair) takeOldManifests(ctx context.Context, entries []Entry) (stop func
 					return
 				}
 				f := p.tempDir() + "/" + onetimeMarker + "manifest-" + hex.EncodeToString(rnd[:])
-				cmd := fmt.Sprintf("%s umask 077 && ( %s ) > %s", lowPriority, sortedManifestCmd(e.Path), shellQuote(f))
-				if _, err := p.Old.output(ctx, cmd, "manifest of "+e.Path+" into "+f, nil); err != nil {
+				cmd := fmt.Sprintf("%s umask 077 && ( %s ) > %s && wc -c < %s", lowPriority, sortedManifestCmd(e.Path), shellQuote(f), shellQuote(f))
+				out, err := p.Old.output(ctx, cmd, "manifest of "+e.Path+" into "+f, nil)
+				if err != nil {
 					_ = p.removeOldManifests(ctx, []string{f}) // Verify walks old itself
 					return
 				}
-				got[i], ok[i] = oldManifest{file: f}, true
+				size, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+				got[i], ok[i] = oldManifest{file: f, size: size}, true
 				return
 			}
 			out, err := p.Old.output(ctx, lowPriority+" "+manifestCmd(e.Path, e.Content), "manifest of "+e.Path, nil)
@@ -343,7 +351,11 @@ func (p *Pair) verifyEntry(ctx context.Context, e Entry) ([]Difference, int, err
 		if orr.missing {
 			return fmt.Errorf("sshops: verify: %q does not exist on old", e.Path)
 		}
-		return p.New.streamCmd(ctx, splitManifestCmd(e.Path, p.tempDir()), "manifest of "+e.Path, func(nr io.Reader) error {
+		newCmd := sortedManifestCmd(e.Path)
+		if om.size >= splitWalkBytes || (p.testSplitWalk && took) {
+			newCmd = splitManifestCmd(e.Path, p.tempDir())
+		}
+		return p.New.streamCmd(ctx, newCmd, "manifest of "+e.Path, func(nr io.Reader) error {
 			var err error
 			sd, err = compareStreams(e.Path, orr, newRecordReader(nr, newIDs), e.Delete, owner)
 			return err
