@@ -127,6 +127,15 @@ func table(cfg *config.Config) []Step {
 		{Name: RestoreTTL, Idempotent: true, Summary: "put the original TTL back",
 			NotBefore: restoreAfterActivate, Skip: skipRestoreTTL, Plan: planRestoreTTL, Do: (*Engine).restoreTTL},
 	}
+	for i := range steps {
+		if steps[i].Name == Disable {
+			hookPlan := steps[i].Plan
+			steps[i].Plan = func(pl *planner, ps *PlannedStep) {
+				hookPlan(pl, ps)
+				ps.Action = append(planBeforeWindow(pl.cfg), ps.Action...)
+			}
+		}
+	}
 	if cfg != nil && cfg.Bridge != nil {
 		return withBridge(steps)
 	}
@@ -169,6 +178,23 @@ func (s Step) skip(cfg *config.Config, records []dnsrec.Name) string {
 		return s.Skip(cfg, records)
 	}
 	return ""
+}
+
+// planBeforeWindow is what the plan shows of beforeWindow, under disable.
+func planBeforeWindow(cfg *config.Config) []string {
+	if len(cfg.Sync) == 0 {
+		return nil
+	}
+	var out []string
+	if slices.ContainsFunc(cfg.Sync, func(s config.Sync) bool { return s.Initial }) {
+		out = append(out, fmt.Sprintf("while waiting for the window: copy the initial entries again (nothing deleted) %s before the window (at once if nearer), then once more to end about %s before it; a pass still running when the window opens is stopped",
+			config.FormatDuration(catchUpFirst), config.FormatDuration(catchUpMargin)))
+	}
+	if cfg.SSH.Transfer != config.TransferRelay {
+		out = append(out, fmt.Sprintf("while waiting for the window (%s ahead at the latest): set up the final sync's transfer (new's directories, one-time key, ssh connection from old to new)",
+			config.FormatDuration(prepareLead)))
+	}
+	return out
 }
 
 // hookStep completes a step that runs a configured hook: skipped without
