@@ -45,7 +45,7 @@ type Progress struct {
 	Path       string  // the entry
 	Bytes      int64   // transferred so far (relay: tar stream bytes)
 	TotalBytes int64   // estimate; 0 when unknown
-	Files      int64   // files transferred so far (rsync), names archived so far (tar stream), or the entry's files when Done (relay)
+	Files      int64   // files transferred so far (rsync), old's counted names in proportion to the bytes (tar stream; all when Done), or the entry's files when Done (relay)
 	Rate       float64 // bytes per second
 	ETA        time.Duration
 	Done       bool

@@ -21,22 +21,24 @@ import (
 
 // Markers of the lines the push prints on old's stderr besides tar's own messages.
 const (
-	tarProgressMark = "cutover-tar-progress " // "<bytes written> <names listed>", every tarCheckpoint records
+	tarProgressMark = "cutover-tar-progress " // "<bytes written>", every tarCheckpoint records
 	tarDoneMark     = "cutover-tar-done "     // the same, once tar --create has written everything
 	tarStatusMark   = "cutover-tar-status "   // tar --create's exit status
 	tarRecord       = 10240                   // tar's default record size (blocking factor 20)
 	tarCheckpoint   = 500                     // records between progress lines (5 MB)
+	tarCountWait    = 5 * time.Second         // how long the done line waits for the count of names
 )
 
 // tarPushCmd is the command run on old: tar --create in dir, its archive to ssh (the transfer's
-// sshCmd to userHost) running tar --extract in the same dir on new. Tar lists each name on
-// stderr; awk counts them and prints a progress line at each checkpoint and at tar's totals,
-// passing tar's own messages on; tar's exit status follows on its own line (the command's exit
-// status is ssh's, that is new's tar's). What ssh and new's tar print comes on stdout: on one
-// stream with awk's lines, their writes would split a progress line.
+// sshCmd to userHost) running tar --extract in the same dir on new. Awk turns tar's checkpoints
+// and totals on stderr into progress lines, passing tar's own messages on; tar's exit status
+// follows on its own line (the command's exit status is ssh's, that is new's tar's). What ssh
+// and new's tar print comes on stdout: on one stream with awk's lines, their writes would split
+// a progress line. Tar does not list the names (--verbose): it writes each on unbuffered stderr,
+// a system call per name, which doubled the CPU time of a stream of small files.
 func tarPushCmd(sshCmd, dir, userHost string) string {
 	create := shellJoin([]string{"tar", "--create", "--file=-", "--format=posix", "--pax-option=delete=atime,delete=ctime",
-		"--verbose", "--totals", "--checkpoint=" + strconv.Itoa(tarCheckpoint), "--checkpoint-action=echo=" + tarProgressMark + "%u", "."})
+		"--totals", "--checkpoint=" + strconv.Itoa(tarCheckpoint), "--checkpoint-action=echo=" + tarProgressMark + "%u", "."})
 	// New's tar does not warn about mtimes ahead of its clock (the hosts' clocks may differ).
 	extract := tarExtract(dir) + " --warning=no-timestamp"
 	return fmt.Sprintf(`cd -- %s && { { %s 2>&1 >&3 3>&-; echo "%s$?"; } | %s >&2 3>&-; } 3>&1 | %s %s %s 2>&1`,
@@ -45,8 +47,8 @@ func tarPushCmd(sshCmd, dir, userHost string) string {
 
 // tarCounter reads tar --create's stderr (tarPushCmd). Numbers go through printf %.0f: mawk
 // prints a large product as 5.12e+09 and clamps %d to 2^31-1.
-var tarCounter = fmt.Sprintf(`awk '/^tar: %[1]s/ { printf "%[1]s%%.0f %%.0f\n", $3 * %[4]d, n; fflush(); next } /^Total bytes written: / { printf "%[2]s%%s %%.0f\n", $4, n; fflush(); next } /^%[3]s/ || /^tar: / { print; fflush(); next } { n++ }'`,
-	tarProgressMark, tarDoneMark, tarStatusMark, tarRecord)
+var tarCounter = fmt.Sprintf(`awk '/^tar: %[1]s/ { printf "%[1]s%%.0f\n", $3 * %[3]d; fflush(); next } /^Total bytes written: / { printf "%[2]s%%s\n", $4; fflush(); next } { print; fflush() }'`,
+	tarProgressMark, tarDoneMark, tarRecord)
 
 // tarSizeCmd estimates, on old, the size of dir's archive and its number of names: per name a
 // header block (and a pax header of two blocks for an mtime with a fraction of a second), the
@@ -73,33 +75,29 @@ func parseTarSize(out string) (bytes, names int64, ok bool) {
 	return (b + tarRecord - 1) / tarRecord * tarRecord, n, true
 }
 
-// parseTarProgress parses a progress or done line of tarPushCmd into bytes written and names
-// listed.
-func parseTarProgress(line string) (bytes, names int64, done, ok bool) {
+// parseTarProgress parses a progress or done line of tarPushCmd into the bytes written.
+func parseTarProgress(line string) (bytes int64, done, ok bool) {
 	rest, ok := strings.CutPrefix(line, tarProgressMark)
 	if !ok {
 		if rest, done = strings.CutPrefix(line, tarDoneMark); !done {
-			return 0, 0, false, false
+			return 0, false, false
 		}
 	}
-	b, n, ok := strings.Cut(rest, " ")
-	if !ok {
-		return 0, 0, false, false
+	bytes, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || bytes < 0 {
+		return 0, false, false
 	}
-	bytes, err1 := strconv.ParseInt(b, 10, 64)
-	names, err2 := strconv.ParseInt(n, 10, 64)
-	if err1 != nil || err2 != nil || bytes < 0 || names < 0 {
-		return 0, 0, false, false
-	}
-	return bytes, names, done, true
+	return bytes, done, true
 }
 
-// tarProgress is the Progress of a push at bytes and names, elapsed into it, against the
-// estimated total (0: not known yet).
-func tarProgress(path string, bytes, names, total int64, elapsed time.Duration) Progress {
-	pr := Progress{Path: path, Bytes: bytes, Files: names}
+// tarProgress is the Progress of a push at bytes, elapsed into it, against the estimated total
+// of bytes and names (0: not counted yet). Tar does not list the names it archives: the files
+// so far are the counted names in proportion to the bytes.
+func tarProgress(path string, bytes, total, names int64, elapsed time.Duration) Progress {
+	pr := Progress{Path: path, Bytes: bytes}
 	if total > 0 {
 		pr.TotalBytes = max(total, bytes)
+		pr.Files = min(names, int64(float64(names)*float64(bytes)/float64(total)))
 	}
 	return pr.withRate(elapsed)
 }
@@ -108,18 +106,20 @@ func tarProgress(path string, bytes, names, total int64, elapsed time.Duration) 
 func (p *Pair) tarPush(ctx context.Context, t *transfer, e Entry) error {
 	cmd := tarPushCmd(t.sshCmd, e.Path, p.New.Endpoint().sshDest())
 
-	// The size of the archive, for the ETA, is counted alongside: the copy does not wait for it.
-	var total atomic.Int64
+	// The size of the archive and its names, for the ETA and the files, are counted alongside
+	// at the lowest priority: the copy does not wait for them.
+	var total, names atomic.Int64
 	cctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	wg.Go(func() {
-		// At the lowest priority: the count only feeds the ETA, the stream is the copy.
+	counted := make(chan struct{})
+	defer func() { cancel(); <-counted }()
+	go func() {
+		defer close(counted)
 		out, err := p.Old.output(cctx, lowPriority+" "+tarSizeCmd(e.Path), "size of "+e.Path, nil)
-		if b, _, ok := parseTarSize(string(out)); err == nil && ok {
+		if b, n, ok := parseTarSize(string(out)); err == nil && ok {
+			names.Store(n)
 			total.Store(b)
 		}
-	})
+	}()
 
 	var (
 		mu     sync.Mutex // onLine runs for stdout and stderr
@@ -130,10 +130,22 @@ func (p *Pair) tarPush(ctx context.Context, t *transfer, e Entry) error {
 	onLine := func(line string) {
 		mu.Lock()
 		defer mu.Unlock()
-		if b, n, done, ok := parseTarProgress(line); ok {
-			last = tarProgress(e.Path, b, n, total.Load(), time.Since(start))
+		if b, done, ok := parseTarProgress(line); ok {
+			if done {
+				// The last line names the files: the count, if it ends soon.
+				mu.Unlock()
+				select {
+				case <-counted:
+				case <-time.After(tarCountWait):
+				}
+				mu.Lock()
+			}
+			last = tarProgress(e.Path, b, total.Load(), names.Load(), time.Since(start))
 			if done {
 				last.TotalBytes, last.ETA, last.Done = b, 0, true
+				if total.Load() > 0 {
+					last.Files = names.Load()
+				}
 			}
 			if p.Progress != nil {
 				p.Progress(last)

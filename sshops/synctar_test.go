@@ -12,24 +12,24 @@ func TestParseTarLines(t *testing.T) {
 	for _, tc := range []struct {
 		desc        string
 		line        string
-		bytes, n    int64
+		bytes       int64
 		done, ok    bool
 		progressful bool // isProgressLine
 	}{
-		{desc: "checkpoint", line: "cutover-tar-progress 5120000 1234", bytes: 5120000, n: 1234, ok: true, progressful: true},
-		{desc: "totals", line: "cutover-tar-done 5130240 1250", bytes: 5130240, n: 1250, done: true, ok: true, progressful: true},
+		{desc: "checkpoint", line: "cutover-tar-progress 5120000", bytes: 5120000, ok: true, progressful: true},
+		{desc: "totals", line: "cutover-tar-done 5130240", bytes: 5130240, done: true, ok: true, progressful: true},
 		{desc: "status", line: "cutover-tar-status 1"},
 		{desc: "tar's warning", line: "tar: ./sock: socket ignored"},
-		{desc: "no names", line: "cutover-tar-progress 5120000"},
-		{desc: "negative", line: "cutover-tar-progress -1 2"},
-		{desc: "not a number", line: "cutover-tar-done x 2", progressful: true},
+		{desc: "two numbers", line: "cutover-tar-progress 5120000 12", progressful: true},
+		{desc: "negative", line: "cutover-tar-progress -1", progressful: true},
+		{desc: "not a number", line: "cutover-tar-done x", progressful: true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			b, n, done, ok := parseTarProgress(tc.line)
-			if b != tc.bytes || n != tc.n || done != tc.done || ok != tc.ok {
-				t.Errorf("parseTarProgress(%q) = %d, %d, %v, %v; want %d, %d, %v, %v", tc.line, b, n, done, ok, tc.bytes, tc.n, tc.done, tc.ok)
+			b, done, ok := parseTarProgress(tc.line)
+			if b != tc.bytes || done != tc.done || ok != tc.ok {
+				t.Errorf("parseTarProgress(%q) = %d, %v, %v; want %d, %v, %v", tc.line, b, done, ok, tc.bytes, tc.done, tc.ok)
 			}
-			if got := isProgressLine(tc.line); got != tc.progressful && tc.desc != "no names" && tc.desc != "negative" {
+			if got := isProgressLine(tc.line); got != tc.progressful {
 				t.Errorf("isProgressLine(%q) = %v, want %v", tc.line, got, tc.progressful)
 			}
 		})
@@ -61,8 +61,8 @@ func TestTarAwk(t *testing.T) {
 		desc, prog, in, want string
 	}{
 		{desc: "counter", prog: tarCounter,
-			in:   "./\n./a\ntar: cutover-tar-progress 500000\n./b link to ./a\ntar: ./s: socket ignored\nTotal bytes written: 5120010240 (4.8GiB, 50MiB/s)\ncutover-tar-status 1\n",
-			want: "cutover-tar-progress 5120000000 2\ntar: ./s: socket ignored\ncutover-tar-done 5120010240 3\ncutover-tar-status 1\n"},
+			in:   "tar: cutover-tar-progress 500000\ntar: ./s: socket ignored\nTotal bytes written: 5120010240 (4.8GiB, 50MiB/s)\ncutover-tar-status 1\n",
+			want: "cutover-tar-progress 5120000000\ntar: ./s: socket ignored\ncutover-tar-done 5120010240\ncutover-tar-status 1\n"},
 		{desc: "sizer", prog: tarSizer,
 			in:   "d 2 10 4096 1700000000.0000000000\nf 1 11 5000000000 1700000000.5000000000\nf 2 12 1 1700000000.0000000000\nf 2 12 1 1700000000.0000000000\nl 1 13 3 1700000000.0000000000\n",
 			want: "5000005120 5\n"},
@@ -81,19 +81,19 @@ func TestTarAwk(t *testing.T) {
 func TestTarProgress(t *testing.T) {
 	for _, tc := range []struct {
 		desc                string
-		bytes, names, total int64
+		bytes, total, names int64
 		elapsed             time.Duration
 		want                Progress
 	}{
-		{desc: "total known", bytes: 1 << 20, names: 10, total: 4 << 20, elapsed: time.Second,
-			want: Progress{Path: "/d", Bytes: 1 << 20, TotalBytes: 4 << 20, Files: 10, Rate: 1 << 20, ETA: 3 * time.Second}},
-		{desc: "total not counted yet", bytes: 1 << 20, names: 10, elapsed: 2 * time.Second,
-			want: Progress{Path: "/d", Bytes: 1 << 20, Files: 10, Rate: 1 << 19}},
-		{desc: "past the estimate", bytes: 5 << 20, names: 10, total: 4 << 20, elapsed: time.Second,
-			want: Progress{Path: "/d", Bytes: 5 << 20, TotalBytes: 5 << 20, Files: 10, Rate: 5 << 20}},
+		{desc: "total known: files in proportion", bytes: 1 << 20, total: 4 << 20, names: 100, elapsed: time.Second,
+			want: Progress{Path: "/d", Bytes: 1 << 20, TotalBytes: 4 << 20, Files: 25, Rate: 1 << 20, ETA: 3 * time.Second}},
+		{desc: "not counted yet", bytes: 1 << 20, elapsed: 2 * time.Second,
+			want: Progress{Path: "/d", Bytes: 1 << 20, Rate: 1 << 19}},
+		{desc: "past the estimate", bytes: 5 << 20, total: 4 << 20, names: 100, elapsed: time.Second,
+			want: Progress{Path: "/d", Bytes: 5 << 20, TotalBytes: 5 << 20, Files: 100, Rate: 5 << 20}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			if got := tarProgress("/d", tc.bytes, tc.names, tc.total, tc.elapsed); got != tc.want {
+			if got := tarProgress("/d", tc.bytes, tc.total, tc.names, tc.elapsed); got != tc.want {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
