@@ -26,7 +26,6 @@ const (
 	tarStatusMark   = "cutover-tar-status "   // tar --create's exit status
 	tarRecord       = 10240                   // tar's default record size (blocking factor 20)
 	tarCheckpoint   = 500                     // records between progress lines (5 MB)
-	tarCountWait    = 5 * time.Second         // how long the done line waits for the count of names
 )
 
 // tarPushCmd is the command run on old: tar --create in dir, its archive to ssh (the transfer's
@@ -106,15 +105,16 @@ func tarProgress(path string, bytes, total, names int64, elapsed time.Duration) 
 func (p *Pair) tarPush(ctx context.Context, t *transfer, e Entry) error {
 	cmd := tarPushCmd(t.sshCmd, e.Path, p.New.Endpoint().sshDest())
 
-	// The size of the archive and its names, for the ETA and the files, are counted alongside
-	// at the lowest priority: the copy does not wait for them.
+	// The size of the archive and its names, for the ETA and the files, are counted alongside:
+	// the copy does not wait for them. Not at a low priority: on a busy host the count would
+	// then end after the stream, which would have no ETA.
 	var total, names atomic.Int64
 	cctx, cancel := context.WithCancel(ctx)
 	counted := make(chan struct{})
 	defer func() { cancel(); <-counted }()
 	go func() {
 		defer close(counted)
-		out, err := p.Old.output(cctx, lowPriority+" "+tarSizeCmd(e.Path), "size of "+e.Path, nil)
+		out, err := p.Old.output(cctx, tarSizeCmd(e.Path), "size of "+e.Path, nil)
 		if b, n, ok := parseTarSize(string(out)); err == nil && ok {
 			names.Store(n)
 			total.Store(b)
@@ -131,15 +131,6 @@ func (p *Pair) tarPush(ctx context.Context, t *transfer, e Entry) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if b, done, ok := parseTarProgress(line); ok {
-			if done {
-				// The last line names the files: the count, if it ends soon.
-				mu.Unlock()
-				select {
-				case <-counted:
-				case <-time.After(tarCountWait):
-				}
-				mu.Lock()
-			}
 			last = tarProgress(e.Path, b, total.Load(), names.Load(), time.Since(start))
 			if done {
 				last.TotalBytes, last.ETA, last.Done = b, 0, true
