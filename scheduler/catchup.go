@@ -32,7 +32,7 @@ func (e *Engine) beforeWindow(ctx context.Context, until time.Time) {
 	if err := e.waitShowing(ctx, Disable, until, until.Add(-prepareLead)); err != nil {
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, until.Sub(e.Clock.Now()))
+	pctx, cancel := e.untilWindow(ctx, until)
 	defer cancel()
 	start := e.Clock.Now()
 	err := e.Hosts.PrepareFinalSync(pctx, e.Out)
@@ -77,11 +77,16 @@ func (e *Engine) catchUp(ctx context.Context, until time.Time) {
 	e.catchUpPass(ctx, until, 2)
 }
 
+// untilWindow is ctx, stopped when the window opens at until. On the machine's timer, not on
+// Clock: a test's fake Clock moves the wall clock at will. The engine then waits for the window
+// on Clock as always.
+func (e *Engine) untilWindow(ctx context.Context, until time.Time) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, until.Sub(e.Clock.Now()))
+}
+
 // catchUpPass runs one catch-up pass, stopped at until, and says whether it finished.
 func (e *Engine) catchUpPass(ctx context.Context, until time.Time, n int) (time.Duration, bool) {
-	// The pass stops at the window on the machine's timer, not on Clock: a test's fake Clock
-	// moves the wall clock at will. The engine then waits for the window on Clock as always.
-	pctx, cancel := context.WithTimeout(ctx, until.Sub(e.Clock.Now()))
+	pctx, cancel := e.untilWindow(ctx, until)
 	defer cancel()
 	fmt.Fprintf(e.Out, "== catch-up %d: copy what changed since the initial sync, before the window opens at %s\n", n, until.UTC().Format("15:04:05"))
 	start := e.Clock.Now()

@@ -41,6 +41,18 @@ func (h *timedHosts) CatchUp(ctx context.Context, out io.Writer) error {
 	return h.fakeHosts.CatchUp(ctx, out)
 }
 
+// timedEngine is a test engine for a window at cutoverIn after t0 whose hosts are h (its
+// fakeHosts and clock filled in).
+func timedEngine(t *testing.T, cutoverIn time.Duration, clock *FakeClock, h *timedHosts) (*Engine, *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	var out bytes.Buffer
+	e := newTestEngine(t, dir, testConfig(t, dir, t0.Add(cutoverIn), ""), clock, &out)
+	h.fakeHosts, h.clock = e.Hosts.(*fakeHosts), clock
+	e.Hosts = h
+	return e, &out
+}
+
 func TestCatchUp(t *testing.T) {
 	for _, tc := range []struct {
 		desc       string
@@ -69,13 +81,8 @@ func TestCatchUp(t *testing.T) {
 			wantOut:    []string{"== catch-up 1: failed after 1s (the final sync copies everything): sshops: old: rsync exited 12"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			dir := t.TempDir()
-			cfg := testConfig(t, dir, t0.Add(tc.cutoverIn), "")
-			clock := autoClock(t0)
-			var out bytes.Buffer
-			e := newTestEngine(t, dir, cfg, clock, &out)
-			h := &timedHosts{fakeHosts: e.Hosts.(*fakeHosts), clock: clock, took: tc.took, fail: tc.fail}
-			e.Hosts = h
+			h := &timedHosts{took: tc.took, fail: tc.fail}
+			e, out := timedEngine(t, tc.cutoverIn, autoClock(t0), h)
 			if err := e.Run(context.Background()); err != nil {
 				t.Fatalf("Run: %v\n%s", err, out.String())
 			}
@@ -101,13 +108,7 @@ func TestCatchUp(t *testing.T) {
 
 // A pass still running when the window opens is stopped, and the window opens on time.
 func TestCatchUpStoppedAtTheWindow(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(t, dir, t0.Add(time.Hour), "")
-	clock := NewFakeClock(t0)
-	var out bytes.Buffer
-	e := newTestEngine(t, dir, cfg, clock, &out)
-	h := &timedHosts{fakeHosts: e.Hosts.(*fakeHosts), clock: clock, block: true}
-	e.Hosts = h
+	e, out := timedEngine(t, time.Hour, NewFakeClock(t0), &timedHosts{block: true})
 	until := t0.Add(200 * time.Millisecond)
 	start := time.Now()
 	if _, ok := e.catchUpPass(context.Background(), until, 2); ok {
@@ -125,13 +126,8 @@ func TestCatchUpStoppedAtTheWindow(t *testing.T) {
 // No catch-up without an initial sync to catch up with; the final sync is still set up ahead,
 // prepareLead before the window.
 func TestCatchUpNeedsInitialSync(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(t, dir, t0.Add(time.Hour), "")
-	clock := autoClock(t0)
-	var out bytes.Buffer
-	e := newTestEngine(t, dir, cfg, clock, &out)
-	h := &timedHosts{fakeHosts: e.Hosts.(*fakeHosts), clock: clock}
-	e.Hosts = h
+	h := &timedHosts{}
+	e, out := timedEngine(t, time.Hour, autoClock(t0), h)
 	e.Journal.Step(InitialSync).State = Skipped
 	e.beforeWindow(context.Background(), t0.Add(time.Hour))
 	if len(h.starts) > 0 || strings.Contains(out.String(), "catch-up") {

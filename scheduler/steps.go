@@ -103,9 +103,9 @@ func table(cfg *config.Config) []Step {
 		hookStep(Step{Name: Prepare, Summary: "configure the new host, still inactive", Start: Ahead,
 			Hook: func(h *config.Hooks) *config.Hook { return h.Prepare }},
 			"as early as allowed; the new host stays inactive", ""),
-		hookStep(Step{Name: Disable, Summary: "stop the service on the old host: the window opens", Start: AtCutover,
+		planFirst(planBeforeWindow, hookStep(Step{Name: Disable, Summary: "stop the service on the old host: the window opens", Start: AtCutover,
 			NotBefore: cachesHoldLoweredTTL, WhileWaiting: (*Engine).beforeWindow, Hook: func(h *config.Hooks) *config.Hook { return h.Disable }},
-			"cutover_at: the window opens", "no [hooks] disable: the service keeps running on old during the final sync, and changes after it are lost"),
+			"cutover_at: the window opens", "no [hooks] disable: the service keeps running on old during the final sync, and changes after it are lost")),
 		{Name: FinalSync, Idempotent: true, Summary: "copy everything again (the delta), with deletions",
 			Skip: skipUnless(func(config.Sync) bool { return true }, "no [[sync]] entries"),
 			Plan: planFinalSync, Do: hostsDo(func(h Hosts, ctx context.Context, out io.Writer) error { return h.Copy(ctx, out, true) })},
@@ -126,15 +126,6 @@ func table(cfg *config.Config) []Step {
 			"once DNS points at the new host", "no [hooks] activate: start the service on the new host yourself once DNS has converged"),
 		{Name: RestoreTTL, Idempotent: true, Summary: "put the original TTL back",
 			NotBefore: restoreAfterActivate, Skip: skipRestoreTTL, Plan: planRestoreTTL, Do: (*Engine).restoreTTL},
-	}
-	for i := range steps {
-		if steps[i].Name == Disable {
-			hookPlan := steps[i].Plan
-			steps[i].Plan = func(pl *planner, ps *PlannedStep) {
-				hookPlan(pl, ps)
-				ps.Action = append(planBeforeWindow(pl.cfg), ps.Action...)
-			}
-		}
 	}
 	if cfg != nil && cfg.Bridge != nil {
 		return withBridge(steps)
@@ -180,7 +171,17 @@ func (s Step) skip(cfg *config.Config, records []dnsrec.Name) string {
 	return ""
 }
 
-// planBeforeWindow is what the plan shows of beforeWindow, under disable.
+// planFirst puts the lines of before(cfg) ahead of what s's Plan shows.
+func planFirst(before func(*config.Config) []string, s Step) Step {
+	plan := s.Plan
+	s.Plan = func(pl *planner, ps *PlannedStep) {
+		plan(pl, ps)
+		ps.Action = append(before(pl.cfg), ps.Action...)
+	}
+	return s
+}
+
+// planBeforeWindow is what the plan shows of beforeWindow (disable's WhileWaiting).
 func planBeforeWindow(cfg *config.Config) []string {
 	if len(cfg.Sync) == 0 {
 		return nil

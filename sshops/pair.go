@@ -196,11 +196,7 @@ func (p *Pair) Copy(ctx context.Context, entries []Entry, final bool) (err error
 		t, out, err = p.setupTransfer(ctx, mkdir)
 	}
 	if t != nil && !p.testHookAbandon {
-		defer func() {
-			cctx, cancel := cleanupCtx(ctx)
-			defer cancel()
-			err = errors.Join(err, p.removeTransfer(cctx, t.marker))
-		}()
+		defer func() { err = errors.Join(err, p.removeTransfer(ctx, t.marker)) }()
 	}
 	if err != nil {
 		return err
@@ -387,8 +383,11 @@ func hasAddress(ipOut []byte, addr netip.Addr) bool {
 }
 
 // removeTransfer removes the one-time key with marker from new's authorized_keys and the temp dir
-// from old, and checks that both are gone.
+// from old (stopping its ssh master connection), and checks that both are gone; on a context
+// that survives the cancellation of ctx, as every path that set a transfer up must remove it.
 func (p *Pair) removeTransfer(ctx context.Context, marker string) error {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
 	var keyErr, dirErr error
 	var wg sync.WaitGroup
 	if p.mode() == ModeDirect {
@@ -568,9 +567,7 @@ func (p *Pair) Prepare(ctx context.Context, entries []Entry) error {
 	t, _, err := p.setupTransfer(ctx, emptyDirsCmd(entries))
 	if err != nil {
 		if t != nil {
-			cctx, cancel := cleanupCtx(ctx)
-			defer cancel()
-			err = errors.Join(err, p.removeTransfer(cctx, t.marker))
+			err = errors.Join(err, p.removeTransfer(ctx, t.marker))
 		}
 		return err
 	}
@@ -585,9 +582,7 @@ func (p *Pair) DropPrepared(ctx context.Context) error {
 		return nil
 	}
 	p.prepared = nil
-	cctx, cancel := cleanupCtx(ctx)
-	defer cancel()
-	return p.removeTransfer(cctx, t.marker)
+	return p.removeTransfer(ctx, t.marker)
 }
 
 // Cleanup removes what a crashed run left behind on both hosts: one-time keys in the SSH user's

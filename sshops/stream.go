@@ -28,19 +28,19 @@ const (
 // missing dir prints manifestMissing. Owners are numbers: find would look every name up again
 // (a read of /etc/passwd per file); the reader names them from the host's tables (idNames).
 func sortedManifestCmd(dir string) string {
-	return fmt.Sprintf(`cd -- %s 2>/dev/null || { printf '%s\0'; exit 0; }; { find . -printf '%%p\001%%y\001%%s\001%%T@\001%%m\001%%U\001%%G\001%%n\001%%l\0'; printf '%s%%d\0' "$?"; } | LC_ALL=C sort -z`,
-		shellQuote(dir), manifestMissing, findStatus)
+	return fmt.Sprintf(`cd -- %s 2>/dev/null || { printf '%s\0'; exit 0; }; { find . -printf %s; printf '%s%%d\0' "$?"; } | LC_ALL=C sort -z`,
+		shellQuote(dir), manifestMissing, shellQuote(manifestFormat), findStatus)
 }
 
-// manifestFormat is find's -printf format of sortedManifestCmd's records.
+// manifestFormat is find's -printf format of the sorted manifests' records.
 const manifestFormat = `%p\001%y\001%s\001%T@\001%m\001%U\001%G\001%n\001%l\0`
 
 // splitManifestCmd prints what sortedManifestCmd prints, with the walk split across two
 // cores: the paths above depth 2 and the non-directories at depth 2 in one find, the
 // directories at depth 2 (a Maildir store's users) shared between two finds that run side by
 // side, each part sorted, then merged (sort -m). Verify walks new with it right after the final
-// copy, when nothing else runs there, for an entry whose manifest on old has splitWalkBytes. The parts live in a temp dir under tmp (cleaned up by
-// the shell, or by Cleanup after a kill).
+// copy, when nothing else runs there, for an entry whose manifest on old has splitWalkBytes.
+// The parts live in a temp dir under tmp (cleaned up by the shell, or by Cleanup after a kill).
 func splitManifestCmd(dir, tmp string) string {
 	f := shellQuote(manifestFormat)
 	part := shellQuote(`p=$(mktemp "$0/part.XXXXXXXX") || exit 1; find "$@" -printf ` + f + ` > "$p.u" || r=1; LC_ALL=C sort -z -o "$p" "$p.u" && rm -f -- "$p.u" || exit 1; exit ${r:-0}`)
