@@ -55,11 +55,15 @@ func (g *guardedNames) GetNameRecords(ctx context.Context, zone string, names []
 }
 
 // call runs one library call, op, in a goroutine of its own, and returns
-// its result, or ctx's cause as soon as ctx ends.
+// its result, or ctx's cause as soon as ctx ends (also when the call itself
+// returned first with an error because of it).
 func (g *guarded) call(ctx context.Context, op string, f func() ([]libdns.Record, error)) ([]libdns.Record, error) {
 	type result struct {
 		recs []libdns.Record
 		err  error
+	}
+	if ctx.Err() != nil {
+		return nil, g.wrap(context.Cause(ctx), op)
 	}
 	done := make(chan result, 1) // the call may end after nobody waits
 	go func() {
@@ -74,6 +78,11 @@ func (g *guarded) call(ctx context.Context, op string, f func() ([]libdns.Record
 	}()
 	select {
 	case r := <-done:
+		if r.err != nil && ctx.Err() != nil {
+			// The library failed because ctx ended (a cancelled dial, say): the
+			// cause says why, not the library's rendering of it.
+			return nil, g.wrap(context.Cause(ctx), op)
+		}
 		return r.recs, g.wrap(r.err, op)
 	case <-ctx.Done():
 		return nil, g.wrap(context.Cause(ctx), op)

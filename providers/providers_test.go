@@ -3,6 +3,7 @@ package providers_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -210,6 +211,33 @@ func TestGuardRedacts(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal("the redacted error no longer wraps its cause")
 	}
+}
+
+// TestGuardInterrupted: a library call that fails because its context ended
+// (a dial cancelled on the way, as miekg/dns returns it) reports the
+// context's cause, never the library's "operation was canceled", however the
+// call and the cancellation race.
+func TestGuardInterrupted(t *testing.T) {
+	interrupted := errors.New("interrupted")
+	for range 1000 {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		dialing := cancelling{cancel: func() { cancel(interrupted) }}
+		_, err := providers.Guard("rfc2136", dialing).GetRecords(ctx, "example.org.")
+		if want := "rfc2136: get records: interrupted"; err == nil || err.Error() != want || !errors.Is(err, interrupted) {
+			t.Fatalf("got %v, want %s", err, want)
+		}
+	}
+}
+
+// cancelling is a library whose every call is interrupted while it dials.
+type cancelling struct {
+	providers.Client
+	cancel func()
+}
+
+func (c cancelling) GetRecords(ctx context.Context, zone string) ([]libdns.Record, error) {
+	c.cancel()
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
 }
 
 // TestOpenRecoversFactoryPanic: a library that panics while its client is

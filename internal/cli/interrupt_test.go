@@ -21,8 +21,10 @@ func TestInterruptedLookups(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	asked := make(chan struct{}, 1)
-	tell := func() {
+	// Each server tells its own channel: a late query of one sub-test must
+	// not interrupt the next one before it reaches its server.
+	askedDNS, askedProvider := make(chan struct{}, 1), make(chan struct{}, 1)
+	tell := func(asked chan struct{}) {
 		select {
 		case asked <- struct{}{}:
 		default:
@@ -34,7 +36,7 @@ func TestInterruptedLookups(t *testing.T) {
 			if _, _, err := pc.ReadFrom(buf); err != nil {
 				return
 			}
-			tell()
+			tell(askedDNS)
 		}
 	}()
 	server := pc.LocalAddr().String()
@@ -52,7 +54,7 @@ func TestInterruptedLookups(t *testing.T) {
 			}
 			defer c.Close()
 			if _, err := c.Read(make([]byte, 2)); err == nil {
-				tell()
+				tell(askedProvider)
 			}
 		}
 	}()
@@ -86,18 +88,19 @@ key = "env:CUTOVER_TEST_TSIG"
 	for _, tc := range []struct {
 		desc       string
 		args       []string
+		asked      chan struct{}
 		wantStderr string
 		wantCode   int
 	}{
-		{desc: "plan's look-ups", args: []string{"plan", path}, wantStderr: "cutover: error: plan: interrupted\n", wantCode: ExitInterrupted},
-		{desc: "a provider call", args: []string{"dns", "show", path}, wantStderr: "cutover: error: providers: snapshot: get records: rfc2136: get records: interrupted\n", wantCode: ExitInterrupted},
+		{desc: "plan's look-ups", args: []string{"plan", path}, asked: askedDNS, wantStderr: "cutover: error: plan: interrupted\n", wantCode: ExitInterrupted},
+		{desc: "a provider call", args: []string{"dns", "show", path}, asked: askedProvider, wantStderr: "cutover: error: providers: snapshot: get records: rfc2136: get records: interrupted\n", wantCode: ExitInterrupted},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			ctx, cancel := context.WithCancelCause(t.Context())
 			defer cancel(nil)
 			go func() {
 				select {
-				case <-asked:
+				case <-tc.asked:
 					cancel(errInterrupted)
 				case <-ctx.Done():
 				}
