@@ -305,7 +305,7 @@ func (c *RelayCheck) CheckQueue(ctx context.Context, r *Relay) QueueResult {
 			break
 		}
 		if time.Now().After(deadline) {
-			res.Problems = append(res.Problems, fmt.Sprintf("%s's queue after 60 s with the remote server up:\n%s\nremote received %q", r.Host.Name, out, sink.MessageIDs()))
+			res.Problems = append(res.Problems, fmt.Sprintf("%s's queue after 60 s with the remote server up:\n%s\nremote received %q\n%s", r.Host.Name, out, sink.MessageIDs(), c.queueFiles(ctx, r)))
 			return res
 		}
 		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
@@ -371,6 +371,38 @@ func sessionMessages(s *IMAPClient) ([]IMAPMessage, error) {
 }
 
 // maillog returns the lines of both relays' Postfix logs about the message with Message-ID id.
+// queueFiles describes what a queue that does not empty holds, to tell why: each queue file
+// (queue, mode, size, mtime against the host's clock), its envelope, and both hosts' log
+// lines that name its queue ID.
+func (c *RelayCheck) queueFiles(ctx context.Context, r *Relay) string {
+	out, err := r.Host.Exec(ctx, `date '+now %F %T'; cd /var/spool/postfix && for f in $(find incoming active deferred hold maildrop -type f 2>/dev/null); do
+	stat -c '%n %A %s %y' "$f"; postcat -e "$f" 2>&1 | sed 's/^/    /'; done`)
+	if err != nil {
+		return fmt.Sprintf("queue files: %v", err)
+	}
+	var b strings.Builder
+	b.WriteString("queue files on " + r.Host.Name + ":\n" + string(out))
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || !strings.Contains(f[0], "/") {
+			continue
+		}
+		qid := filepath.Base(f[0])
+		for _, h := range []*Relay{c.Old, c.New} {
+			if h == nil {
+				continue
+			}
+			log, _ := os.ReadFile(filepath.Join(h.Dir, "maillog"))
+			for _, line := range strings.Split(string(log), "\n") {
+				if strings.Contains(line, qid) {
+					b.WriteString(h.Host.Name + ": " + line + "\n")
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
 func (c *RelayCheck) maillog(id string) string {
 	var out []string
 	for _, r := range []*Relay{c.Old, c.New} {
