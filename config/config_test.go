@@ -147,6 +147,9 @@ func TestParseProblems(t *testing.T) {
 			wantErr: `config: c.toml:5:1: new.address: "255.255.255.255" is the broadcast address, not a host's address`},
 		{desc: "new.address6 unspecified", edit: func(s string) string { return strings.Replace(s, "[ssh]", "address6 = \"::\"\n[ssh]", 1) },
 			wantErr: `config: c.toml:6:1: new.address6: "::" is the unspecified address, not a host's address`},
+		{desc: "old.address6 with a zone", edit: func(s string) string {
+			return strings.Replace(s, "[new]", "address6 = \"2001:db8::1%a;touch /tmp/pwned\"\n[new]", 1)
+		}, wantErr: `config: c.toml:4:1: old.address6: "2001:db8::1%a;touch /tmp/pwned" has a zone (%a;touch /tmp/pwned): an AAAA record holds the address alone; write "2001:db8::1"`},
 		{desc: "old.address6 multicast", edit: func(s string) string { return strings.Replace(s, "[new]", "address6 = \"ff02::1\"\n[new]", 1) },
 			wantErr: `config: c.toml:4:1: old.address6: "ff02::1" is a multicast address, not a host's address`},
 		{desc: "name longer than DNS allows", edit: func(s string) string { return strings.Replace(s, `["MAIL.example.org"]`, `[`+longName+`]`, 1) },

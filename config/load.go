@@ -471,6 +471,8 @@ func (l *loader) host(m map[string]any, role string) Host {
 	if s, set := l.str(m, role, "address6", ""); set {
 		if a, err := netip.ParseAddr(s); err != nil || !a.Is6() || a.Is4In6() {
 			l.problem(role+".address6", "%q is not an IPv6 address", s)
+		} else if a.Zone() != "" {
+			l.problem(role+".address6", "%q has a zone (%%%s): an AAAA record holds the address alone; write %q", s, a.Zone(), a.WithZone("").String())
 		} else if what := notAHost(a); what != "" {
 			l.problem(role+".address6", "%q is %s, not a host's address", s, what)
 		} else {

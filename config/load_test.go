@@ -172,7 +172,7 @@ func checkConfig(t *testing.T, cfg *Config) {
 		}
 	}
 	for _, h := range []Host{cfg.Old, cfg.New} {
-		if !h.Address.Is4() || notAHost(h.Address) != "" || !userRE.MatchString(h.SSHUser) || len(h.SSHUser) > maxUserName {
+		if !h.Address.Is4() || notAHost(h.Address) != "" || h.Address6.Zone() != "" || !userRE.MatchString(h.SSHUser) || len(h.SSHUser) > maxUserName {
 			t.Fatalf("host accepted: %+v", h)
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,6 +106,44 @@ func TestChangeDNS(t *testing.T) {
 			}
 			if changed && !slices.ContainsFunc(readEvents(t, cfg.StateDir), func(ev Event) bool { return ev.Message == "by hand: "+string(tc.change) }) {
 				t.Errorf("no event says %q", "by hand: "+string(tc.change))
+			}
+		})
+	}
+}
+
+// A DNS change by hand whose journal cannot be saved says what it changed
+// (and keeps the snapshot to undo it with); when even the snapshot cannot
+// be saved, nothing is changed at all.
+func TestChangeDNSSaveFailure(t *testing.T) {
+	noRetryPause(t)
+	for _, tc := range []struct {
+		desc         string
+		full         func(j *Journal) bool
+		wantErr      string // PATH is the journal
+		wantOps      []string
+		wantSnapshot bool // the error carries the records to go back to
+	}{
+		{desc: "the snapshot cannot be saved: nothing changed", full: func(*Journal) bool { return true },
+			wantErr: `scheduler: journal "PATH" could not be saved (4 attempts): write PATH: no space left on device; DNS and the services were not changed`},
+		{desc: "saved before, not after the change", full: func(j *Journal) bool { return j.DNS == DNSLowered },
+			wantErr: `scheduler: journal "PATH" could not be saved (4 attempts): write PATH: no space left on device; changed so far: the TTL of mail.example.org. was lowered (data unchanged)`,
+			wantOps: []string{"lower-ttl"}, wantSnapshot: true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(t, dir, t0.Add(time.Hour), "")
+			e := newTestEngine(t, dir, cfg, NewFakeClock(t0), io.Discard)
+			failWrites(t, e, tc.full)
+			err := e.ChangeDNS(context.Background(), ChangeLowerTTL, func() error { return nil })
+			if got, want := errString(err), strings.ReplaceAll(tc.wantErr, "PATH", e.Journal.Path()); got != want {
+				t.Fatalf("error\ngot  %q\nwant %q", got, want)
+			}
+			var se *SaveError
+			if !errors.As(err, &se) || (se.Snapshot != nil) != tc.wantSnapshot {
+				t.Fatalf("error %#v: want a *SaveError, with a snapshot: %v", err, tc.wantSnapshot)
+			}
+			if ops := readLines(t, filepath.Join(dir, "dns.log")); !slices.Equal(ops, tc.wantOps) {
+				t.Errorf("DNS operations %q, want %q", ops, tc.wantOps)
 			}
 		})
 	}

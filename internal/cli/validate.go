@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/cutover-dev/cutover/config"
@@ -41,7 +42,7 @@ func loadConfig(e *env, path string, future bool) (*config.Config, error) {
 	if future {
 		opts.Now = e.now()
 	}
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, &usageError{err: fmt.Errorf("config: %w", err), hint: "cp config.example.toml " + path + " and edit it"}
 	}
 	cfg, err := config.Load(path, opts)
