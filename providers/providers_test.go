@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/libdns/libdns"
 
 	"github.com/cutover-dev/cutover/config"
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/providers"
 )
 
@@ -52,6 +54,11 @@ func init() {
 	panics := fakeSpec("test-panics", new(int))
 	panics.New = func(providers.Values, providers.Env) (providers.Client, error) { panic("API token missing") }
 	providers.Register(panics)
+	calls := fakeSpec("test-panicky", new(int))
+	calls.New = func(_ providers.Values, env providers.Env) (providers.Client, error) {
+		return &panicky{memory{zone: env.Zone}}, nil
+	}
+	providers.Register(calls)
 }
 
 func TestRegisterDuplicatePanics(t *testing.T) {
@@ -247,6 +254,22 @@ func TestOpenRecoversFactoryPanic(t *testing.T) {
 	_, err := providers.Open(config.NewProviderSettings("dns", "test-panics", map[string]any{"token": "env:CUTOVER_TEST_TOKEN", "endpoint": "x"}),
 		providers.Env{Zone: "example.org."})
 	if want := "test-panics: open: panic in the provider library: API token missing"; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+// TestOpenGuardsCalls: Open puts every provider's client behind the guard,
+// so a library that panics in a call fails the operation, not cutover.
+func TestOpenGuardsCalls(t *testing.T) {
+	t.Setenv("CUTOVER_TEST_TOKEN", "s3cr3t-t0ken")
+	z, err := providers.Open(config.NewProviderSettings("dns", "test-panicky", map[string]any{"token": "env:CUTOVER_TEST_TOKEN", "endpoint": "x"}),
+		providers.Env{Zone: "example.org."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &dnsrec.Snapshot{Zone: "example.org.", Names: []dnsrec.Name{{Name: "mail.example.org."}}}
+	err = z.Swap(context.Background(), snap, providers.Target{A: netip.MustParseAddr("192.0.2.2")}, time.Minute)
+	if want := "providers: swap: set records: test-panicky: set records: panic in the provider library: assignment to entry in nil map"; err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
 }

@@ -92,19 +92,6 @@ type Values struct {
 	refs map[string]string
 }
 
-// NewValues returns Values holding text (and resolved secrets) and
-// durations, for tests of a factory.
-func NewValues(text map[string]string, durations map[string]time.Duration) Values {
-	v := Values{m: map[string]string{}, d: map[string]time.Duration{}, refs: map[string]string{}}
-	for k, s := range text {
-		v.m[k] = s
-	}
-	for k, d := range durations {
-		v.d[k] = d
-	}
-	return v
-}
-
 // String returns a Text setting or a resolved secret ("" when unset).
 func (v Values) String(key string) string { return v.m[key] }
 
@@ -119,7 +106,7 @@ func (v Values) Duration(key string) time.Duration { return v.d[key] }
 // and durations; secrets unresolved, separately) and every problem, each at
 // its position in the file.
 func (spec Spec) read(s *config.ProviderSettings) (Values, map[string]config.Secret, []config.Problem) {
-	v := NewValues(nil, nil)
+	v := Values{m: map[string]string{}, d: map[string]time.Duration{}, refs: map[string]string{}}
 	secrets := map[string]config.Secret{}
 	for _, st := range spec.Settings {
 		switch st.Kind {

@@ -46,7 +46,6 @@ func child(dir string) int {
 	j, err := LoadJournal(cfg.StateDir)
 	if errors.Is(err, ErrNoJournal) {
 		j = NewJournal(cfg.StateDir, cfg.File, cfg.CutoverAt, cfg.Old.Address, cfg.New.Address, clock.Now())
-		j.AcceptSlow = true
 	} else if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return childFailed
@@ -64,7 +63,7 @@ func child(dir string) int {
 	}
 	z := &fakeZone{dir: dir, cfg: cfg}
 	e := &Engine{Config: cfg, Journal: j, DNS: z, Hosts: &fakeHosts{dir: dir}, Hooks: shellHooks{},
-		Prop: &fakeProp{z: z}, Clock: clock, Out: os.Stderr, Fault: fault}
+		Prop: &fakeProp{z: z}, Clock: clock, Out: os.Stderr, Fault: fault, AcceptSlow: true}
 	if s := os.Getenv("MARK_DONE"); s != "" {
 		if err := e.MarkDone(StepName(s)); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -72,6 +72,11 @@ type Engine struct {
 	Wait func(step StepName, until, now time.Time)
 	// RerunInterrupted allows a hook that was interrupted to run again.
 	RerunInterrupted bool
+	// AcceptSlow: the operator accepts a window that opens before every
+	// cache can hold the lowered TTL (--accept-slow-propagation). Run
+	// records it in the journal when the cutover starts; a resumed run goes
+	// by what the journal says.
+	AcceptSlow bool
 	// Fault is the crash-injection seam (CUTOVER_FAULT); zero in production.
 	Fault Fault
 }
@@ -167,6 +172,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	if j.Rollback != nil {
 		return &RollbackPendingError{Reason: j.Rollback.Reason, Err: j.Rollback.Error}
+	}
+	if e.AcceptSlow && !j.Started() {
+		j.AcceptSlow = true
 	}
 	j.Outcome = ""
 	for _, step := range table(e.Config) {

@@ -27,12 +27,14 @@ func TestRunTimeline(t *testing.T) {
 	for _, tc := range []struct {
 		desc        string
 		cutoverIn   time.Duration
+		acceptSlow  bool
 		wantDisable time.Duration // after t0
 	}{
 		{desc: "window far enough ahead opens at cutover_at", cutoverIn: time.Hour, wantDisable: time.Hour},
 		// lower-ttl ran at t0 with 30s served: caches may hold it until
 		// t0+30s, plus the 10s margin. The window must not open earlier.
 		{desc: "window too close waits for the old TTL to run out", cutoverIn: 5 * time.Second, wantDisable: 40 * time.Second},
+		{desc: "window too close, slow propagation accepted: opens at cutover_at", cutoverIn: 5 * time.Second, acceptSlow: true, wantDisable: 5 * time.Second},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			dir := t.TempDir()
@@ -40,6 +42,7 @@ func TestRunTimeline(t *testing.T) {
 			clock := autoClock(t0)
 			var out bytes.Buffer
 			e := newTestEngine(t, dir, cfg, clock, &out)
+			e.AcceptSlow = tc.acceptSlow
 			if err := e.Run(context.Background()); err != nil {
 				t.Fatalf("Run: %v\n%s", err, out.String())
 			}
@@ -75,8 +78,8 @@ func TestRunTimeline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if again.Outcome != OutcomeDone || again.Snapshot == nil {
-				t.Errorf("reloaded journal: outcome %q snapshot %v", again.Outcome, again.Snapshot)
+			if again.Outcome != OutcomeDone || again.Snapshot == nil || again.AcceptSlow != tc.acceptSlow {
+				t.Errorf("reloaded journal: outcome %q snapshot %v accept_slow %v", again.Outcome, again.Snapshot, again.AcceptSlow)
 			}
 			// A finished cutover does not run again.
 			e2 := newTestEngine(t, dir, cfg, clock, &out)

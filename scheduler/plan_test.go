@@ -119,6 +119,66 @@ func TestMakePlan(t *testing.T) {
 	}
 }
 
+// TestStillAtOld: plan, run and cutover dns refuse a zone that does not
+// point at old with one check (notAtOld), A and AAAA alike: the plan as a
+// PlanError, the snapshot of run and cutover dns through checkSnapshot,
+// which also says when the records point at new already.
+func TestStillAtOld(t *testing.T) {
+	set := func(addrs ...string) dnsrec.RRset {
+		r := dnsrec.RRset{TTL: time.Hour}
+		for _, s := range addrs {
+			r.Addrs = append(r.Addrs, netip.MustParseAddr(s))
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		desc     string
+		old6     bool
+		name     dnsrec.Name
+		wantPlan string
+		wantSnap string
+	}{
+		{desc: "A and AAAA at old", old6: true,
+			name: dnsrec.Name{A: set("192.0.2.1"), AAAA: set("2001:db8::1")}},
+		{desc: "old among other addresses", old6: true,
+			name: dnsrec.Name{A: set("192.0.2.1", "192.0.2.7"), AAAA: set("2001:db8::1", "2001:db8::7")}},
+		{desc: "no A today: the swap creates it",
+			name: dnsrec.Name{}},
+		{desc: "old has address6, no AAAA today", old6: true,
+			name: dnsrec.Name{A: set("192.0.2.1")}},
+		{desc: "old has no address6: the AAAA is not checked",
+			name: dnsrec.Name{A: set("192.0.2.1"), AAAA: set("2001:db8::9")}},
+		{desc: "A elsewhere",
+			name:     dnsrec.Name{A: set("192.0.2.9")},
+			wantPlan: "plan: mail.example.org. A is {192.0.2.9}, which does not include old.address 192.0.2.1",
+			wantSnap: "scheduler: mail.example.org. A is {192.0.2.9}, which does not include old.address 192.0.2.1"},
+		{desc: "A at new already",
+			name:     dnsrec.Name{A: set("192.0.2.2")},
+			wantPlan: "plan: mail.example.org. A is {192.0.2.2}, which does not include old.address 192.0.2.1",
+			wantSnap: "scheduler: mail.example.org. A is {192.0.2.2}, which does not include old.address 192.0.2.1: it already points at the new host"},
+		{desc: "AAAA elsewhere", old6: true,
+			name:     dnsrec.Name{A: set("192.0.2.1"), AAAA: set("2001:db8::9")},
+			wantPlan: "plan: mail.example.org. AAAA is {2001:db8::9}, which does not include old.address6 2001:db8::1",
+			wantSnap: "scheduler: mail.example.org. AAAA is {2001:db8::9}, which does not include old.address6 2001:db8::1"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := planConfig(t, t0.Add(48*time.Hour), false)
+			if tc.old6 {
+				cfg.Old.Address6 = netip.MustParseAddr("2001:db8::1")
+			}
+			tc.name.Name = "mail.example.org."
+			_, err := MakePlan(Input{Config: cfg, Facts: &Facts{Names: []dnsrec.Name{tc.name}}, Now: t0, Provider: ProviderInfo{Type: "x"}})
+			if got := errString(err); got != tc.wantPlan {
+				t.Errorf("plan: error %q, want %q", got, tc.wantPlan)
+			}
+			err = checkSnapshot(cfg, &dnsrec.Snapshot{Zone: "example.org.", Names: []dnsrec.Name{tc.name}})
+			if got := errString(err); got != tc.wantSnap {
+				t.Errorf("snapshot: error %q, want %q", got, tc.wantSnap)
+			}
+		})
+	}
+}
+
 // The actions of a plan say what the commands will do, values quoted as the
 // commands quote them, and the TTL the swap writes is never above the one
 // served.

@@ -299,16 +299,13 @@ func planLowerTTL(pl *planner, ps *PlannedStep) {
 	ps.Deadline = cfg.CutoverAt.Add(-(p.MaxTTL + p.Margin))
 	ps.Why = fmt.Sprintf("at least the longest TTL served (%s) + margin (%s) before the window, so every cache holds the lowered TTL when it opens", config.FormatDuration(p.MaxTTL), config.FormatDuration(p.Margin))
 	for _, n := range pl.in.Facts.Names {
-		for _, rr := range []struct {
-			typ string
-			set dnsrec.RRset
-		}{{"A", n.A}, {"AAAA", n.AAAA}} {
-			if !rr.set.Exists() {
+		for _, rr := range n.Sets() {
+			if !rr.Exists() {
 				continue
 			}
-			line := fmt.Sprintf("%s %s %s: TTL %s -> %s", n.Name, rr.typ, dnsrec.AddrList(rr.set.Addrs), config.FormatDuration(rr.set.TTL), lowered)
-			if rr.set.TTL <= cfg.DNS.LoweredTTL {
-				line = fmt.Sprintf("%s %s %s: TTL already %s, left as it is", n.Name, rr.typ, dnsrec.AddrList(rr.set.Addrs), config.FormatDuration(rr.set.TTL))
+			line := fmt.Sprintf("%s %s %s: TTL %s -> %s", n.Name, rr.Type, dnsrec.AddrList(rr.Addrs), config.FormatDuration(rr.TTL), lowered)
+			if rr.TTL <= cfg.DNS.LoweredTTL {
+				line = fmt.Sprintf("%s %s %s: TTL already %s, left as it is", n.Name, rr.Type, dnsrec.AddrList(rr.Addrs), config.FormatDuration(rr.TTL))
 			}
 			ps.Action = append(ps.Action, line)
 		}

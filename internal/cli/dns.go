@@ -62,15 +62,12 @@ func cmdDNS(ctx context.Context, e *env, c *command, args []string) error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "NAME\tTYPE\tTTL\tVALUES\n")
 		for _, n := range snap.Names {
-			for _, rr := range []struct {
-				typ string
-				set dnsrec.RRset
-			}{{"A", n.A}, {"AAAA", n.AAAA}} {
-				if !rr.set.Exists() {
-					fmt.Fprintf(tw, "%s\t%s\t-\t(none)\n", n.Name, rr.typ)
+			for _, rr := range n.Sets() {
+				if !rr.Exists() {
+					fmt.Fprintf(tw, "%s\t%s\t-\t(none)\n", n.Name, rr.Type)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, rr.typ, config.FormatDuration(rr.set.TTL), addrs(rr.set))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, rr.Type, config.FormatDuration(rr.TTL), addrs(rr.RRset))
 			}
 		}
 		return tw.Flush()

@@ -214,7 +214,6 @@ func cmdRun(ctx context.Context, e *env, c *command, args []string) error {
 		if p.TooLate && !*acceptSlow {
 			return tooLate(cfg, p)
 		}
-		j.AcceptSlow = *acceptSlow
 	} else if out.level != quiet {
 		renderStatus(e.stdout, cfg, j)
 		fmt.Fprintf(e.stdout, "resuming from the journal in %s\n", cfg.StateDir)
@@ -226,6 +225,7 @@ func cmdRun(ctx context.Context, e *env, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
+	eng.AcceptSlow = *acceptSlow
 	err = eng.Run(ctx)
 	out.close()
 	if err := engineError(cfg, "cutover run "+cfg.File, err); err != nil {

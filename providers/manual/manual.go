@@ -1,7 +1,7 @@
 // Package manual owns cutover's "manual" provider type, for DNS hosts without
 // an API: writing records prints exactly which records to set (name, TTL,
 // type, addresses) and then waits until every authoritative server serves
-// them; reading asks the authoritative servers directly.
+// them; reading asks every authoritative server (through dnsprop).
 //
 //	[providers.dns]
 //	type    = "manual"
@@ -26,6 +26,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/cutover-dev/cutover/dnsprop"
+	"github.com/cutover-dev/cutover/dnsrec"
 	"github.com/cutover-dev/cutover/providers"
 )
 
@@ -80,34 +81,49 @@ func (c *Client) GetRecords(ctx context.Context, zone string) ([]libdns.Record, 
 }
 
 // GetNameRecords returns the A and AAAA records of names as every
-// authoritative server serves them; servers that disagree are an error.
+// authoritative server serves them (dnsprop asks them, server by server);
+// servers that disagree are an error.
 func (c *Client) GetNameRecords(ctx context.Context, zone string, names []string) ([]libdns.Record, error) {
 	servers, err := c.servers(ctx, zone)
 	if err != nil {
 		return nil, err
 	}
-	var out []libdns.Record
-	for _, n := range names {
-		for _, typ := range []string{"A", "AAAA"} {
-			var first rrset
-			for i, s := range servers {
-				got, err := c.query(ctx, s, n, typ)
-				if err != nil {
-					return nil, err
-				}
-				if i == 0 {
-					first = got
-				} else if !got.equal(first) {
+	var first *dnsprop.ZoneFacts
+	for _, s := range servers {
+		f, err := (&dnsprop.Checker{Zone: zone, Authoritative: []netip.AddrPort{s}, QueryTimeout: c.QueryTimeout}).Observe(ctx, names)
+		if err != nil {
+			return nil, fmt.Errorf("manual: %w", err)
+		}
+		if first == nil {
+			first = f
+			continue
+		}
+		for i, n := range f.Names {
+			for j, got := range n.Sets() {
+				if want := first.Names[i].Sets()[j]; !slices.Equal(got.Addrs, want.Addrs) || got.TTL != want.TTL {
 					return nil, fmt.Errorf("manual: authoritative servers disagree on %s %s: %s serves %s, %s serves %s",
-						n, typ, servers[0], first, s, got)
+						n.Name, got.Type, servers[0], describe(want.RRset), s, describe(got.RRset))
 				}
 			}
-			for _, a := range first.addrs {
-				out = append(out, libdns.Address{Name: libdns.RelativeName(n, zone), TTL: first.ttl, IP: a})
+		}
+	}
+	var out []libdns.Record
+	for _, n := range first.Names {
+		for _, rr := range n.Sets() {
+			for _, a := range rr.Addrs {
+				out = append(out, libdns.Address{Name: libdns.RelativeName(n.Name, zone), TTL: rr.TTL, IP: a})
 			}
 		}
 	}
 	return out, nil
+}
+
+// describe is an RRset in the disagreement error.
+func describe(r dnsrec.RRset) string {
+	if !r.Exists() {
+		return "nothing"
+	}
+	return fmt.Sprintf("%s (ttl %s)", dnsrec.AddrList(r.Addrs), r.TTL)
 }
 
 type pairKey struct{ name, typ string }
@@ -216,87 +232,6 @@ func (c *Client) announceAndWait(ctx context.Context, zone, text string, exp []p
 	}
 	fmt.Fprintf(c.Out, "manual: every authoritative server serves it\n")
 	return nil
-}
-
-type rrset struct {
-	addrs []netip.Addr
-	ttl   time.Duration
-}
-
-func (r rrset) equal(o rrset) bool {
-	if len(r.addrs) != len(o.addrs) {
-		return false
-	}
-	for _, a := range r.addrs {
-		if !slices.Contains(o.addrs, a) {
-			return false
-		}
-	}
-	return len(r.addrs) == 0 || r.ttl == o.ttl
-}
-
-func (r rrset) String() string {
-	if len(r.addrs) == 0 {
-		return "nothing"
-	}
-	s := make([]string, len(r.addrs))
-	for i, a := range r.addrs {
-		s[i] = a.String()
-	}
-	return fmt.Sprintf("%s (ttl %s)", strings.Join(s, ", "), r.ttl)
-}
-
-// query asks one authoritative server, with AA required.
-func (c *Client) query(ctx context.Context, server netip.AddrPort, name, typ string) (rrset, error) {
-	r, err := c.exchange(ctx, server, dns.Fqdn(name), dns.StringToType[typ])
-	if err != nil {
-		return rrset{}, err
-	}
-	if !r.Authoritative {
-		return rrset{}, fmt.Errorf("manual: %s is not authoritative for %s", server, name)
-	}
-	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
-		return rrset{}, fmt.Errorf("manual: %s answers %s %s with %s", server, name, typ, dns.RcodeToString[r.Rcode])
-	}
-	var out rrset
-	for _, rr := range r.Answer {
-		if !strings.EqualFold(rr.Header().Name, dns.Fqdn(name)) {
-			continue
-		}
-		var a netip.Addr
-		switch v := rr.(type) {
-		case *dns.A:
-			a, _ = netip.AddrFromSlice(v.A.To4())
-		case *dns.AAAA:
-			a, _ = netip.AddrFromSlice(v.AAAA)
-		default:
-			continue
-		}
-		if !slices.Contains(out.addrs, a) {
-			out.addrs = append(out.addrs, a)
-		}
-		out.ttl = max(out.ttl, time.Duration(rr.Header().Ttl)*time.Second)
-	}
-	slices.SortFunc(out.addrs, func(a, b netip.Addr) int { return a.Compare(b) })
-	return out, nil
-}
-
-func (c *Client) exchange(ctx context.Context, server netip.AddrPort, name string, qtype uint16) (*dns.Msg, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.SetEdns0(1232, false)
-	to := c.QueryTimeout
-	if to == 0 {
-		to = 2 * time.Second
-	}
-	r, _, err := (&dns.Client{Net: "udp", Timeout: to}).ExchangeContext(ctx, m, server.String())
-	if err == nil && r.Truncated {
-		r, _, err = (&dns.Client{Net: "tcp", Timeout: to}).ExchangeContext(ctx, m, server.String())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("manual: ask %s for %s %s: %w", server, name, dns.TypeToString[qtype], err)
-	}
-	return r, nil
 }
 
 // servers returns the authoritative servers as dnsprop finds them: the

@@ -425,3 +425,45 @@ func TestOpenAndCheck(t *testing.T) {
 		t.Fatalf("Check of a good table: %v", ps)
 	}
 }
+
+// TestReadDisagree: reading asks every authoritative server; two that serve
+// different RRsets (addresses or TTL) make the read fail, naming both.
+func TestReadDisagree(t *testing.T) {
+	for _, tc := range []struct {
+		desc      string
+		ttl2      uint32
+		addrs2    []string
+		wantErr   string // %[1]s and %[2]s: the servers
+		wantAddrs string
+	}{
+		{desc: "they agree", ttl2: 30, addrs2: []string{"192.0.2.1"}, wantAddrs: "{[192.0.2.1] 30s}"},
+		{desc: "other addresses", ttl2: 30, addrs2: []string{"192.0.2.9"},
+			wantErr: "providers: snapshot: get records: manual: authoritative servers disagree on mail.example.org. A: %[1]s serves {192.0.2.1} (ttl 30s), %[2]s serves {192.0.2.9} (ttl 30s)"},
+		{desc: "another TTL", ttl2: 60, addrs2: []string{"192.0.2.1"},
+			wantErr: "providers: snapshot: get records: manual: authoritative servers disagree on mail.example.org. A: %[1]s serves {192.0.2.1} (ttl 30s), %[2]s serves {192.0.2.1} (ttl 1m0s)"},
+		{desc: "nothing on one", addrs2: nil,
+			wantErr: "providers: snapshot: get records: manual: authoritative servers disagree on mail.example.org. A: %[1]s serves {192.0.2.1} (ttl 30s), %[2]s serves nothing"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			s1, s2 := startAuth(t, "127.0.0.1:0"), startAuth(t, "127.0.0.1:0")
+			s1.set("mail."+zone, "A", 30, []string{"192.0.2.1"})
+			s2.set("mail."+zone, "A", tc.ttl2, tc.addrs2)
+			z, err := providers.Open(config.NewProviderSettings("dns", "manual", nil),
+				providers.Env{Zone: zone, Out: &strings.Builder{}, Authoritative: []netip.AddrPort{s1.addr, s2.addr}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := z.Snapshot(context.Background(), []string{"mail." + zone})
+			want := ""
+			if tc.wantErr != "" {
+				want = fmt.Sprintf(tc.wantErr, s1.addr, s2.addr)
+			}
+			if got := fmt.Sprint(err); err != nil && got != want || err == nil && want != "" {
+				t.Fatalf("error %v\nwant  %s", err, want)
+			}
+			if err == nil && fmt.Sprint(snap.Names[0].A) != tc.wantAddrs {
+				t.Fatalf("snapshot A %v, want %s", snap.Names[0].A, tc.wantAddrs)
+			}
+		})
+	}
+}
