@@ -134,8 +134,10 @@ reenable = { on = "old", run = "true" }
 		rep.Ops[4].Delay == nil || rep.LowestTTL != 5 || rep.Cleanup != "nothing left behind" {
 		t.Fatalf("selftest --json:\n%s", out)
 	}
-	if code, out, errOut := cli("plan", path, "--offline"); code != ExitOK || strings.Contains(out, "selftest") {
-		t.Fatalf("plan after a passed selftest: exit %d\n%s%s", code, out, errOut)
+	for _, args := range [][]string{{"plan", path, "--offline"}, {"plan", path, "--offline", "--json"}} {
+		if code, out, errOut := cli(args...); code != ExitOK || strings.Contains(out, "selftest") {
+			t.Fatalf("%s after a passed selftest: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
 	}
 	code, _, errOut = cli("dns", "selftest", path, "--name", "taken")
 	want := "cutover: error: selftest: taken.example.org. already exists (A {192.0.2.9} TTL 30s, no AAAA): the selftest needs a name of its own\n" +
