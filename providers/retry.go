@@ -33,6 +33,11 @@ var DefaultRetry = Retry{Attempts: 4, Backoff: 2 * time.Second, Max: 30 * time.S
 // rateLimited matches the words libraries use for HTTP 429.
 var rateLimited = regexp.MustCompile(`(?i)\b429\b|too many requests|rate.?limit`)
 
+// networkFailure matches Go's words for a network failure, for libraries
+// that flatten the error with %v (desec's "sending request: %v"), which
+// hides the *net.OpError from errors.As.
+var networkFailure = regexp.MustCompile(`connection refused|connection reset|broken pipe|i/o timeout|unexpected EOF|TLS handshake timeout`)
+
 // Transient reports whether err is worth another try: a network failure
 // (timeout, refused or reset connection, a reply cut short) or a rate
 // limit. A cancelled or expired context never is.
@@ -48,7 +53,7 @@ func Transient(err error) bool {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED):
 		return true
 	}
-	return rateLimited.MatchString(err.Error())
+	return rateLimited.MatchString(err.Error()) || networkFailure.MatchString(err.Error())
 }
 
 // WithRetry returns a Client over c that repeats calls failing with a

@@ -25,13 +25,19 @@ func cmdPlan(ctx context.Context, e *env, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
+	note := selftestNote(cfg)
 	if *asJSON {
+		if note != "" {
+			p.Warnings = append(p.Warnings, note)
+		}
 		if err := writeJSON(e.stdout, p); err != nil {
 			return err
 		}
 	} else {
 		p.Render(e.stdout, time.Local)
-		noteSelftest(e.stdout, cfg)
+		if note != "" {
+			fmt.Fprintf(e.stdout, "\nnote: %s\n", note)
+		}
 	}
 	if p.TooLate && !*acceptSlow {
 		return tooLate(cfg, p)

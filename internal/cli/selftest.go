@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -80,17 +79,18 @@ func cmdSelftest(ctx context.Context, e *env, c *command, args []string) error {
 	return nil
 }
 
-// noteSelftest tells the plan's reader to run the selftest when the journal
-// holds no passed one for the configured provider and zone.
-func noteSelftest(w io.Writer, cfg *config.Config) {
+// selftestNote tells the plan's reader to run the selftest when the
+// journal holds no passed one for the configured provider and zone; "" when
+// it does (and for manual, which has no API to try).
+func selftestNote(cfg *config.Config) string {
 	typ := cfg.Provider().Type
 	if typ == "manual" {
-		return
+		return ""
 	}
 	if j, err := scheduler.ReadJournal(cfg); err == nil && j.SelftestPassed(typ, cfg.DNS.Zone) {
-		return
+		return ""
 	}
-	fmt.Fprintf(w, "\nnote: the journal holds no passed selftest of provider %s on zone %s; before the window, run: cutover dns selftest %s\n",
+	return fmt.Sprintf("the journal holds no passed selftest of provider %s on zone %s; before the window, run: cutover dns selftest %s",
 		typ, cfg.DNS.Zone, cfg.File)
 }
 

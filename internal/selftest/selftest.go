@@ -12,8 +12,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/libdns/libdns"
 
 	"github.com/cutover-dev/cutover/config"
 	"github.com/cutover-dev/cutover/dnsprop"
@@ -108,6 +111,11 @@ func (s *Test) Run(ctx context.Context) (_ *Report, err error) {
 	if n := snap.Names[0]; n.A.Exists() || n.AAAA.Exists() {
 		return nil, fmt.Errorf("selftest: %s %w (%s): the selftest needs a name of its own", s.Name, ErrExists, Describe(n))
 	}
+	if types, err := s.otherTypes(ctx); err != nil {
+		return nil, fmt.Errorf("selftest: %w", err)
+	} else if len(types) > 0 {
+		return nil, fmt.Errorf("selftest: %s %w (%s): the selftest needs a name of its own", s.Name, ErrExists, strings.Join(types, ", "))
+	}
 	servers, err := s.servers(ctx)
 	if err != nil {
 		return nil, err
@@ -146,6 +154,26 @@ func (s *Test) Run(ctx context.Context) (_ *Report, err error) {
 	}
 	rep.Passed = true
 	return rep, nil
+}
+
+// otherTypes returns the types of the records at the scratch name other
+// than A and AAAA (which the snapshot reads), sorted: a TXT or MX there is
+// someone's name too. The manual provider cannot list a zone, and has no
+// selftest.
+func (s *Test) otherTypes(ctx context.Context) ([]string, error) {
+	recs, err := s.Zone.Client().GetRecords(ctx, s.Zone.Name())
+	if err != nil {
+		return nil, err
+	}
+	var types []string
+	for _, r := range recs {
+		rr := r.RR()
+		if strings.EqualFold(libdns.AbsoluteName(rr.Name, s.Zone.Name()), s.Name) && rr.Type != "A" && rr.Type != "AAAA" && !slices.Contains(types, rr.Type) {
+			types = append(types, rr.Type)
+		}
+	}
+	slices.Sort(types)
+	return types, nil
 }
 
 // servers returns the zone's authoritative servers (configured or found).

@@ -65,7 +65,7 @@ func openZone(t *testing.T, s *config.ProviderSettings) *providers.Zone {
 // serving zone with one A record at "taken".
 func labServers(t *testing.T) map[string]labServer {
 	n := lab.NewNet(t)
-	z := lab.Zone{Origin: zone, TTL: 30, Records: []string{"taken 30 IN A 192.0.2.9"}}
+	z := lab.Zone{Origin: zone, TTL: 30, Records: []string{"taken 30 IN A 192.0.2.9", "notes 30 IN TXT \"hello\"", "notes 30 IN MX 10 mx.example.org."}}
 	rfc2136 := func(addr netip.AddrPort, key lab.TSIG, env string) *providers.Zone {
 		t.Setenv(env, key.Secret)
 		return openZone(t, config.NewProviderSettings("dns", "rfc2136", map[string]any{
@@ -138,6 +138,12 @@ func TestSelftest(t *testing.T) {
 			server: "knot",
 			name:   "taken." + zone,
 			err:    "selftest: taken." + zone + " already exists (A {192.0.2.9} TTL 30s, no AAAA): the selftest needs a name of its own",
+		},
+		{
+			desc:   "a name with other records is refused",
+			server: "powerdns",
+			name:   "notes." + zone,
+			err:    "selftest: notes." + zone + " already exists (MX, TXT): the selftest needs a name of its own",
 		},
 	}
 	for _, tc := range tests {

@@ -27,6 +27,10 @@ const token = "desec-3f9a1c7e5b2d8f4a6c0e9b1d7a3f5c8e"
 type fakeDesec struct {
 	mu     sync.Mutex
 	rrsets []rrset
+	// throttled, when set, is deSEC's hourly rate limit: every request is
+	// answered 429 with an hour's Retry-After, and counted.
+	throttled bool
+	limited   int
 }
 
 type rrset struct {
@@ -47,6 +51,13 @@ func (f *fakeDesec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
+	if f.throttled {
+		f.limited++
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(429)
+		fmt.Fprint(w, `{"detail":"Request was throttled. Expected available in 3600 seconds."}`)
+		return
+	}
 	if r.Header.Get("Authorization") != "Token "+token {
 		w.WriteHeader(401)
 		fmt.Fprint(w, `{"detail":"Invalid token."}`)
@@ -165,6 +176,33 @@ func TestErrorsHideTheToken(t *testing.T) {
 	}
 	providertest.Secrets(t, token, err.Error())
 	providertest.Secrets(t, "desec-ffffffffffffffffffffffffffffffff", err.Error())
+}
+
+// TestRateLimitBounded: the library waits out deSEC's Retry-After however
+// long, as often as deSEC answers 429; cutover ends each call after
+// MaxCall, and the registry's retries try again a bounded number of times.
+func TestRateLimitBounded(t *testing.T) {
+	f := newFake(t)
+	f.throttled = true
+	defer func(d time.Duration) { desec.MaxCall = d }(desec.MaxCall)
+	desec.MaxCall = time.Second
+	s := config.NewProviderSettings("dns", "desec", map[string]any{"token": "env:CUTOVER_TEST_DESEC"})
+	retry := providers.Retry{Attempts: 2, Backoff: time.Millisecond, Max: time.Millisecond}
+	z, err := providers.Open(s, providers.Env{Zone: "example.org.", Retry: &retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = z.Snapshot(t.Context(), []string{"mail.example.org."})
+	want := "providers: snapshot: get records: desec: get records: still rate limited (HTTP 429) after 1s: " +
+		"waiting for cooldown to end: context deadline exceeded (after 2 attempts)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.limited != 2 {
+		t.Fatalf("deSEC answered 429 %d times, want 2 (one per attempt)", f.limited)
+	}
 }
 
 // rrs is the fake's zone (names relative).
