@@ -57,7 +57,8 @@ const (
 	HTTPMaxWait  = time.Minute
 )
 
-// startDefault is http.DefaultTransport before anyone replaced it.
+// startDefault is http.DefaultTransport as it was when this package was
+// initialized, before a program could replace it.
 var startDefault = http.DefaultTransport
 
 // NewRetryTransport returns a RetryTransport over base with the defaults
