@@ -38,7 +38,7 @@ type Env struct {
 	// manual provider uses WaitWith over Authoritative, Resolvers and Zone.
 	WaitAuthoritative WaitFunc
 
-	// Retry, when set, replaces DefaultRetry for this provider (tests).
+	// Retry, when set, replaces the registry's retry for this provider (tests).
 	Retry *Retry
 }
 
@@ -204,8 +204,14 @@ func Open(s *config.ProviderSettings, env Env) (*Zone, error) {
 	if err != nil {
 		return nil, redact(err, resolved)
 	}
+	if spec.RetriesItself || spec.RetriesRateLimits {
+		c = sendOnceClient(c)
+	}
 	if _, reads := c.(NameReader); !spec.RetriesItself && !reads {
 		r := DefaultRetry
+		if spec.Retry != nil {
+			r = *spec.Retry
+		}
 		if env.Retry != nil {
 			r = *env.Retry
 		}

@@ -26,9 +26,23 @@ type Retry struct {
 }
 
 // DefaultRetry is what Open applies to every provider whose library does
-// not retry by itself (Spec.RetriesItself): at most 4 attempts over about
-// 14 seconds.
-var DefaultRetry = Retry{Attempts: 4, Backoff: 2 * time.Second, Max: 30 * time.Second}
+// not retry by itself (Spec.RetriesItself) and whose Spec names no Retry of
+// its own: 2 attempts, 2 seconds apart. Their libraries speak HTTP through
+// the RetryTransport the program installs, which already repeats each
+// request up to HTTPAttempts times where that is safe (429, 503, network
+// failures, 5xx to idempotent requests), honouring Retry-After. The
+// registry's one repeat is for what the transport must not repeat (a POST
+// answered 502 or cut off: the whole call re-reads the zone and converges)
+// and for a library's own error after the transport gave up. So one library
+// request is sent at most 2*HTTPAttempts = 8 times, with at most
+// 2*(HTTPAttempts-1) waits of up to HTTPMaxWait plus 2 seconds between.
+var DefaultRetry = Retry{Attempts: 2, Backoff: 2 * time.Second, Max: 30 * time.Second}
+
+// SoleRetry is for a provider with no RetryTransport under it (rfc2136
+// speaks DNS; inwx's library builds its own HTTP transport): the
+// registry's retry is the only one, so it goes further: at most 4 attempts
+// over about 14 seconds.
+var SoleRetry = Retry{Attempts: 4, Backoff: 2 * time.Second, Max: 30 * time.Second}
 
 // rateLimited matches the words libraries use for HTTP 429.
 var rateLimited = regexp.MustCompile(`(?i)\b429\b|too many requests|rate.?limit`)
@@ -107,4 +121,40 @@ func (rt retrying) SetRecords(ctx context.Context, zone string, in []libdns.Reco
 
 func (rt retrying) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
 	return rt.do(ctx, func() ([]libdns.Record, error) { return rt.c.DeleteRecords(ctx, zone, in) })
+}
+
+// sendingOnce marks the context of every call (sendOnce) so that the
+// installed RetryTransport sends the requests of a library that retries by
+// itself (Spec.RetriesItself, Spec.RetriesRateLimits) once: the two
+// retries would multiply.
+type sendingOnce struct{ c Client }
+
+// sendOnceClient returns c marking its calls; a NameReader keeps the ability.
+func sendOnceClient(c Client) Client {
+	s := sendingOnce{c}
+	if nr, ok := c.(NameReader); ok {
+		return sendingOnceNames{s, nr}
+	}
+	return s
+}
+
+func (s sendingOnce) GetRecords(ctx context.Context, zone string) ([]libdns.Record, error) {
+	return s.c.GetRecords(sendOnce(ctx), zone)
+}
+
+func (s sendingOnce) SetRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
+	return s.c.SetRecords(sendOnce(ctx), zone, in)
+}
+
+func (s sendingOnce) DeleteRecords(ctx context.Context, zone string, in []libdns.Record) ([]libdns.Record, error) {
+	return s.c.DeleteRecords(sendOnce(ctx), zone, in)
+}
+
+type sendingOnceNames struct {
+	sendingOnce
+	nr NameReader
+}
+
+func (s sendingOnceNames) GetNameRecords(ctx context.Context, zone string, names []string) ([]libdns.Record, error) {
+	return s.nr.GetNameRecords(sendOnce(ctx), zone, names)
 }

@@ -55,9 +55,17 @@ type Spec struct {
 	Quirks []string // what the library or the host does that is worth knowing, one sentence each
 	// RetriesItself says that the library (or cutover's wrapper of it)
 	// already retries rate limits and network failures: the registry adds
-	// no retries of its own (see Retry).
+	// no retries of its own (see Retry), and the installed RetryTransport
+	// sends the library's requests once.
 	RetriesItself bool
-	New           Factory
+	// RetriesRateLimits says that the library waits out rate limits (429)
+	// itself: the installed RetryTransport sends its requests once, so the
+	// two do not multiply; the registry still repeats a failed call.
+	RetriesRateLimits bool
+	// Retry is the registry's retry for this type; nil means DefaultRetry,
+	// which counts on the RetryTransport under an HTTP library.
+	Retry *Retry
+	New   Factory
 }
 
 func (s Spec) valid() error {

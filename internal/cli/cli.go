@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/cutover-dev/cutover/providers"
 	"github.com/cutover-dev/cutover/scheduler"
 )
 
@@ -209,6 +210,12 @@ func lookup(name string) *command {
 // cancel the context; a second signal exits at once, once the local hooks
 // still running are killed with their process groups.
 func Main(args []string) int {
+	// Most provider libraries (porkbun, gandi, bunny, ionos, ovh, ...) send
+	// through Go's default HTTP client and take no client of ours: the
+	// process-wide default transport is the one place to make them wait out
+	// 429 and Retry-After. The program installs it, once, here; no package
+	// does so on import, so tests and other users of the packages keep Go's.
+	providers.InstallRetryTransport()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 2)

@@ -99,6 +99,8 @@ type providerJSON struct {
 	Atomic        providers.Capability `json:"atomic"`
 	Quirks        []string             `json:"quirks"`
 	RetriesItself bool                 `json:"retries_itself"` // the library retries; cutover adds none
+	// RetriesRateLimits: the library waits out 429s; cutover's HTTP transport sends its requests once.
+	RetriesRateLimits bool `json:"retries_rate_limits"`
 }
 
 func providersJSON(specs []providers.Spec) []providerJSON {
@@ -106,7 +108,7 @@ func providersJSON(specs []providers.Spec) []providerJSON {
 	for _, s := range specs {
 		p := providerJSON{Type: s.Type, Doc: s.Doc, Library: s.Library, Settings: []settingJSON{},
 			MinTTL: s.MinTTL.Seconds(), MinTTLReason: s.MinTTLReason, RRsetSet: s.RRsetSet, Atomic: s.Atomic, Quirks: s.Quirks,
-			RetriesItself: s.RetriesItself}
+			RetriesItself: s.RetriesItself, RetriesRateLimits: s.RetriesRateLimits}
 		if p.Quirks == nil {
 			p.Quirks = []string{}
 		}

@@ -1,8 +1,9 @@
 // Package cloudflare owns cutover's "cloudflare" provider type over
 // github.com/libdns/cloudflare, with the work-arounds cutover needs: SetRecords
 // replaces whole RRsets (the library only patches single records, upstream
-// issue #31), 429 and 5xx answers are retried with backoff honouring
-// Retry-After, and the automatic TTL (1) reads as Cloudflare's 300 seconds.
+// issue #31), requests turned away (429, 503, 5xx where safe) are sent again
+// honouring Retry-After (providers.RetryTransport), and the automatic TTL (1)
+// reads as Cloudflare's 300 seconds.
 //
 //	[providers.dns]
 //	type       = "cloudflare"
@@ -17,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,14 +46,16 @@ var Spec = providers.Spec{
 	},
 	Quirks: []string{
 		"the library's SetRecords patches one record per call and never deletes the others (upstream issue #31): cutover replaces RRsets itself",
-		"cutover retries 429 and 5xx answers with backoff, honouring Retry-After",
+		"cutover retries 429, 503 and network failures (other 5xx for reads, updates and deletes) with backoff, honouring Retry-After",
 		"TTL 1 (automatic) reads as 300 s",
 		"a proxied (orange cloud) A or AAAA record of a configured name is refused at the first read; changes never send the proxied flag, so other records keep theirs",
 	},
 	RetriesItself: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
-		hc := &http.Client{Transport: transport, Timeout: 60 * time.Second}
-		return NewClient(v.String("api_token"), v.String("zone_token"), &Retrier{Client: hc, Attempts: 5, Backoff: time.Second, MaxWait: 2 * time.Minute}), nil
+		// The timeout covers every attempt: at most HTTPAttempts sends and
+		// (HTTPAttempts-1)*HTTPMaxWait of waiting.
+		hc := &http.Client{Transport: providers.NewRetryTransport(transport), Timeout: 5 * time.Minute}
+		return NewClient(v.String("api_token"), v.String("zone_token"), hc), nil
 	},
 }
 
@@ -62,11 +64,12 @@ func init() { providers.Register(Spec) }
 // autoTTL is what Cloudflare serves for a record whose ttl is 1 ("automatic").
 const autoTTL = 300 * time.Second
 
-// transport is the RoundTripper of the HTTP client (tests replace it).
+// transport sends the HTTP client's requests under its RetryTransport
+// (tests replace it).
 var transport http.RoundTripper = http.DefaultTransport
 
 // NewClient returns the Cloudflare client sending its requests through hc
-// (the factory gives a *Retrier over an *http.Client).
+// (the factory gives an *http.Client over a providers.RetryTransport).
 func NewClient(apiToken, zoneToken string, hc cloudflare.HTTPClient) providers.Client {
 	sn := &proxySniffer{next: hc}
 	return &client{p: &cloudflare.Provider{APIToken: apiToken, ZoneToken: zoneToken, HTTPClient: sn}, sniff: sn}
@@ -139,73 +142,6 @@ func (c *client) GetNameRecords(ctx context.Context, zone string, names []string
 			"and mail cannot pass Cloudflare's proxy anyway: set them to \"DNS only\" in the Cloudflare dashboard, then run cutover again", strings.Join(bad, ", "))
 	}
 	return recs, nil
-}
-
-// Retrier is a cloudflare.HTTPClient that retries 429 and 5xx answers up to
-// Attempts times in all, waiting Retry-After (seconds or an HTTP date, capped
-// at MaxWait) or else Backoff, 2*Backoff, 4*Backoff, ... The wait ends early
-// when the request's context does. After the last attempt it returns the last
-// answer, whose error the library reports.
-type Retrier struct {
-	Client   *http.Client
-	Attempts int
-	Backoff  time.Duration
-	MaxWait  time.Duration
-	Now      func() time.Time // for Retry-After dates; default time.Now
-}
-
-// Do sends req, retrying as described on Retrier.
-func (r *Retrier) Do(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	for attempt := 1; ; attempt++ {
-		try := req
-		if attempt > 1 {
-			try = req.Clone(ctx)
-			if req.GetBody != nil {
-				body, err := req.GetBody()
-				if err != nil {
-					return nil, fmt.Errorf("cloudflare: retry %s %s: %w", req.Method, req.URL.Path, err)
-				}
-				try.Body = body
-			}
-		}
-		resp, err := r.Client.Do(try)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 || attempt >= r.Attempts {
-			return resp, nil
-		}
-		wait := r.wait(attempt, resp.Header.Get("Retry-After"))
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		resp.Body.Close()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("cloudflare: %s %s: HTTP %d, waiting %s to retry: %w", req.Method, req.URL.Path, resp.StatusCode, wait, ctx.Err())
-		case <-t.C:
-		}
-	}
-}
-
-func (r *Retrier) wait(attempt int, retryAfter string) time.Duration {
-	d := r.Backoff << (attempt - 1)
-	if retryAfter != "" {
-		if secs, err := strconv.Atoi(strings.TrimSpace(retryAfter)); err == nil && secs >= 0 {
-			d = time.Duration(secs) * time.Second
-		} else if at, err := http.ParseTime(retryAfter); err == nil {
-			now := time.Now
-			if r.Now != nil {
-				now = r.Now
-			}
-			d = max(at.Sub(now()), 0)
-		}
-	}
-	if r.MaxWait > 0 && d > r.MaxWait {
-		d = r.MaxWait
-	}
-	return d
 }
 
 // client wraps the library: RRset-correct SetRecords, proxied names
@@ -364,7 +300,6 @@ func (c *client) setRRset(ctx context.Context, z string, want, have []libdns.RR)
 }
 
 var (
-	_ providers.Client      = (*client)(nil)
-	_ providers.NameReader  = (*client)(nil)
-	_ cloudflare.HTTPClient = (*Retrier)(nil)
+	_ providers.Client     = (*client)(nil)
+	_ providers.NameReader = (*client)(nil)
 )

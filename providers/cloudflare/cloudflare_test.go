@@ -25,8 +25,12 @@ const (
 	token = "cf-T0KEN-5f1d0c7e9a8b4c3d2e1f0a9b8c7d6e5f"
 )
 
-func fastRetrier(hc *http.Client) *cloudflare.Retrier {
-	return &cloudflare.Retrier{Client: hc, Attempts: 5, Backoff: time.Millisecond, MaxWait: 5 * time.Second}
+// fastClient returns a client over hc's transport that retries as the
+// factory's does, with shorter waits and 5 attempts.
+func fastClient(hc *http.Client) *http.Client {
+	rt := providers.NewRetryTransport(hc.Transport)
+	rt.Attempts, rt.Backoff, rt.MaxWait = 5, time.Millisecond, 5*time.Second
+	return &http.Client{Transport: rt}
 }
 
 // fill adds 150 unrelated records so that every listing is paginated.
@@ -56,7 +60,7 @@ func TestConformance(t *testing.T) {
 				}
 				f.add(r.Name, r.Type, content, int(r.TTL.Seconds()))
 			}
-			return cloudflare.NewClient(token, "", fastRetrier(hc))
+			return cloudflare.NewClient(token, "", fastClient(hc))
 		},
 		Change: func(t *testing.T, name, typ string, addrs []netip.Addr) {
 			f.mu.Lock()
@@ -108,7 +112,7 @@ func TestLibrarySetRecordsBug(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "unexpectedly found more than 1 record for") {
 		t.Fatalf("library SetRecords: got %v, want its 'more than 1 record' error (has upstream fixed issue #31?)", err)
 	}
-	if _, err := cloudflare.NewClient(token, "", fastRetrier(hc)).SetRecords(context.Background(), zone, rec); err != nil {
+	if _, err := cloudflare.NewClient(token, "", fastClient(hc)).SetRecords(context.Background(), zone, rec); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -145,10 +149,11 @@ func TestRetry(t *testing.T) {
 			requests: 5, maxGap: time.Second,
 		},
 		{
-			desc:     "context ends during a long Retry-After",
-			faults:   []fault{{status: 429, retryAfter: "30"}},
-			timeout:  200 * time.Millisecond,
-			want:     "providers: snapshot: get records: cloudflare: get records: cloudflare: GET /client/v4/zones: HTTP 429, waiting 5s to retry: context deadline exceeded",
+			desc:    "context ends during a long Retry-After",
+			faults:  []fault{{status: 429, retryAfter: "30"}},
+			timeout: 200 * time.Millisecond,
+			want: `providers: snapshot: get records: cloudflare: get records: Get "https://api.cloudflare.com/client/v4/zones?name=example.org": ` +
+				"providers: GET /client/v4/zones: HTTP 429, waiting 5s to retry: context deadline exceeded",
 			requests: 1,
 		},
 		{
@@ -175,7 +180,7 @@ func TestRetry(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
 				defer cancel()
 			}
-			z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
+			z := providers.NewZone(cloudflare.NewClient(token, "", fastClient(hc)), zone, cloudflare.Spec.Capabilities)
 			start := time.Now()
 			snap, err := z.Snapshot(ctx, []string{"mail.example.org."})
 			if tc.timeout > 0 && time.Since(start) > tc.timeout+time.Second {
@@ -215,7 +220,7 @@ func TestPanicBecomesError(t *testing.T) {
 	f.noInfo = true
 	// The registry's guard (which Open applies) turns the library's panic
 	// into an error.
-	_, err := providers.Guard("cloudflare", cloudflare.NewClient(token, "", fastRetrier(hc))).GetRecords(context.Background(), zone)
+	_, err := providers.Guard("cloudflare", cloudflare.NewClient(token, "", fastClient(hc))).GetRecords(context.Background(), zone)
 	want := "cloudflare: get records: panic in the provider library: runtime error: invalid memory address or nil pointer dereference"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
@@ -225,7 +230,7 @@ func TestPanicBecomesError(t *testing.T) {
 func TestAutoTTLReadsAs300s(t *testing.T) {
 	f, hc := newFakeCF(t, token)
 	f.add("mail", "A", "192.0.2.1", 1)
-	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
+	z := providers.NewZone(cloudflare.NewClient(token, "", fastClient(hc)), zone, cloudflare.Spec.Capabilities)
 	snap, err := z.Snapshot(context.Background(), []string{"mail.example.org."})
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +250,7 @@ func TestProxied(t *testing.T) {
 	f.add("mail", "AAAA", "2001:db8::1", 300)
 	f.add("www", "A", "192.0.2.1", 300)
 	f.proxy("www")
-	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
+	z := providers.NewZone(cloudflare.NewClient(token, "", fastClient(hc)), zone, cloudflare.Spec.Capabilities)
 	ctx := context.Background()
 	snap, err := z.Snapshot(ctx, []string{"mail.example.org."})
 	if err != nil {
@@ -411,6 +416,6 @@ func TestSelftest(t *testing.T) {
 	f, hc := newFakeCF(t, token)
 	f.add("@", "NS", "ns1.example.org", 86400)
 	f.every = 7
-	z := providers.NewZone(cloudflare.NewClient(token, "", fastRetrier(hc)), zone, cloudflare.Spec.Capabilities)
+	z := providers.NewZone(cloudflare.NewClient(token, "", fastClient(hc)), zone, cloudflare.Spec.Capabilities)
 	providertest.Selftest(t, z, providertest.Serve(t, zone, f.rrs), time.Minute)
 }

@@ -144,6 +144,11 @@ func (f *fakeCF) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(f.faults) > 0 || (f.every > 0 && f.requests%f.every == 0) {
 		flt := fault{status: 500}
+		if r.Method == http.MethodPost || r.Method == http.MethodPatch {
+			// A 500 to a write may have done it: the client must not repeat
+			// it (providers.RetryTransport); a 503 says it was not done.
+			flt.status = 503
+		}
 		if len(f.faults) > 0 {
 			flt, f.faults = f.faults[0], f.faults[1:]
 		} else if f.requests%(2*f.every) == 0 {

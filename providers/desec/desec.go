@@ -34,7 +34,8 @@ var Spec = providers.Spec{
 		RRsetSet:     providers.Capability{OK: true, Reason: "the library writes whole RRsets (deSEC's own unit)"},
 		Atomic:       providers.Capability{OK: false, Reason: "the library documents its writes as read-modify-write, not atomic"},
 	},
-	Quirks: []string{"the library retries deSEC's rate limits (429) itself, waiting as told; cutover gives up on a call after 2 minutes"},
+	Quirks:            []string{"the library retries deSEC's rate limits (429) itself, waiting as told; cutover gives up on a call after 2 minutes"},
+	RetriesRateLimits: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
 		return bounded{&desec.Provider{Token: v.String("token")}}, nil
 	},

@@ -32,7 +32,9 @@ var Spec = providers.Spec{
 	},
 	Quirks: []string{
 		"the library's SetRecords and DeleteRecords need record IDs that only its GetRecords gives: cutover always reads first",
+		"the underlying godo client retries 429, 5xx and network failures itself (5 attempts, honouring Retry-After)",
 	},
+	RetriesItself: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
 		return providers.ReplaceRRsets(&digitalocean.Provider{APIToken: v.String("api_token")}), nil
 	},

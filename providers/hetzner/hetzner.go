@@ -33,7 +33,9 @@ var Spec = providers.Spec{
 		"an RRset has one TTL: when records of one set carry different TTLs the library keeps the lowest",
 		"each write waits until Hetzner's API reports its actions finished",
 		"the library panics without a token (the registry's guard would turn it into an error; the token is required)",
+		"the library (hcloud-go) retries rate limits, conflicts, 502 and 504 itself with backoff, without reading Retry-After",
 	},
+	RetriesRateLimits: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
 		return hetzner.New(v.String("api_token")), nil
 	},

@@ -38,7 +38,9 @@ var Spec = providers.Spec{
 	Quirks: []string{
 		"the library logs in and out around every call",
 		"the library's SetRecords fails on an RRset of several records: cutover deletes and re-adds instead",
+		"the library builds its own HTTP transport: cutover cannot wait out Retry-After for it, and retries a failed call with backoff only",
 	},
+	Retry: &providers.SoleRetry, // no RetryTransport under its own transport
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
 		return providers.ReplaceRRsets(&inwx.Provider{Username: v.String("username"), Password: v.String("password"),
 			SharedSecret: v.String("shared_secret"), EndpointURL: v.String("endpoint_url")}), nil

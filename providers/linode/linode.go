@@ -32,7 +32,9 @@ var Spec = providers.Spec{
 	Quirks: []string{
 		"SetRecords with A and AAAA of one name deletes only the old records of the last type: cutover sends each RRset alone",
 		"TTLs are rounded to Linode's allowed values (300, 3600, 7200, ...): set lowered_ttl to one of them",
+		"the library (linodego) retries 429, 503 and 408 answers itself, honouring Retry-After",
 	},
+	RetriesRateLimits: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
 		return providers.OneRRsetPerCall(&linode.Provider{APIToken: v.String("api_token")}), nil
 	},

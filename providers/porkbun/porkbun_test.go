@@ -1,6 +1,7 @@
 package porkbun_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -33,6 +34,9 @@ type fakePorkbun struct {
 	recs   []rec
 	nextID int
 	log    []string
+	// limited is how many of the next requests are refused as Porkbun's
+	// rate limit does (HTTP 429), with Retry-After: 7.
+	limited int
 }
 
 type rec struct {
@@ -68,6 +72,13 @@ func (f *fakePorkbun) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Type    string `json:"type"`
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if f.limited > 0 {
+		f.limited--
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"status":"ERROR","message":"Rate limit exceeded."}`)
+		return
+	}
 	if r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&body) != nil {
 		w.WriteHeader(400)
 		fmt.Fprint(w, `{"status":"ERROR","message":"Invalid request."}`)
@@ -165,6 +176,33 @@ func TestErrorsHideTheKeys(t *testing.T) {
 	}
 	providertest.Secrets(t, secretKey, err.Error(), fmt.Sprintf("%+v %#v", z, z))
 	providertest.Secrets(t, apiKey, err.Error(), fmt.Sprintf("%+v %#v", z, z))
+}
+
+// TestRateLimitRetried: the library sends through Go's default client; the
+// RetryTransport that cutover installs there waits out Porkbun's 429 as
+// Retry-After says and sends the request again.
+func TestRateLimitRetried(t *testing.T) {
+	f := newFake(t)
+	f.add("mail", "A", "192.0.2.1", 600)
+	rt := providers.InstallRetryTransport()
+	var waits []time.Duration
+	rt.Sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	f.limited = 2
+	snap, err := open(t, "CUTOVER_TEST_PK_KEY").Snapshot(t.Context(), []string{"mail.example.org."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(snap.Names[0].A.Addrs); got != "[192.0.2.1]" {
+		t.Fatalf("snapshot has %s, want [192.0.2.1]", got)
+	}
+	if want := []time.Duration{7 * time.Second, 7 * time.Second}; !slices.Equal(waits, want) {
+		t.Fatalf("waited %v, want %v", waits, want)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if want := slices.Repeat([]string{"/dns/retrieve/example.org"}, 3); !slices.Equal(f.log, want) {
+		t.Fatalf("requests %q, want %q", f.log, want)
+	}
 }
 
 // rrs is the fake's zone (names relative).

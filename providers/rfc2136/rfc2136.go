@@ -42,6 +42,7 @@ var Spec = providers.Spec{
 		Atomic:       providers.Capability{OK: true, Reason: "the server applies an UPDATE message all or nothing (RFC 2136 section 3.7)"},
 	},
 	Quirks: []string{"reading the zone is a signed AXFR: the server must allow it for the key"},
+	Retry:  &providers.SoleRetry, // DNS UPDATE: no RetryTransport under it
 	New:    New,
 }
 

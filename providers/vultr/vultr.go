@@ -32,7 +32,7 @@ var Spec = providers.Spec{
 	},
 	Quirks: []string{
 		"the library's SetRecords and DeleteRecords need record IDs that only its GetRecords gives: cutover always reads first",
-		"the underlying govultr client retries failed requests itself",
+		"the underlying govultr client retries 429, 5xx and network failures itself (4 attempts, honouring Retry-After)",
 	},
 	RetriesItself: true,
 	New: func(v providers.Values, _ providers.Env) (providers.Client, error) {
