@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,11 +113,11 @@ type ForeignJournalError struct {
 }
 
 func (e *ForeignJournalError) Error() string {
-	owner := e.Journal.Config
+	owner := strconv.Quote(e.Journal.Config)
 	if e.Journal.Zone != "" {
 		owner += " (zone " + e.Journal.Zone + ")"
 	}
-	return fmt.Sprintf("scheduler: journal at %s belongs to %s, not %s: %s", e.Path, owner, e.Config, strings.Join(e.Differences, "; "))
+	return fmt.Sprintf("scheduler: journal at %q belongs to %s, not %q: %s", e.Path, owner, e.Config, strings.Join(e.Differences, "; "))
 }
 
 // ErrForeignJournal matches every ForeignJournalError.

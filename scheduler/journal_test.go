@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -190,7 +191,7 @@ func TestOpenJournalIdentity(t *testing.T) {
 			want := ""
 			if tc.wantErr != "" {
 				r := strings.NewReplacer("journal A", "journal "+idA.Config, "config B", "config "+idB.Config)
-				want = "scheduler: journal at " + j.Path() + " belongs to " + idA.Config + " (zone example.org.), not " + idB.Config + ": " + r.Replace(tc.wantErr)
+				want = "scheduler: journal at " + strconv.Quote(j.Path()) + " belongs to " + strconv.Quote(idA.Config) + " (zone example.org.), not " + strconv.Quote(idB.Config) + ": " + r.Replace(tc.wantErr)
 			}
 			for name, open := range map[string]func() error{
 				"OpenJournal": func() error { _, err := OpenJournal(b, t0); return err },
@@ -248,7 +249,7 @@ func TestOpenJournalLegacy(t *testing.T) {
 			j, err := OpenJournal(cfg, t0)
 			want := ""
 			if tc.wantErr != "" {
-				want = "scheduler: journal at " + path + " belongs to " + old.Config + ", not " + id.Config + ": " + strings.ReplaceAll(tc.wantErr, "THIS", id.Config)
+				want = "scheduler: journal at " + strconv.Quote(path) + " belongs to " + strconv.Quote(old.Config) + ", not " + strconv.Quote(id.Config) + ": " + strings.ReplaceAll(tc.wantErr, "THIS", id.Config)
 			}
 			if got := errString(err); got != want {
 				t.Fatalf("got  %q\nwant %q", got, want)
