@@ -31,7 +31,7 @@ func TestJournalError(t *testing.T) {
 			err: &scheduler.ForeignJournalError{Path: "/var/lib/cutover/mail/journal.json", Config: "/b/b.toml",
 				Journal:     scheduler.Identity{Config: "/a/mail.toml", Zone: "example.org."},
 				Differences: []string{"config: journal /a/mail.toml, config /b/b.toml"}},
-			want: `cutover: error: scheduler: journal at /var/lib/cutover/mail/journal.json belongs to /a/mail.toml (zone example.org.), not /b/b.toml: config: journal /a/mail.toml, config /b/b.toml
+			want: `cutover: error: scheduler: journal at "/var/lib/cutover/mail/journal.json" belongs to "/a/mail.toml" (zone example.org.), not "/b/b.toml": config: journal /a/mail.toml, config /b/b.toml
 cutover: hint: to go on with that cutover, use its config: cutover status /a/mail.toml; for a separate cutover of b.toml, give it its own state_dir, or move this journal aside: mv /var/lib/cutover/mail /var/lib/cutover/mail.other
 `},
 		{desc: "a damaged journal",

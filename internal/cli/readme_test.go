@@ -16,7 +16,8 @@ var layoutRow = regexp.MustCompile("(?m)^\\| `([^`]+)` \\|")
 // TestREADMELayout checks that the README's layout table matches the
 // folders: every path it names exists; every top-level folder, and every
 // folder directly under cmd/ and internal/, has a row of its own; and every
-// Go package lies under a row.
+// Go package lies under a row. Folders that .gitignore names (bin/, which
+// scripts/demo builds, bench/out/) are not the project's and need no row.
 func TestREADMELayout(t *testing.T) {
 	const root = "../.."
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
@@ -39,6 +40,7 @@ func TestREADMELayout(t *testing.T) {
 		t.Fatal("the layout section has no table rows")
 	}
 
+	ignored := gitignoredDirs(t, root)
 	var want []string // folders that need a row of their own
 	for _, parent := range []string{".", "cmd", "internal"} {
 		entries, err := os.ReadDir(filepath.Join(root, parent))
@@ -47,7 +49,7 @@ func TestREADMELayout(t *testing.T) {
 		}
 		for _, e := range entries {
 			name := filepath.ToSlash(filepath.Join(parent, e.Name()))
-			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && name != "cmd" && name != "internal" {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && name != "cmd" && name != "internal" && !ignored[name] {
 				want = append(want, name)
 			}
 		}
@@ -69,6 +71,9 @@ func TestREADMELayout(t *testing.T) {
 		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != root || d.Name() == "testdata") {
 			return filepath.SkipDir
 		}
+		if rel, err := filepath.Rel(root, path); err == nil && d.IsDir() && ignored[filepath.ToSlash(rel)] {
+			return filepath.SkipDir
+		}
 		if d.IsDir() || !strings.HasSuffix(d.Name(), ".go") {
 			return nil
 		}
@@ -85,4 +90,21 @@ func TestREADMELayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// gitignoredDirs returns the folders that root's .gitignore names as
+// anchored directories ("/bin/"), relative to root.
+func gitignoredDirs(t *testing.T, root string) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "/") && strings.HasSuffix(l, "/") && len(l) > 2 {
+			dirs[strings.Trim(l, "/")] = true
+		}
+	}
+	return dirs
 }
