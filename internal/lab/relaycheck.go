@@ -295,7 +295,21 @@ func (c *RelayCheck) CheckQueue(ctx context.Context, r *Relay) QueueResult {
 		return res
 	}
 	defer sink.Stop()
+	// The queue is flushed (postqueue -f) now and every few seconds, as an operator does once the
+	// new host is up. A queue manager that found a message locked (OLD's, while it was being
+	// stopped) puts it back into incoming to cool down for 60 s, mtime in the future; copied to
+	// NEW, it is skipped when NEW's queue manager starts, and after that only new mail or a flush
+	// makes it scan incoming again: without one, a delivered message's file can sit there after
+	// the sender has stopped (seen in CI: four files, every recipient done).
+	flushed := time.Time{}
 	for deadline := time.Now().Add(60 * time.Second); ; {
+		if time.Since(flushed) >= 5*time.Second {
+			if _, err := r.Host.Exec(ctx, "postqueue -f"); err != nil {
+				res.Problems = append(res.Problems, err.Error())
+				return res
+			}
+			flushed = time.Now()
+		}
 		out, err := r.Host.Exec(ctx, "postqueue -p")
 		if err != nil {
 			res.Problems = append(res.Problems, err.Error())
@@ -376,27 +390,30 @@ func sessionMessages(s *IMAPClient) ([]IMAPMessage, error) {
 // lines that name its queue ID.
 func (c *RelayCheck) queueFiles(ctx context.Context, r *Relay) string {
 	out, err := r.Host.Exec(ctx, `date '+now %F %T'; cd /var/spool/postfix && for f in $(find incoming active deferred hold maildrop -type f 2>/dev/null); do
-	stat -c '%n %A %s %y' "$f"; postcat -e "$f" 2>&1 | sed 's/^/    /'; done`)
+	stat -c '%n %A links %h %s %y' "$f"; postcat -e "$f" 2>&1 | sed 's/^/    /'; done`)
 	if err != nil {
 		return fmt.Sprintf("queue files: %v", err)
 	}
 	var b strings.Builder
 	b.WriteString("queue files on " + r.Host.Name + ":\n" + string(out))
+	// A file's name on NEW is not the ID OLD logged it under: copied, it was renamed to match
+	// its new inode; its envelope's log_ident keeps the first.
+	var ids []string
 	for _, l := range strings.Split(string(out), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 || !strings.Contains(f[0], "/") {
+		if f := strings.Fields(l); len(f) > 1 && strings.Contains(f[0], "/") {
+			ids = append(ids, filepath.Base(f[0]))
+		} else if _, id, ok := strings.Cut(l, "log_ident="); ok {
+			ids = append(ids, strings.TrimSpace(id))
+		}
+	}
+	for _, h := range []*Relay{c.Old, c.New} {
+		if h == nil {
 			continue
 		}
-		qid := filepath.Base(f[0])
-		for _, h := range []*Relay{c.Old, c.New} {
-			if h == nil {
-				continue
-			}
-			log, _ := os.ReadFile(filepath.Join(h.Dir, "maillog"))
-			for _, line := range strings.Split(string(log), "\n") {
-				if strings.Contains(line, qid) {
-					b.WriteString(h.Host.Name + ": " + line + "\n")
-				}
+		log, _ := os.ReadFile(filepath.Join(h.Dir, "maillog"))
+		for _, line := range strings.Split(string(log), "\n") {
+			if slices.ContainsFunc(ids, func(id string) bool { return strings.Contains(line, id) }) {
+				b.WriteString(h.Host.Name + ": " + line + "\n")
 			}
 		}
 	}
