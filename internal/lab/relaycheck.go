@@ -406,46 +406,46 @@ func (c *RelayCheck) queueFiles(ctx context.Context, r *Relay) string {
 			ids = append(ids, strings.TrimSpace(id))
 		}
 	}
-	for _, h := range []*Relay{c.Old, c.New} {
-		if h == nil {
-			continue
-		}
-		log, _ := os.ReadFile(filepath.Join(h.Dir, "maillog"))
-		for _, line := range strings.Split(string(log), "\n") {
-			if slices.ContainsFunc(ids, func(id string) bool { return strings.Contains(line, id) }) {
-				b.WriteString(h.Host.Name + ": " + line + "\n")
-			}
-		}
+	for _, l := range c.logLines(namesOneOf(ids)) {
+		b.WriteString(l + "\n")
 	}
 	return b.String()
 }
 
+// maillog returns both hosts' log lines about the message with Message-ID id: those that name
+// a queue ID under which either host logged it.
 func (c *RelayCheck) maillog(id string) string {
+	var qids []string
+	for _, l := range c.logLines(func(l string) bool { return strings.Contains(l, "message-id="+id) }) {
+		if f := strings.Fields(l); len(f) > 6 {
+			qids = append(qids, strings.TrimSuffix(f[6], ":")) // after the host's name
+		}
+	}
+	return strings.Join(c.logLines(namesOneOf(qids)), "\n")
+}
+
+// namesOneOf matches a line that contains one of ids; none when ids is empty.
+func namesOneOf(ids []string) func(string) bool {
+	return func(l string) bool {
+		return slices.ContainsFunc(ids, func(id string) bool { return strings.Contains(l, id) })
+	}
+}
+
+// logLines returns the lines of OLD's and NEW's maillogs that match, each after its host's name.
+func (c *RelayCheck) logLines(match func(line string) bool) []string {
 	var out []string
 	for _, r := range []*Relay{c.Old, c.New} {
 		if r == nil {
 			continue
 		}
 		b, _ := os.ReadFile(filepath.Join(r.Dir, "maillog"))
-		lines := strings.Split(string(b), "\n")
-		var qids []string
-		for _, l := range lines {
-			if strings.Contains(l, "message-id="+id) {
-				if f := strings.Fields(l); len(f) > 5 {
-					qids = append(qids, strings.TrimSuffix(f[5], ":"))
-				}
-			}
-		}
-		for _, l := range lines {
-			for _, q := range qids {
-				if strings.Contains(l, q) {
-					out = append(out, r.Host.Name+": "+l)
-					break
-				}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l != "" && match(l) {
+				out = append(out, r.Host.Name+": "+l)
 			}
 		}
 	}
-	return strings.Join(out, "\n")
+	return out
 }
 
 // sleepCtx waits d or until ctx is done.
